@@ -1,0 +1,1 @@
+"""Built-in signal strategies (filled in next)."""
