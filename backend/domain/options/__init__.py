@@ -1,0 +1,1 @@
+"""Option pricing (Black–Scholes–Merton), chain types and chain analytics."""
