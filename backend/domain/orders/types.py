@@ -1,0 +1,77 @@
+"""Order value types: enums, the order request and the instrument facts validation needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+
+
+class OrderType(StrEnum):
+    MARKET = "MARKET"
+    LIMIT = "LIMIT"
+    SL = "SL"  # stop-loss limit: triggers, then rests as a LIMIT at ``price``
+    SL_M = "SL-M"  # stop-loss market: triggers, then executes as MARKET
+
+
+class Side(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+    @property
+    def sign(self) -> int:
+        return 1 if self is Side.BUY else -1
+
+    @property
+    def opposite(self) -> Side:
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+
+class Product(StrEnum):
+    I = "I"  # noqa: E741 - broker code for intraday
+    D = "D"  # delivery
+
+
+class Validity(StrEnum):
+    DAY = "DAY"
+    IOC = "IOC"
+
+
+class OrderStatus(StrEnum):
+    PENDING = "pending"
+    OPEN = "open"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    TRIGGER_PENDING = "trigger_pending"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """The facts about a tradable instrument that order validation and risk need."""
+
+    symbol: str
+    tick_size: Decimal = Decimal("0.05")
+    lot_size: int = 1
+    segment: str = "EQ"
+    exchange: str = "NSE"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    symbol: str
+    side: Side
+    type: OrderType
+    product: Product
+    quantity: int
+    validity: Validity = Validity.DAY
+    price: Decimal | None = None
+    trigger_price: Decimal | None = None
+    tag: str | None = None
+    client_order_id: str | None = None
+
+    @property
+    def is_stop(self) -> bool:
+        return self.type in (OrderType.SL, OrderType.SL_M)
