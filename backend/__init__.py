@@ -1,0 +1,121 @@
+"""Application factory. ``create_app`` is a sequence of named ``register_*`` steps."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from flask import Flask
+
+from config import load_config
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: str | dict[str, Any] | None = None) -> Flask:
+    """Build the app. ``config`` is a config name, a dict of overrides, or None (``APP_ENV``)."""
+    overrides: dict[str, Any] = {}
+    name = None
+    if isinstance(config, dict):
+        overrides = dict(config)
+        name = overrides.pop("ENV_NAME", None)
+    elif isinstance(config, str):
+        name = config
+    app = Flask(__name__, instance_relative_config=True)
+    settings = load_config(name, instance_path=app.instance_path)
+    settings.update(overrides)
+    app.config.update(settings)
+    os.makedirs(app.instance_path, exist_ok=True)
+
+    register_logging(app)
+    register_extensions(app)
+    register_request_hooks(app)
+    register_api(app)
+    register_ops(app)
+    register_errorhandlers(app)
+    register_cli(app)
+    register_realtime(app)
+    register_services(app)
+    return app
+
+
+def register_logging(app: Flask) -> None:
+    from backend.observability.logging import configure_logging
+
+    configure_logging(app.config["LOG_LEVEL"], app.config["LOG_JSON"])
+
+
+def register_extensions(app: Flask) -> None:
+    from backend import database
+    from backend.extensions import compress, cors, db, limiter, migrate, redis_store, socketio
+
+    database.configure_engine_options(app)
+    db.init_app(app)
+    database.install_engine_hooks(app)
+    migrate.init_app(
+        app,
+        db,
+        render_as_batch=True,
+        compare_type=True,
+        directory=os.path.join(os.path.dirname(app.root_path), "migrations"),
+    )
+    redis_store.init_app(app)
+
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
+    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    app.config.setdefault("RATELIMIT_STRATEGY", "moving-window")
+    app.config.setdefault("RATELIMIT_DEFAULT", app.config["RATELIMIT_DEFAULT"])
+    limiter.init_app(app)
+
+    compress.init_app(app)
+    if app.config["CORS_ORIGINS"]:
+        # An explicit allow-list only: credentials are never combined with "*".
+        cors.init_app(app, origins=app.config["CORS_ORIGINS"], supports_credentials=True)
+    socketio.init_app(
+        app,
+        async_mode="threading",
+        message_queue=app.config["REDIS_URL"],
+        cors_allowed_origins=app.config["CORS_ORIGINS"] or [],
+        logger=False,
+        engineio_logger=False,
+    )
+
+
+def register_request_hooks(app: Flask) -> None:
+    from backend import http_hooks
+
+    http_hooks.install(app)
+
+
+def register_api(app: Flask) -> None:
+    from backend.api import register_api as _register
+
+    _register(app)
+
+
+def register_ops(app: Flask) -> None:
+    from backend.ops import ops
+
+    app.register_blueprint(ops)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from backend.errors import register_errorhandlers as _register
+
+    _register(app)
+
+
+def register_cli(app: Flask) -> None:
+    from backend.cli import register_commands
+
+    register_commands(app)
+
+
+def register_realtime(app: Flask) -> None:
+    """Socket.IO handlers and the live feed (built by the market-data issue)."""
+
+
+def register_services(app: Flask) -> None:
+    """Background services that domains attach (feed subscribers, job runners)."""

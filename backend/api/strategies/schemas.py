@@ -1,0 +1,1 @@
+"""Marshmallow schemas for the strategies namespace."""

@@ -1,0 +1,6 @@
+"""SQLAlchemy models: the only schema. Every change gets a migration in migrations/."""
+
+from backend.models.audit import AuditLog
+from backend.models.user import ApiKey, RefreshToken, RevokedToken, User
+
+__all__ = ["AuditLog", "ApiKey", "RefreshToken", "RevokedToken", "User"]

@@ -1,0 +1,1 @@
+"""Credentials: password hashing, JWTs, API keys, revocation and the broker token store."""
