@@ -239,6 +239,10 @@ def _leg_greeks(leg: StrategyLeg, spot: float, t: float, rate: float) -> tuple[f
     return g.delta, g.gamma, g.theta, g.vega
 
 
+def _qty(legs: Sequence[StrategyLeg], instrument: str, side: str) -> int:
+    return sum(leg.quantity for leg in legs if leg.instrument == instrument and leg.side == side)
+
+
 def _grid(legs: Sequence[StrategyLeg], spot: Decimal, points: int, span: float) -> np.ndarray:
     refs = [float(spot)] + [float(leg.strike) for leg in legs if leg.strike is not None]
     lo = max(min(refs) * (1.0 - span), 1e-6)
@@ -261,9 +265,10 @@ def analyse_legs(
 
     Margin approximation: when the worst expiry loss is bounded (defined risk), margin is
     max(max loss, net debit); a net debit covers stock bought outright (covered call,
-    protective put). When the loss is unbounded, margin is ``margin_pct`` x spot x quantity of
-    the naked short options (the larger of the short-call and short-put sides, as only one
-    side can finish in the money) plus any net debit. This is an estimate, not exchange SPAN.
+    protective put). When the loss is unbounded, margin is ``margin_pct`` x spot x the naked
+    short quantity plus any net debit. Naked = short options not covered one for one by long
+    options of the same type (long stock also covers short calls); the larger of the call and
+    put sides counts, as only one side can finish in the money. This is an estimate, not exchange SPAN.
     """
     if not legs:
         raise ValidationFailed("a strategy needs at least one leg")
@@ -294,9 +299,10 @@ def analyse_legs(
         margin = max(max_loss, net_premium, Decimal(0))
         method = "max_loss"
     else:
-        short_calls = sum(leg.quantity for leg in legs if leg.instrument == "CE" and leg.side == "SELL")
-        short_puts = sum(leg.quantity for leg in legs if leg.instrument == "PE" and leg.side == "SELL")
-        notional = spot * max(short_calls, short_puts)
+        # Long options of the same type (and long stock, for calls) cover shorts one for one.
+        naked_calls = _qty(legs, "CE", "SELL") - _qty(legs, "CE", "BUY") - _qty(legs, "EQ", "BUY")
+        naked_puts = _qty(legs, "PE", "SELL") - _qty(legs, "PE", "BUY")
+        notional = spot * max(naked_calls, naked_puts, 0)
         margin = _money(notional * Decimal(str(margin_pct)) + max(net_premium, Decimal(0)))
         method = "span_pct"
 
