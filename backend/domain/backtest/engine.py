@@ -1,0 +1,395 @@
+"""Vectorised single-asset backtest engine.
+
+Conventions (see docs/backtesting.md for the full list):
+
+* The strategy's targets are computed on bar close; orders fill at the **next bar's open**.
+  A signal on the last bar never fills.
+* All-in sizing on the fill price: ``units = floor(cash * (1 - eps) // (price * (1 + rate)))``
+  for a flat commission ``rate`` (the exact expression backtesting.py 0.6 uses), or the largest
+  quantity whose value plus ``cost(side, qty, price)`` fits in cash for a cost function.
+  ``fractional=True`` drops the flooring.
+* Cash accounting as backtesting.py: commission is paid at entry and at exit;
+  ``equity[i] = cash + size * (close[i] - entry_price)``.
+* A position still open after the last bar is **not** closed: it is marked at the last close,
+  reported in ``open_trade`` and left out of the closed-trade statistics (backtesting.py's
+  ``finalize_trades=False``); the final equity includes its unrealised P&L.
+* Stop-loss / take-profit are fractions of the entry price, checked from the entry bar on with
+  the bar's low/high; a gap through the stop fills at the open; if both are touched in one bar
+  the stop-loss is assumed first (pessimistic). After a stop the position stays flat until the
+  strategy's target changes again.
+
+The Python loop runs once per fill event (entry, exit or reversal), never once per bar.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+
+from backend.domain import metrics as m
+from backend.domain.errors import ValidationFailed
+from backend.domain.strategies.base import SignalStrategy, _ffill_zero, ohlcv_arrays
+
+CostFunction = Callable[[str, float, float], "float | Decimal"]
+
+# backtesting.py sizes "all-in" orders as 1 - machine epsilon of the available margin
+_FULL_EQUITY = 1 - sys.float_info.epsilon
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    cash: float = 10_000.0
+    commission: float | CostFunction = 0.0  # fraction of traded value per side, or cost(side, qty, price)
+    slippage: float = 0.0  # fraction: buys fill at price * (1 + s), sells at price * (1 - s)
+    fractional: bool = False
+    long_only: bool = True
+    stop_loss: float | None = None  # fraction below (long) / above (short) the entry price
+    take_profit: float | None = None  # fraction above (long) / below (short) the entry price
+    periods_per_year: float = 252.0
+
+    def validate(self) -> None:
+        errors: dict[str, list[str]] = {}
+        if not (self.cash > 0 and math.isfinite(self.cash)):
+            errors["cash"] = ["must be a positive number"]
+        if not callable(self.commission) and not (0 <= float(self.commission) < 0.1):
+            errors["commission"] = ["must be a fraction in [0, 0.1) or a cost function"]
+        if not 0 <= self.slippage < 0.1:
+            errors["slippage"] = ["must be a fraction in [0, 0.1)"]
+        for name in ("stop_loss", "take_profit"):
+            v = getattr(self, name)
+            if v is not None and not 0 < v < 1:
+                errors[name] = ["must be a fraction in (0, 1)"]
+        if self.periods_per_year <= 0:
+            errors["periods_per_year"] = ["must be positive"]
+        if errors:
+            raise ValidationFailed("invalid backtest settings", details=errors)
+
+
+@dataclass
+class Trade:
+    entry_bar: int
+    exit_bar: int | None
+    entry_price: float
+    exit_price: float | None
+    size: float  # signed units: > 0 long, < 0 short
+    pnl: float
+    return_pct: float  # fraction, net of commissions (backtesting.py's ReturnPct)
+    commission: float
+    exit_reason: str  # "signal", "stop_loss", "take_profit" or "open"
+    entry_time: Any = None
+    exit_time: Any = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("entry_time", "exit_time"):
+            if d[k] is not None:
+                d[k] = str(d[k])
+        return d
+
+
+@dataclass
+class BacktestResult:
+    trades: list[Trade]
+    open_trade: Trade | None
+    equity: np.ndarray
+    drawdown: np.ndarray
+    position: np.ndarray  # signed units held at each bar's close
+    metrics: dict[str, float]
+    times: np.ndarray | None = None
+    config: BacktestConfig = field(default_factory=BacktestConfig)
+
+    def to_dict(self, include_curves: bool = True) -> dict[str, Any]:
+        def clean(x: float) -> float | None:
+            return None if x is None or not math.isfinite(x) else float(x)
+
+        out: dict[str, Any] = {
+            "metrics": {k: clean(v) for k, v in self.metrics.items()},
+            "trades": [t.to_dict() for t in self.trades],
+            "open_trade": self.open_trade.to_dict() if self.open_trade else None,
+        }
+        if include_curves:
+            out["equity"] = [clean(v) for v in self.equity.tolist()]
+            out["drawdown"] = [clean(v) for v in self.drawdown.tolist()]
+            out["times"] = [str(t) for t in self.times] if self.times is not None else None
+        return out
+
+
+class _Costs:
+    """Commission model: flat rate (exactly as backtesting.py) or a pluggable cost function."""
+
+    def __init__(self, commission: float | CostFunction, fractional: bool):
+        self.fn = commission if callable(commission) else None
+        self.rate = 0.0 if self.fn else float(commission)
+        self.fractional = fractional
+
+    def cost(self, side: str, qty: float, price: float) -> float:
+        if self.fn is not None:
+            return float(self.fn(side, abs(qty), price))
+        return abs(qty) * price * self.rate
+
+    def size(self, side: str, cash: float, price: float) -> float:
+        """Largest quantity whose value plus commission fits in ``cash``."""
+        if cash <= 0 or price <= 0:
+            return 0.0
+        budget = cash * _FULL_EQUITY
+        if self.fn is None:
+            # identical arithmetic to backtesting.py: adjusted price + commission(size, price) / size
+            per_unit = price + (_FULL_EQUITY * price * self.rate) / _FULL_EQUITY
+            return budget / per_unit if self.fractional else float(budget // per_unit)
+        qty = budget / price
+        for _ in range(50):  # cost grows with qty: iterate down to the fixed point
+            new = max(0.0, (budget - self.cost(side, qty, price)) / price)
+            if not self.fractional:
+                new = float(math.floor(new))
+            if abs(new - qty) < 1e-12:
+                break
+            qty = new
+        while qty > 0 and qty * price + self.cost(side, qty, price) > budget:
+            qty = qty - 1.0 if not self.fractional else qty * (1 - 1e-9)
+        return max(qty, 0.0)
+
+
+def _target_from_strategy(strategy: SignalStrategy, data: Mapping[str, Any], n: int) -> np.ndarray:
+    target = np.asarray(strategy.target_positions(data), dtype=np.float64)
+    if target.shape != (n,):
+        raise ValueError(f"strategy returned {target.shape} targets for {n} bars")
+    return target
+
+
+def run_backtest(
+    data: Mapping[str, Any],
+    strategy: SignalStrategy | None = None,
+    config: BacktestConfig | None = None,
+    *,
+    target: np.ndarray | None = None,
+    **overrides: Any,
+) -> BacktestResult:
+    """Run one backtest.
+
+    ``data``: mapping with ``open``, ``high``, ``low``, ``close`` arrays (case-insensitive keys;
+    ``volume`` optional) and optionally ``time`` (datetime64 array). Either ``strategy`` or a
+    precomputed ``target`` array (+1/-1/0/NaN per bar) is required. Keyword ``overrides`` replace
+    fields of ``config`` (e.g. ``commission=0.002``).
+    """
+    cfg = config or BacktestConfig()
+    if overrides:
+        cfg = BacktestConfig(**{**asdict(cfg), **overrides})
+    cfg.validate()
+    arrays = ohlcv_arrays(data)
+    missing = [k for k in ("open", "high", "low", "close") if k not in arrays]
+    if missing:
+        raise ValidationFailed("OHLC data incomplete", details={k: ["required"] for k in missing})
+    o, h, lo, c = arrays["open"], arrays["high"], arrays["low"], arrays["close"]
+    n = c.size
+    if not (o.size == h.size == lo.size == n) or n < 2:
+        raise ValidationFailed("OHLC arrays must have equal length >= 2", details={"bars": [str(n)]})
+    times = None
+    for key in ("time", "date", "datetime", "timestamp"):
+        if key in data and data[key] is not None:
+            times = np.asarray(data[key])
+            break
+
+    if target is None:
+        if strategy is None:
+            raise ValueError("run_backtest needs a strategy or a target array")
+        target = _target_from_strategy(strategy, data, n)
+    target = np.asarray(target, dtype=np.float64)
+    if cfg.long_only:
+        target = np.where(target < 0, 0.0, target)
+    desired = np.sign(_ffill_zero(target))
+    # bars whose close changed the desired position; each fills at the next open
+    changes = np.flatnonzero(np.diff(desired, prepend=0.0))
+    fills = changes + 1
+    fills = fills[fills < n]
+    new_dir = desired[fills - 1]
+
+    costs = _Costs(cfg.commission, cfg.fractional)
+    slip = cfg.slippage
+    sl, tp = cfg.stop_loss, cfg.take_profit
+
+    cash = float(cfg.cash)
+    size = 0.0
+    entry_price = 0.0
+    entry_bar = -1
+    entry_comm = 0.0
+    trades: list[Trade] = []
+    # equity segments: from bar seg_start[k] on, equity = seg_cash[k] + seg_size[k] * (close - seg_entry[k])
+    seg_start: list[int] = [0]
+    seg_cash: list[float] = [cash]
+    seg_size: list[float] = [0.0]
+    seg_entry: list[float] = [0.0]
+
+    def close_position(bar: int, price: float, reason: str) -> None:
+        nonlocal cash, size, entry_price, entry_bar, entry_comm
+        side = "sell" if size > 0 else "buy"
+        comm = costs.cost(side, size, price)
+        gross = size * (price - entry_price)
+        cash += gross - comm
+        total_comm = entry_comm + comm
+        ret = math.copysign(1.0, size) * (price / entry_price - 1.0) - total_comm / (abs(size) * entry_price)
+        trades.append(
+            Trade(
+                entry_bar,
+                bar,
+                float(entry_price),
+                float(price),
+                float(size),
+                float(gross - total_comm),
+                float(ret),
+                float(total_comm),
+                reason,
+            )
+        )
+        size = 0.0
+
+    for k in range(fills.size):
+        j = int(fills[k])
+        d = float(new_dir[k])
+        if size != 0.0 and np.sign(size) != d:
+            px = float(o[j]) * (1 - slip) if size > 0 else float(o[j]) * (1 + slip)
+            close_position(j, px, "signal")
+        if d != 0.0 and size == 0.0:
+            side = "buy" if d > 0 else "sell"
+            px = float(o[j]) * (1 + slip) if d > 0 else float(o[j]) * (1 - slip)
+            qty = costs.size(side, cash, px)
+            if qty > 0:
+                size = qty * d
+                entry_price, entry_bar = px, j
+                entry_comm = costs.cost(side, qty, px)
+                cash -= entry_comm
+        seg_start.append(j)
+        seg_cash.append(cash)
+        seg_size.append(size)
+        seg_entry.append(entry_price if size else 0.0)
+
+        if size != 0.0 and (sl is not None or tp is not None):
+            end = int(fills[k + 1]) if k + 1 < fills.size else n  # exclusive: next open exits anyway
+            _check_stops(j, end, o, h, lo, sl, tp, slip, size, entry_price, close_position)
+            if size == 0.0:
+                stop_bar = trades[-1].exit_bar
+                assert stop_bar is not None
+                seg_start.append(stop_bar)
+                seg_cash.append(cash)
+                seg_size.append(0.0)
+                seg_entry.append(0.0)
+
+    starts = np.asarray(seg_start)
+    idx = np.searchsorted(starts, np.arange(n), side="right") - 1
+    s_size = np.asarray(seg_size)[idx]
+    equity = np.asarray(seg_cash)[idx] + s_size * (c - np.asarray(seg_entry)[idx])
+
+    open_trade = None
+    if size != 0.0:
+        last = c[-1]
+        gross_pct = math.copysign(1.0, size) * (last / entry_price - 1.0)
+        open_trade = Trade(
+            entry_bar,
+            None,
+            float(entry_price),
+            float(last),
+            float(size),
+            float(size * (last - entry_price) - entry_comm),
+            float(gross_pct - entry_comm / (abs(size) * entry_price)),
+            float(entry_comm),
+            "open",
+        )
+    if times is not None:
+        for t in [*trades, *([open_trade] if open_trade else [])]:
+            t.entry_time = times[t.entry_bar]
+            t.exit_time = times[t.exit_bar] if t.exit_bar is not None else None
+
+    dd = m.drawdown_curve(equity)
+    metrics = compute_metrics(equity, trades, s_size, c, cfg, times)
+    return BacktestResult(trades, open_trade, equity, dd, s_size, metrics, times, cfg)
+
+
+def _check_stops(
+    start: int,
+    end: int,
+    o: np.ndarray,
+    h: np.ndarray,
+    lo: np.ndarray,
+    sl: float | None,
+    tp: float | None,
+    slip: float,
+    size: float,
+    entry: float,
+    close_position: Callable[[int, float, str], None],
+) -> None:
+    """Find the first bar in ``[start, end)`` where the stop-loss or take-profit triggers and close there."""
+    long = size > 0
+    hi, low = h[start:end], lo[start:end]
+    sl_px = tp_px = None
+    sl_hit = tp_hit = np.zeros(end - start, dtype=bool)
+    if sl is not None:
+        sl_px = entry * (1 - sl) if long else entry * (1 + sl)
+        sl_hit = low <= sl_px if long else hi >= sl_px
+    if tp is not None:
+        tp_px = entry * (1 + tp) if long else entry * (1 - tp)
+        tp_hit = hi >= tp_px if long else low <= tp_px
+    any_hit = sl_hit | tp_hit
+    if not any_hit.any():
+        return
+    i = int(np.argmax(any_hit))
+    bar = start + i
+    if sl_hit[i]:
+        assert sl_px is not None
+        # a gap through the stop fills at the (worse) open; the entry bar opens at the entry price
+        px = min(o[bar], sl_px) if long else max(o[bar], sl_px)
+        px = px * (1 - slip) if long else px * (1 + slip)
+        close_position(bar, px, "stop_loss")
+    else:
+        assert tp_px is not None
+        px = max(o[bar], tp_px) if long else min(o[bar], tp_px)
+        close_position(bar, px, "take_profit")
+
+
+def compute_metrics(
+    equity: np.ndarray,
+    trades: list[Trade],
+    position: np.ndarray,
+    close: np.ndarray,
+    cfg: BacktestConfig,
+    times: np.ndarray | None = None,
+) -> dict[str, float]:
+    """Backtest summary metrics (formulas in ``backend.domain.metrics`` and docs/backtesting.md)."""
+    ppy = cfg.periods_per_year
+    rets = m.returns_from_equity(equity)
+    dates = times if times is not None and np.issubdtype(np.asarray(times).dtype, np.datetime64) else None
+    mdd, mdd_dur = m.max_drawdown(equity)
+    pnl = np.array([t.pnl for t in trades])
+    tret = np.array([t.return_pct for t in trades])
+    if tret.size and np.all(tret > -1):
+        avg_trade = float(np.exp(np.log1p(tret).mean()) - 1)  # geometric mean, as backtesting.py
+    else:
+        avg_trade = float("nan") if not tret.size else 0.0
+    return {
+        "start_equity": float(equity[0]) if equity.size else float("nan"),
+        "final_equity": float(equity[-1]),
+        "peak_equity": float(equity.max()),
+        "total_return": m.total_return(equity),
+        "cagr": m.cagr(equity, ppy, dates),
+        "annual_volatility": m.annual_volatility(rets, ppy),
+        "sharpe": m.sharpe_ratio(rets, ppy),
+        "sortino": m.sortino_ratio(rets, ppy),
+        "calmar": m.calmar_ratio(equity, ppy, dates),
+        "max_drawdown": mdd,
+        "max_drawdown_duration_bars": float(mdd_dur),
+        "num_trades": float(len(trades)),
+        "win_rate": m.win_rate(pnl),
+        "profit_factor": m.profit_factor(tret),
+        "expectancy": m.expectancy(tret),
+        "avg_trade": avg_trade,
+        "best_trade": float(tret.max()) if tret.size else float("nan"),
+        "worst_trade": float(tret.min()) if tret.size else float("nan"),
+        "exposure": m.exposure(position),
+        "buy_and_hold_return": float(close[-1] / close[0] - 1.0),
+        "sqn": m.sqn(pnl),
+        "commissions": float(sum(t.commission for t in trades)),
+    }
