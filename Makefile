@@ -1,0 +1,61 @@
+# Two commands on a fresh clone: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 5000
+PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
+REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
+export FLASK_APP := wsgi:app
+
+.PHONY: install run serve worker test lint pytest pytest-services bench migrate clean
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+	touch $@
+
+install: $(BIN)/.installed
+
+migrate: install
+	$(BIN)/flask db upgrade
+
+## Development server on the embedded defaults (SQLite, in-process fallbacks) at http://127.0.0.1:5000/api/docs
+run: migrate
+	$(BIN)/flask users bootstrap
+	$(BIN)/python -m backend --host $(HOST) --port $(PORT)
+
+## Production-like server: gunicorn with threaded workers (Flask-SocketIO's threading mode + simple-websocket)
+serve: migrate
+	$(BIN)/gunicorn --worker-class gthread --workers $${WEB_WORKERS:-1} --threads $${WEB_THREADS:-64} \
+		--bind $(HOST):$(PORT) --access-logfile - wsgi:app
+
+## RQ worker for backtest jobs (needs REDIS_URL)
+worker: install
+	$(BIN)/flask jobs worker
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## Lint, then pytest on the defaults, then again on PostgreSQL + Redis when they are reachable (required in CI)
+test: lint
+	env -u DATABASE_URL -u REDIS_URL -u TEST_DATABASE_URL -u TEST_REDIS_URL $(BIN)/python -m pytest
+	@if TEST_DATABASE_URL=$${TEST_DATABASE_URL:-$(PG_TEST_URL)} TEST_REDIS_URL=$${TEST_REDIS_URL:-$(REDIS_TEST_URL)} \
+		$(BIN)/python tests/check_services.py; then \
+		echo "== pytest against PostgreSQL + Redis =="; \
+		TEST_DATABASE_URL=$${TEST_DATABASE_URL:-$(PG_TEST_URL)} TEST_REDIS_URL=$${TEST_REDIS_URL:-$(REDIS_TEST_URL)} \
+		$(BIN)/python -m pytest; \
+	elif [ "$${CI:-}" = "true" ]; then \
+		echo "CI=true but PostgreSQL/Redis are unreachable: failing" >&2; exit 1; \
+	else \
+		echo "PostgreSQL/Redis not reachable: skipped the second run"; \
+	fi
+
+bench: install
+	$(BIN)/python -m pip install --quiet -r benchmarks/requirements.txt
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache

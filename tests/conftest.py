@@ -1,0 +1,127 @@
+"""Shared fixtures.
+
+Two runs: on the defaults (a temporary SQLite file, no Redis) and, when TEST_DATABASE_URL /
+TEST_REDIS_URL are set, against real PostgreSQL and Redis. The schema is always built by running
+the migrations, never by ``create_all``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+USING_POSTGRES = bool(os.environ.get("TEST_DATABASE_URL"))
+USING_REDIS = bool(os.environ.get("TEST_REDIS_URL"))
+# Tables filled by migrations (reference data) that tests must not wipe.
+PRESERVED_TABLES = {"alembic_version", "instruments"}
+
+_tmp = tempfile.mkdtemp(prefix="tp-tests-")
+if not USING_POSTGRES:
+    os.environ["TEST_DATABASE_URL_DEFAULT"] = f"sqlite:///{_tmp}/test.db"
+
+
+def test_config(**overrides) -> dict:
+    """Config overrides for a test app (pass to ``create_app``)."""
+    cfg = {
+        "ENV_NAME": "testing",
+        "SQLALCHEMY_DATABASE_URI": os.environ.get("TEST_DATABASE_URL") or os.environ["TEST_DATABASE_URL_DEFAULT"],
+        "REDIS_URL": os.environ.get("TEST_REDIS_URL"),
+        "LOG_LEVEL": "WARNING",
+    }
+    cfg.update(overrides)
+    return cfg
+
+
+def _reset_database(app) -> None:
+    from flask_migrate import downgrade, upgrade
+    from sqlalchemy import text
+
+    from backend.extensions import db
+
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            with db.engine.begin() as conn:
+                conn.execute(text("DROP SCHEMA public CASCADE"))
+                conn.execute(text("CREATE SCHEMA public"))
+        upgrade()
+        del downgrade
+
+
+@pytest.fixture(scope="session")
+def app():
+    from backend import create_app
+
+    application = create_app(test_config())
+    _reset_database(application)
+    yield application
+
+
+@pytest.fixture(autouse=True)
+def _clean_state(request):
+    yield
+    if "app" not in request.fixturenames:
+        return
+    app = request.getfixturevalue("app")
+    from sqlalchemy import text
+
+    from backend.extensions import db, limiter, redis_store
+
+    with app.app_context():
+        db.session.remove()
+        tables = [t.name for t in reversed(db.metadata.sorted_tables) if t.name not in PRESERVED_TABLES]
+        with db.engine.begin() as conn:
+            if db.engine.dialect.name == "postgresql":
+                if tables:
+                    conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+            else:
+                for name in tables:
+                    conn.execute(text(f"DELETE FROM {name}"))
+        try:
+            limiter.reset()
+        except Exception:  # noqa: BLE001 - storage may be gone in a failure test
+            pass
+        if redis_store.client is not None:
+            redis_store.client.flushdb()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def make_user(app):
+    """Create a user and return ``(user_id, headers)`` with a fresh access token."""
+    from backend.extensions import db
+    from backend.services import auth as auth_service
+
+    counter = {"n": 0}
+
+    def _make(role: str = "trader", email: str | None = None, password: str = "correct-horse-battery"):
+        counter["n"] += 1
+        email = email or f"{role}{counter['n']}@example.com"
+        with app.app_context():
+            user = auth_service.create_user(email, password, role)
+            db.session.commit()
+            pair = auth_service.login(email, password)
+            return user.id, {"Authorization": f"Bearer {pair.access_token}"}
+
+    return _make
+
+
+@pytest.fixture
+def trader(make_user):
+    return make_user("trader")
+
+
+@pytest.fixture
+def admin(make_user):
+    return make_user("admin")
