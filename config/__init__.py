@@ -111,7 +111,7 @@ class BaseConfig:
             "JSON_SORT_KEYS": False,
             "INSTANCE_PATH": str(instance),
         }
-        for section in _SECTIONS:
+        for section in _sections():
             cfg.update(section(env))
         cls.finalize(cfg, env, instance)
         return cfg
@@ -212,8 +212,17 @@ CONFIGS: dict[str, type[BaseConfig]] = {
     "production": ProductionConfig,
 }
 
-# Per-domain settings sections, each a function env -> dict. Domains add theirs here.
-_SECTIONS: list = []
+
+def _sections() -> list:
+    """Per-domain settings: every ``config/settings_<domain>.py`` exposing ``settings(env) -> dict``."""
+    import importlib
+    import pkgutil
+
+    found = []
+    for info in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda i: i.name):
+        if info.name.startswith("settings_"):
+            found.append(importlib.import_module(f"config.{info.name}").settings)
+    return found
 
 
 def load_config(

@@ -90,7 +90,7 @@ _erf_vec = np.frompyfunc(math.erf, 1, 1)
 def _norm_cdf_arr(x: np.ndarray) -> np.ndarray:
     if _ndtr is not None:
         return _ndtr(x)
-    return 0.5 * (1.0 + _erf_vec(x / _SQRT2).astype(np.float64))  # pragma: no cover
+    return 0.5 * (1.0 + _erf_vec(np.asarray(x) / _SQRT2).astype(np.float64))
 
 
 def _norm_pdf_arr(x: np.ndarray) -> np.ndarray:
@@ -251,7 +251,7 @@ def _newton_bisect(
     max_iter: int,
 ) -> float:
     """Newton steps on vol kept inside a shrinking [lo, hi] bracket (f(lo) < 0 < f(hi))."""
-    # Start from the Brenner–Subrahmanyam-style guess clipped into the bracket.
+    # Manaster–Koehler starting point (inflection of price in vol), clipped into the bracket.
     v = min(max(math.sqrt(2.0 * abs(math.log(s / k) + r * t) / t), 0.1), hi) if t > 0 else 0.2
     v = min(max(v, lo), hi)
     for _ in range(max_iter):

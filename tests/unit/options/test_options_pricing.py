@@ -172,3 +172,11 @@ def test_implied_vol_array_round_trip_and_nan_for_bad_quotes():
         np.testing.assert_allclose(iv, vols, atol=1e-7)
     bad = implied_vol_array([0.5, 200.0, 5.0], 100, [80, 100, 100], [0.25, 0.25, 0.0], 0.065, "CE")
     assert np.isnan(bad).all()
+
+
+def test_vectorised_without_scipy_uses_erf_fallback(monkeypatch):
+    expected = bs_price_array(100, [90.0, 110.0], 0.3, 0.05, 0.25, ["CE", "PE"])
+    monkeypatch.setattr(pricing, "_ndtr", None)
+    fallback = bs_price_array(100, [90.0, 110.0], 0.3, 0.05, 0.25, ["CE", "PE"])
+    np.testing.assert_allclose(fallback, expected, atol=1e-12)
+    assert fallback[0] == pytest.approx(ref_price(100, 90, 0.3, 0.05, 0.25, "CE"), abs=1e-10)
