@@ -24,7 +24,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, ClassVar
 
 import numpy as np
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from backend.domain.errors import ValidationFailed
 from backend.domain.options.analytics import atm_iv, atm_strike
@@ -354,10 +354,14 @@ def _offset(default: int, minimum: int = 0) -> fields.Integer:
     return fields.Integer(load_default=default, validate=validate.Range(min=minimum, max=50))
 
 
+def _positive(value: Decimal) -> None:
+    # A function, not validate.Range: apispec would copy a Decimal bound into the JSON schema.
+    if value is not None and value <= 0:
+        raise ValidationError("Must be greater than 0.")
+
+
 def _explicit_strike() -> fields.Decimal:
-    return fields.Decimal(
-        load_default=None, allow_none=True, validate=validate.Range(min=0, min_inclusive=False)
-    )
+    return fields.Decimal(load_default=None, allow_none=True, validate=_positive)
 
 
 def _year_fraction(expiry: date, as_of: date | datetime) -> float:

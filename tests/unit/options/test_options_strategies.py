@@ -299,3 +299,21 @@ def test_strategy_leg_validation():
         opt.StrategyLeg("CE", D(100), "HOLD", 1, D(1))
     with pytest.raises(ValidationFailed):
         opt.analyse_legs([], SPOT, T)
+
+
+def test_catalog_lists_options_strategies_with_json_schemas():
+    import json
+
+    catalog = {c["name"]: c for c in StrategyFactory.catalog("options")}
+    assert set(NAMES) <= set(catalog)
+    schema = catalog["iron_condor"]["params_schema"]
+    assert {"underlying", "expiry", "lots", "short_offset", "wing_width", "long_put_strike"} <= set(
+        schema["properties"]
+    )
+    assert set(schema["required"]) == {"underlying", "expiry"}
+    json.dumps(catalog)  # serialisable as is
+
+
+def test_explicit_strike_must_be_positive():
+    with pytest.raises(ValidationFailed):
+        StrategyFactory.create("long_straddle", {"underlying": "X", "expiry": "2030-01-31", "strike": "-5"})
