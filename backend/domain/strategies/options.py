@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, ClassVar
 
@@ -364,9 +364,21 @@ def _explicit_strike() -> fields.Decimal:
     return fields.Decimal(load_default=None, allow_none=True, validate=_positive)
 
 
+IST = timezone(timedelta(hours=5, minutes=30))  # India has no DST, a fixed offset is exact
+EXPIRY_CLOSE = time(15, 30)  # NSE options expire at the session close
+
+
 def _year_fraction(expiry: date, as_of: date | datetime) -> float:
-    as_of_date = as_of.date() if isinstance(as_of, datetime) else as_of
-    return max((expiry - as_of_date).days, 0) / 365.0
+    """Calendar time to expiry in years (365-day year).
+
+    A ``datetime`` counts to 15:30 IST on expiry day to the second (naive = IST), so expiry-day
+    positions keep their time value; a bare ``date`` counts whole days.
+    """
+    if isinstance(as_of, datetime):
+        now = as_of if as_of.tzinfo is not None else as_of.replace(tzinfo=IST)
+        close = datetime.combine(expiry, EXPIRY_CLOSE, tzinfo=IST)
+        return max((close - now).total_seconds(), 0.0) / (365.0 * 86400.0)
+    return max((expiry - as_of).days, 0) / 365.0
 
 
 class OptionsStrategy(Strategy):
@@ -462,12 +474,12 @@ class OptionsStrategy(Strategy):
     ) -> StrategyAnalysis:
         """Build legs from the chain and analyse them.
 
-        Time to expiry is ``t_years`` if given, else calendar days from ``as_of`` (default
-        today) to the ``expiry`` param, over 365.
+        Time to expiry is ``t_years`` if given, else measured from ``as_of`` (default: now)
+        to the ``expiry`` param (see :func:`_year_fraction`).
         """
         expiry: date = self.params["expiry"]
         if t_years is None:
-            t_years = _year_fraction(expiry, as_of or date.today())
+            t_years = _year_fraction(expiry, as_of or datetime.now(UTC))
         legs = self.build_legs(rows, spot, lot_size, t_years=t_years, rate=rate)
         result = analyse_legs(
             legs,

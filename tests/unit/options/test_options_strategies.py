@@ -317,3 +317,17 @@ def test_catalog_lists_options_strategies_with_json_schemas():
 def test_explicit_strike_must_be_positive():
     with pytest.raises(ValidationFailed):
         StrategyFactory.create("long_straddle", {"underlying": "X", "expiry": "2030-01-31", "strike": "-5"})
+
+
+def test_time_to_expiry_from_date_and_datetime():
+    from datetime import UTC, datetime
+
+    s = StrategyFactory.create("long_straddle", {"underlying": "X", "expiry": "2030-01-31"})
+    assert s.analyse(ROWS, SPOT, LOT, as_of=date(2030, 1, 1)).t_years == pytest.approx(30 / 365)
+    # 04:00 UTC = 09:30 IST on expiry day: six hours left until the 15:30 IST close.
+    a = s.analyse(ROWS, SPOT, LOT, as_of=datetime(2030, 1, 31, 4, 0, tzinfo=UTC))
+    assert a.t_years == pytest.approx(6 / (365 * 24))
+    assert a.theta < 0  # still has time value
+    naive_ist = s.analyse(ROWS, SPOT, LOT, as_of=datetime(2030, 1, 31, 9, 30))
+    assert naive_ist.t_years == pytest.approx(a.t_years)
+    assert s.analyse(ROWS, SPOT, LOT, as_of=datetime(2030, 2, 1, tzinfo=UTC)).t_years == 0.0
