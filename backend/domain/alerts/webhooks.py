@@ -247,7 +247,8 @@ def deliver(
     if _tenacity is not None:
         retrying = _tenacity.Retrying(
             stop=_tenacity.stop_after_attempt(max_attempts),
-            wait=lambda rs: delays[rs.attempt_number - 1],
+            # tenacity computes the wait before checking stop, so the last attempt asks too.
+            wait=lambda rs: delays[rs.attempt_number - 1] if rs.attempt_number <= len(delays) else 0.0,
             retry=_tenacity.retry_if_result(lambda a: a.retryable),
             sleep=sleep,
             retry_error_callback=lambda rs: rs.outcome.result(),
