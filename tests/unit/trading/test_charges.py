@@ -25,7 +25,9 @@ def test_intraday_buy_contract_note():
     # stamp      0.003% x 100000 = 3.00                    =  3.00
     # total                                                = 30.22
     c = estimate(Side.BUY, Product.I, 100, D("1000.00"))
-    assert c == ChargeBreakdown(D("100000.00"), D("20.00"), D("0.00"), D("2.97"), D("0.10"), D("4.15"), D("3.00"))
+    assert c == ChargeBreakdown(
+        D("100000.00"), D("20.00"), D("0.00"), D("2.97"), D("0.10"), D("4.15"), D("3.00")
+    )
     assert c.total == D("30.22")
 
 
@@ -104,7 +106,8 @@ def test_stt_rupee_rounding_option():
     "mutate, key",
     [
         (lambda r: r["charges"].pop("gst_pct"), "charges.gst_pct"),
-        (lambda r: r["charges"]["segments"]["EQ"].pop("exchange_txn_pct"), "charges.segments.EQ.exchange_txn_pct"),
+        (lambda r: r["charges"]["segments"]["EQ"].pop("exchange_txn_pct"),
+         "charges.segments.EQ.exchange_txn_pct"),
         (lambda r: r["charges"]["segments"]["EQ"]["products"]["I"].update(stt_sell_pct="abc"),
          "charges.segments.EQ.products.I.stt_sell_pct"),
         (lambda r: r["charges"]["segments"]["EQ"]["products"]["D"].update(brokerage_mode="weird"),

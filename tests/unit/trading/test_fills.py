@@ -20,7 +20,17 @@ def tick(ltp, bid, ask, volume=1000):
     return Tick("X", D(ltp), D(bid), D(ask), volume, TS)
 
 
-def state(type_, side=Side.BUY, qty=60, price=None, trigger=None, validity=Validity.DAY, status=None, filled=0, lot=1):
+def state(
+    type_,
+    side=Side.BUY,
+    qty=60,
+    price=None,
+    trigger=None,
+    validity=Validity.DAY,
+    status=None,
+    filled=0,
+    lot=1,
+):
     r = OrderRequest("X", side, OrderType(type_), Product.I, qty, validity, price, trigger)
     if status is None:
         status = OrderStatus.TRIGGER_PENDING if r.is_stop else OrderStatus.OPEN

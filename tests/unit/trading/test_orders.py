@@ -96,7 +96,8 @@ def test_trigger_against_ltp():
 
 S = OrderStatus
 LEGAL = {
-    (S.PENDING, S.OPEN), (S.PENDING, S.TRIGGER_PENDING), (S.PENDING, S.FILLED), (S.PENDING, S.PARTIALLY_FILLED),
+    (S.PENDING, S.OPEN), (S.PENDING, S.TRIGGER_PENDING), (S.PENDING, S.FILLED),
+    (S.PENDING, S.PARTIALLY_FILLED),
     (S.PENDING, S.REJECTED), (S.PENDING, S.CANCELLED),
     (S.TRIGGER_PENDING, S.OPEN), (S.TRIGGER_PENDING, S.PARTIALLY_FILLED), (S.TRIGGER_PENDING, S.FILLED),
     (S.TRIGGER_PENDING, S.CANCELLED), (S.TRIGGER_PENDING, S.EXPIRED),
@@ -120,7 +121,7 @@ def test_every_transition(cur, new):
 
 
 def test_terminal_states_have_no_exit():
-    assert TERMINAL_STATES == {S.FILLED, S.CANCELLED, S.REJECTED, S.EXPIRED}
+    assert {S.FILLED, S.CANCELLED, S.REJECTED, S.EXPIRED} == TERMINAL_STATES
     for t in TERMINAL_STATES:
         assert not any(can_transition(t, n) for n in S)
 
