@@ -136,7 +136,7 @@ def test_short_selling_rules():
     assert names(d) == ["short_selling"]
     d = decide([limit(Side.SELL, 10, "1000")], acct(), replace(LIM, allow_short_selling=False))
     assert names(d) == ["short_selling"]
-    # intraday short: 100% margin of notional + charges (sell side: 20 - no, 10.00 + 2.50 STT + ...)
+    # intraday short: 100% margin of notional + charges blocked from cash
     d = decide([limit(Side.SELL, 10, "1000")], acct())
     assert d.allowed and d.cash_required == D("10000") + d.estimated_charges
     half = decide([limit(Side.SELL, 10, "1000")], acct(), replace(LIM, short_margin_pct=D("50")))
