@@ -35,7 +35,7 @@ STATE_VERSION = 1
 DEFAULT_MAX_RULES_PER_USER = 200
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Firing:
     rule_id: Any
     user_id: Any
@@ -287,7 +287,7 @@ class _BaseEngine:
             self._on_done(rid)
         if price is not None and not isinstance(price, Decimal):
             price = Decimal(str(price))
-        return Firing(rid, rule.user_id, rule.symbol, rule.kind, price, obs.message, now, obs.payload)
+        return Firing(rid, rule.user_id, rule.symbol, rule.kind, price, obs.message, now, dict(obs.payload))
 
     # hooks ----------------------------------------------------------------------------------------
 
@@ -487,8 +487,19 @@ class AlertEngine(_BaseEngine):
                 self._rearm(book.db_lv, book.db_id, 0, j, book.b_lv, book.b_id)
         others = self._others.get(("tick", tick.symbol))
         if others:
-            for rid in list(others.values()):
-                self._evaluate(rid, tick, series, tick.ltp, out)
+            # Rules with identical params on this symbol share one observation per tick.
+            cache: dict[tuple, Observation | None] = {}
+            for seq, rid in list(others.items()):
+                rule = self._rules[rid]
+                key = rule.spec_key
+                if key in cache:
+                    obs = cache[key]
+                else:
+                    obs = cache[key] = rule.spec.evaluate(tick, series)
+                if obs is not None:
+                    firing = self._transition(rid, rule, obs, tick.ts, tick.ltp)
+                    if firing is not None:
+                        out.append((seq, firing))
 
     def _cross(
         self,

@@ -425,6 +425,8 @@ class AlertRule:
     expires_at: datetime | None = None
     active: bool = True  # False == paused
     spec: RuleKind = field(init=False, repr=False, compare=False)
+    #: Rules with equal keys on one symbol observe the same thing: engines may evaluate them once.
+    spec_key: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         cls = RULE_KINDS.get(self.kind)
@@ -444,6 +446,7 @@ class AlertRule:
             raise ValidationFailed("expires_at must be timezone-aware", {"field": "expires_at"})
         self.spec = cls.parse(self.params)
         self.params = self.spec.to_params()
+        self.spec_key = (self.kind, tuple(sorted(self.params.items())))
 
     @property
     def one_shot(self) -> bool:
