@@ -1,6 +1,7 @@
 """SQLAlchemy models: the only schema. Every change gets a migration in migrations/."""
 
 from backend.models.audit import AuditLog
+from backend.models.market import Candle, CandleCoverage, Instrument  # noqa: F401 (registers the tables)
 from backend.models.user import ApiKey, RefreshToken, RevokedToken, User
 
 __all__ = ["AuditLog", "ApiKey", "RefreshToken", "RevokedToken", "User"]
