@@ -251,6 +251,8 @@ def run_backtest(
     for k in range(fills.size):
         j = int(fills[k])
         d = float(new_dir[k])
+        if d == 0.0 and size == 0.0:
+            continue  # already flat (e.g. stopped out, or the entry was unaffordable): nothing to do
         if size != 0.0 and np.sign(size) != d:
             px = float(o[j]) * (1 - slip) if size > 0 else float(o[j]) * (1 + slip)
             close_position(j, px, "signal")
@@ -280,7 +282,8 @@ def run_backtest(
                 seg_entry.append(0.0)
 
     starts = np.asarray(seg_start)
-    idx = np.searchsorted(starts, np.arange(n), side="right") - 1
+    # each bar belongs to the last segment starting at or before it (zero-length segments vanish)
+    idx = np.repeat(np.arange(starts.size), np.diff(starts, append=n))
     s_size = np.asarray(seg_size)[idx]
     equity = np.asarray(seg_cash)[idx] + s_size * (c - np.asarray(seg_entry)[idx])
 
@@ -305,7 +308,7 @@ def run_backtest(
             t.exit_time = times[t.exit_bar] if t.exit_bar is not None else None
 
     dd = m.drawdown_curve(equity)
-    metrics = compute_metrics(equity, trades, s_size, c, cfg, times)
+    metrics = compute_metrics(equity, trades, s_size, c, cfg, times, drawdown=dd)
     return BacktestResult(trades, open_trade, equity, dd, s_size, metrics, times, cfg)
 
 
@@ -357,12 +360,14 @@ def compute_metrics(
     close: np.ndarray,
     cfg: BacktestConfig,
     times: np.ndarray | None = None,
+    drawdown: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Backtest summary metrics (formulas in ``backend.domain.metrics`` and docs/backtesting.md)."""
     ppy = cfg.periods_per_year
     rets = m.returns_from_equity(equity)
     dates = times if times is not None and np.issubdtype(np.asarray(times).dtype, np.datetime64) else None
-    mdd, mdd_dur = m.max_drawdown(equity)
+    mdd, mdd_dur = m.max_drawdown(equity, drawdown=drawdown)
+    growth = m.cagr(equity, ppy, dates)
     pnl = np.array([t.pnl for t in trades])
     tret = np.array([t.return_pct for t in trades])
     if tret.size and np.all(tret > -1):
@@ -374,11 +379,11 @@ def compute_metrics(
         "final_equity": float(equity[-1]),
         "peak_equity": float(equity.max()),
         "total_return": m.total_return(equity),
-        "cagr": m.cagr(equity, ppy, dates),
+        "cagr": growth,
         "annual_volatility": m.annual_volatility(rets, ppy),
         "sharpe": m.sharpe_ratio(rets, ppy),
         "sortino": m.sortino_ratio(rets, ppy),
-        "calmar": m.calmar_ratio(equity, ppy, dates),
+        "calmar": growth / mdd if mdd else float("nan"),  # = metrics.calmar_ratio without recomputing
         "max_drawdown": mdd,
         "max_drawdown_duration_bars": float(mdd_dur),
         "num_trades": float(len(trades)),

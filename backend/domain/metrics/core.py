@@ -126,14 +126,15 @@ def drawdown_curve(equity: ArrayLike) -> np.ndarray:
         return np.where(peak > 0, 1.0 - e / peak, 0.0)
 
 
-def max_drawdown(equity: ArrayLike) -> tuple[float, int]:
+def max_drawdown(equity: ArrayLike, drawdown: np.ndarray | None = None) -> tuple[float, int]:
     """``(max drawdown fraction, longest drawdown duration in bars)``.
 
     The duration of a drawdown spell is the number of bars from the last peak (bar where
     drawdown is 0) to the bar where equity first gets back to that peak, or to the last bar
     if it never does; the longest spell is reported (independently of the deepest one).
+    ``drawdown`` may pass an already computed :func:`drawdown_curve` of ``equity``.
     """
-    dd = drawdown_curve(equity)
+    dd = drawdown_curve(equity) if drawdown is None else np.asarray(drawdown, dtype=np.float64)
     if dd.size == 0:
         return NAN, 0
     # spell boundaries: every bar at a peak, plus the last bar (an unrecovered spell ends there)
