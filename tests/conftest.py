@@ -28,11 +28,12 @@ if not USING_POSTGRES:
     os.environ["TEST_DATABASE_URL_DEFAULT"] = f"sqlite:///{_tmp}/test.db"
 
 
-def test_config(**overrides) -> dict:
+def app_config(**overrides) -> dict:
     """Config overrides for a test app (pass to ``create_app``)."""
     cfg = {
         "ENV_NAME": "testing",
-        "SQLALCHEMY_DATABASE_URI": os.environ.get("TEST_DATABASE_URL") or os.environ["TEST_DATABASE_URL_DEFAULT"],
+        "SQLALCHEMY_DATABASE_URI": os.environ.get("TEST_DATABASE_URL")
+        or os.environ["TEST_DATABASE_URL_DEFAULT"],
         "REDIS_URL": os.environ.get("TEST_REDIS_URL"),
         "LOG_LEVEL": "WARNING",
     }
@@ -42,7 +43,7 @@ def test_config(**overrides) -> dict:
 
 def _reset_database(app) -> None:
     from flask_migrate import downgrade, upgrade
-    from sqlalchemy import text
+    from sqlalchemy import inspect, text
 
     from backend.extensions import db
 
@@ -59,7 +60,7 @@ def _reset_database(app) -> None:
 def app():
     from backend import create_app
 
-    application = create_app(test_config())
+    application = create_app(app_config())
     _reset_database(application)
     yield application
 
@@ -70,13 +71,18 @@ def _clean_state(request):
     if "app" not in request.fixturenames:
         return
     app = request.getfixturevalue("app")
-    from sqlalchemy import text
+    from sqlalchemy import inspect, text
 
     from backend.extensions import db, limiter, redis_store
 
     with app.app_context():
         db.session.remove()
-        tables = [t.name for t in reversed(db.metadata.sorted_tables) if t.name not in PRESERVED_TABLES]
+        existing = set(inspect(db.engine).get_table_names())
+        tables = [
+            t.name
+            for t in reversed(db.metadata.sorted_tables)
+            if t.name not in PRESERVED_TABLES and t.name in existing
+        ]
         with db.engine.begin() as conn:
             if db.engine.dialect.name == "postgresql":
                 if tables:

@@ -50,12 +50,24 @@ def model_for(schema: type[Schema] | Schema) -> SchemaModel:
     return api.models[_registered[schema_cls]]
 
 
+class MarshmallowModel(SchemaModel):
+    """A SchemaModel whose nested ``$ref`` targets are declared as parents.
+
+    restx only emits definitions it reaches through parents or fields; listing the nested
+    schemas there makes it emit them, while ``__schema__`` stays the plain converted schema
+    (the default would wrap it in ``allOf``).
+    """
+
+    @property
+    def __schema__(self) -> dict:
+        return self._schema
+
+
 def _sync_definitions() -> None:
     definitions = _spec.to_dict().get("definitions", {})
     for name, definition in definitions.items():
         if name not in api.models:
-            api.models[name] = SchemaModel(name, definition)
-    # restx only emits definitions it reaches; declaring nested refs as parents makes it emit them.
+            api.models[name] = MarshmallowModel(name, definition)
     for name in definitions:
         model = api.models[name]
         refs = set(_REF.findall(json.dumps(model._schema))) - {name}
@@ -155,6 +167,9 @@ def page_of(item_schema: type[Schema]) -> type[Schema]:
 
 ERROR_RESPONSES = (400, 401, 403, 404, 422, 429)
 
+# Marks an action endpoint (POST/PATCH/DELETE) that deliberately takes no request body.
+no_body = _doc.doc(vendor={"x-no-body": True})
+
 
 def responds(
     schema_cls: type[Schema] | None,
@@ -182,7 +197,10 @@ def responds(
             only = _selected_fields()
             if paged:
                 items = _schema_instance(schema_cls, True, only).dump(result.items)
-                return {"items": items, "next_cursor": result.next_cursor}, status, headers
+                cursor = result.next_cursor
+                if isinstance(cursor, dict):  # services return a raw keyset position
+                    cursor = encode_cursor(cursor)
+                return {"items": items, "next_cursor": cursor}, status, headers
             return _schema_instance(schema_cls, many, only).dump(result), status, headers
 
         documented = wrapper

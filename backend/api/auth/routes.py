@@ -15,7 +15,7 @@ from backend.api.auth.schemas import (
     TokenPairSchema,
     UserSchema,
 )
-from backend.api.common import public, responds, use_schema
+from backend.api.common import no_body, public, responds, use_schema
 from backend.api.security import current_user, require_auth
 from backend.extensions import limiter
 from backend.services import auth as auth_service
@@ -28,9 +28,14 @@ def _login_limit() -> str:
 
 
 def _login_email_key() -> str:
+    """Rate-limit key per submitted email. Must never raise: it runs inside the limiter."""
     from flask import request
+    from werkzeug.exceptions import HTTPException
 
-    body = request.get_json(silent=True) or {}
+    try:
+        body = request.get_json(silent=True) or {}
+    except HTTPException:  # e.g. 413: the body is refused later with its own envelope
+        body = {}
     email = body.get("email") if isinstance(body, dict) else None
     return f"login-email:{str(email).strip().lower()}"
 
@@ -75,6 +80,7 @@ class Refresh(Resource):
 @ns.route("/logout")
 class Logout(Resource):
     @require_auth
+    @no_body
     @responds(MessageSchema, 200)
     def post(self):
         """Revoke the current access token and its refresh-token family."""

@@ -1,0 +1,49 @@
+"""Walk app.url_map: everything but health, docs, login/register/refresh demands credentials."""
+
+import re
+
+PUBLIC = {
+    "/health/live",
+    "/health/ready",
+    "/metrics",
+    "/api/docs",
+    "/api/swagger.json",
+    "/api/",
+    "/api/v1/auth/login",
+    "/api/v1/auth/register",
+    "/api/v1/auth/refresh",
+}
+PUBLIC_PREFIXES = ("/static/", "/swaggerui/", "/admin/login", "/admin/static/")
+
+
+def _concrete(rule: str) -> str:
+    return re.sub(r"<(?:[^:>]+:)?([^>]+)>", lambda m: "1", rule)
+
+
+def test_every_route_is_protected(app, client):
+    unprotected = []
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        path = rule.rule
+        if path in PUBLIC or path.startswith(PUBLIC_PREFIXES):
+            continue
+        url = _concrete(path)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            resp = client.open(url, method=method, json={})
+            checked += 1
+            if resp.status_code != 401:
+                unprotected.append(f"{method} {path} -> {resp.status_code}")
+    assert checked > 5
+    assert not unprotected, "\n".join(unprotected)
+
+
+def test_public_routes_answer_without_credentials(client):
+    assert client.get("/health/live").status_code == 200
+    assert client.get("/api/swagger.json").status_code == 200
+    assert client.get("/api/docs").status_code == 200
+    assert client.get("/metrics").status_code == 200
+
+
+def test_bad_token_on_public_route_is_still_refused(client):
+    resp = client.get("/health/live", headers={"Authorization": "Bearer garbage"})
+    assert resp.status_code == 401
