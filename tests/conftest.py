@@ -7,6 +7,7 @@ the migrations, never by ``create_all``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -43,7 +44,7 @@ def app_config(**overrides) -> dict:
 
 def _reset_database(app) -> None:
     from flask_migrate import downgrade, upgrade
-    from sqlalchemy import inspect, text
+    from sqlalchemy import text
 
     from backend.extensions import db
 
@@ -90,10 +91,8 @@ def _clean_state(request):
             else:
                 for name in tables:
                     conn.execute(text(f"DELETE FROM {name}"))
-        try:
+        with contextlib.suppress(Exception):  # storage may be gone in a failure test
             limiter.reset()
-        except Exception:  # noqa: BLE001 - storage may be gone in a failure test
-            pass
         if redis_store.client is not None:
             redis_store.client.flushdb()
 

@@ -28,9 +28,8 @@ def test_spec_is_valid_oas2(client):
 
 def test_every_namespace_is_in_the_document(client):
     doc = spec(client)
-    assert EXPECTED_NAMESPACES <= {t["name"] for t in doc["tags"]}
-    prefixes = {p.split("/")[2] for p in doc["paths"]}
-    assert prefixes == {"auth", *prefixes}  # sanity: paths are /v1/<segment>/...
+    assert {t["name"] for t in doc["tags"]} >= EXPECTED_NAMESPACES
+    assert all(p.startswith("/v1/") for p in doc["paths"])
     assert doc["basePath"] == "/api"
 
 
