@@ -28,7 +28,7 @@ DEFAULT_HOLIDAYS = [
     "2025-10-22",
     "2025-11-05",
     "2025-12-25",
-    # 2026
+    # 2026 (provisional until NSE's circular for the year; override with MARKET_HOLIDAYS)
     "2026-01-26",
     "2026-03-03",
     "2026-03-26",
