@@ -115,7 +115,14 @@ def register_cli(app: Flask) -> None:
 
 def register_realtime(app: Flask) -> None:
     """Socket.IO handlers and the live feed (built by the market-data issue)."""
+    from backend import realtime
+
+    realtime.init_app(app)
 
 
 def register_services(app: Flask) -> None:
     """Background services that domains attach (feed subscribers, job runners)."""
+    from backend.services import cache, market_data
+
+    cache.init_cache(app)
+    market_data.init_app(app)

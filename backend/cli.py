@@ -81,3 +81,6 @@ def audit_verify_cmd() -> None:
 def register_commands(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(audit_cli)
+    from backend import cli_market
+
+    cli_market.register(app)

@@ -1,0 +1,59 @@
+"""Real-time: the live feed, the tick bus and the Socket.IO ``/live`` namespace.
+
+Interfaces for other domains:
+
+* ticks:  ``from backend.realtime.bus import tick_bus; tick_bus.subscribe(callback, symbols=None)``
+* users:  ``from backend.realtime import emit_to_user; emit_to_user(user_id, "order", {...})``
+  works from any worker, CLI command or background process (through the Redis message queue
+  when ``REDIS_URL`` is set).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+from flask import Flask
+
+from backend.extensions import socketio
+from backend.realtime.live import NAMESPACE, LiveNamespace, quote_room, user_room
+
+log = logging.getLogger(__name__)
+_namespace_registered = False
+
+__all__ = ["emit_to_user", "emit_quote_room", "init_app", "user_room", "quote_room", "NAMESPACE"]
+
+
+def emit_to_user(user_id: int, event: str, payload: Any) -> None:
+    """Send ``event`` to every connection of ``user_id`` (room ``user:{id}`` on ``/live``)."""
+    socketio.emit(event, payload, to=user_room(user_id), namespace=NAMESPACE)
+
+
+def emit_quote_room(symbol: str, event: str, payload: Any) -> None:
+    socketio.emit(event, payload, to=quote_room(symbol), namespace=NAMESPACE)
+
+
+def _should_autostart(app: Flask) -> bool:
+    setting = app.config.get("FEED_AUTOSTART")
+    if setting is not None:
+        return bool(setting)
+    if app.config.get("TESTING"):
+        return False
+    # `flask db upgrade`, `flask instruments load`...: one-shot commands never run the feed.
+    prog = os.path.basename(sys.argv[0]) if sys.argv else ""
+    return not (prog == "flask" and (len(sys.argv) < 2 or sys.argv[1] != "run"))
+
+
+def init_app(app: Flask) -> None:
+    """Register the ``/live`` namespace and start the feed service when configured to."""
+    global _namespace_registered
+    if not _namespace_registered:
+        socketio.on_namespace(LiveNamespace(NAMESPACE))
+        _namespace_registered = True
+    from backend.realtime.feed import get_feed
+
+    feed = get_feed(app)
+    if _should_autostart(app):
+        feed.start()

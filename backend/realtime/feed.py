@@ -1,0 +1,261 @@
+"""The live feed: one producer across all processes, a supervisor per process, a watchdog.
+
+Every process runs a *supervisor* task that (1) publishes the symbols its Socket.IO clients want
+into the shared interest set, (2) contends for the leader lease and renews it (heartbeat), and
+(3) as leader, watches the *producer* task: a producer that died or has not ticked for
+``FEED_WATCHDOG_STALL_SECONDS`` is replaced (a new generation). The producer, every
+``FEED_INTERVAL_MS``, asks the provider for the next tick of every wanted symbol, updates the LTP
+cache, dispatches the ticks on :data:`backend.realtime.bus.tick_bus` and emits them to the Socket.IO
+rooms ``quotes:{symbol}`` (through the Redis message queue when configured, so every worker's
+clients get them).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask
+from prometheus_client import Counter, Gauge
+
+from backend.extensions import redis_store, socketio
+from backend.realtime.bus import tick_bus
+from backend.realtime.leader import Interest, LocalLease, RedisLease
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "/live"
+LEADER_KEY = "feed:leader"
+
+FEED_LAG = Gauge("feed_lag_seconds", "Delay of the last tick cycle behind its schedule")
+FEED_TICK_AGE = Gauge("feed_last_tick_age_seconds", "Seconds since the producer last ticked (leader only)")
+FEED_LEADER = Gauge("feed_is_leader", "1 when this process produces the live feed")
+FEED_TICKS = Counter("feed_ticks_total", "Ticks produced")
+FEED_RESTARTS = Counter("feed_restarts_total", "Producer restarts by the watchdog", ["reason"])
+
+
+def quote_payload(tick: Any) -> dict[str, Any]:
+    """The ``quote`` event body: money as strings, ``ts`` ISO-8601 UTC and ``ts_ms`` epoch millis."""
+    return {
+        "symbol": tick.symbol,
+        "ltp": str(tick.ltp),
+        "bid": str(tick.bid),
+        "ask": str(tick.ask),
+        "volume": int(tick.volume),
+        "cum_volume": int(tick.cum_volume),
+        "ts": tick.ts.isoformat(),
+        "ts_ms": int(tick.ts.timestamp() * 1000),
+    }
+
+
+class FeedService:
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        cfg = app.config
+        self.interval = max(cfg.get("FEED_INTERVAL_MS", 1000), 10) / 1000.0
+        self.ttl = float(cfg.get("FEED_LEADER_TTL", 5.0))
+        self.stall_after = float(cfg.get("FEED_WATCHDOG_STALL_SECONDS", 5.0))
+        self.always = {s.upper() for s in cfg.get("FEED_SYMBOLS_ALWAYS", [])}
+        client = redis_store.client
+        self.lease = (
+            RedisLease(client, LEADER_KEY, self.ttl)
+            if client is not None
+            else LocalLease(LEADER_KEY, self.ttl)
+        )
+        self.interest = Interest(client)
+        self.local_symbols: dict[str, set[str]] = {}  # symbol -> sids in this process
+        self._lock = threading.Lock()
+        self.running = False
+        self.is_leader = False
+        self.generation = 0
+        self.restarts = 0
+        self.ticks = 0
+        self.last_tick_at = 0.0  # monotonic
+        self.lag = 0.0
+        self._producer_alive: dict[int, bool] = {}
+        self._kill: set[int] = set()
+        self.last_error: str | None = None
+
+    # ------------------------------------------------------------------ client interest
+
+    def add_interest(self, sid: str, symbols: list[str]) -> None:
+        with self._lock:
+            for s in symbols:
+                self.local_symbols.setdefault(s, set()).add(sid)
+        self.interest.touch(set(symbols), self._interest_ttl())
+
+    def remove_interest(self, sid: str, symbols: list[str] | None = None) -> None:
+        with self._lock:
+            for s in list(self.local_symbols) if symbols is None else symbols:
+                sids = self.local_symbols.get(s)
+                if sids is not None:
+                    sids.discard(sid)
+                    if not sids:
+                        del self.local_symbols[s]
+
+    def _interest_ttl(self) -> float:
+        return max(3 * self.interval, 5.0)
+
+    def wanted(self) -> list[str]:
+        return sorted(self.interest.active() | tick_bus.wanted_symbols() | self.always)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self.running = True
+        socketio.start_background_task(self._supervise)
+
+    def stop(self) -> None:
+        self.running = False
+        self.generation += 1
+        if self.is_leader:
+            try:
+                self.lease.release()
+            except Exception:  # noqa: BLE001 - shutting down anyway
+                log.debug("lease release failed", exc_info=True)
+        self.is_leader = False
+        FEED_LEADER.set(0)
+
+    def kill_producer(self) -> int:
+        """Make the current producer die abruptly (no clean-up), as a crash would. For tests/ops."""
+        gen = self.generation
+        self._kill.add(gen)
+        return gen
+
+    def status(self) -> dict[str, Any]:
+        age = time.monotonic() - self.last_tick_at if self.last_tick_at else None
+        return {
+            "running": self.running,
+            "leader": self.is_leader,
+            "holder": self._holder(),
+            "generation": self.generation,
+            "restarts": self.restarts,
+            "ticks": self.ticks,
+            "last_tick_age_seconds": age,
+            "lag_seconds": self.lag,
+            "interval_seconds": self.interval,
+            "local_symbols": sorted(self.local_symbols),
+            "last_error": self.last_error,
+        }
+
+    def _holder(self) -> str | None:
+        try:
+            return self.lease.holder()
+        except Exception:  # noqa: BLE001 - status must render when Redis is down
+            return None
+
+    # ------------------------------------------------------------------ supervisor
+
+    def _supervise(self) -> None:
+        heartbeat = max(min(self.ttl / 3.0, 1.0), 0.05)
+        while self.running:
+            try:
+                self._supervise_once()
+            except Exception as exc:  # noqa: BLE001 - the supervisor must outlive any failure
+                self.last_error = f"supervisor: {type(exc).__name__}: {exc}"
+                log.exception("feed supervisor error")
+                if self.is_leader:
+                    self._lose_leadership("error")
+            socketio.sleep(heartbeat)
+
+    def _supervise_once(self) -> None:
+        with self._lock:
+            mine = set(self.local_symbols)
+        self.interest.touch(mine, self._interest_ttl())
+        if self.is_leader:
+            if not self.lease.renew():
+                self._lose_leadership("lease lost")
+                return
+            self._watchdog()
+        elif self.lease.acquire():
+            self.is_leader = True
+            FEED_LEADER.set(1)
+            log.info("feed leadership acquired", extra={"token": self.lease.token})
+            self._start_producer()
+
+    def _lose_leadership(self, why: str) -> None:
+        log.warning("feed leadership lost", extra={"reason": why})
+        self.is_leader = False
+        self.generation += 1  # stops the current producer
+        FEED_LEADER.set(0)
+
+    def _watchdog(self) -> None:
+        gen = self.generation
+        alive = self._producer_alive.get(gen, False)
+        age = time.monotonic() - self.last_tick_at if self.last_tick_at else 0.0
+        FEED_TICK_AGE.set(age)
+        reason = None
+        if not alive:
+            reason = "died"
+        elif self.last_tick_at and age > max(self.stall_after, 3 * self.interval):
+            reason = "stalled"
+        if reason:
+            self.restarts += 1
+            FEED_RESTARTS.labels(reason=reason).inc()
+            log.warning("feed producer restarted", extra={"reason": reason, "generation": gen})
+            self._start_producer()
+
+    def _start_producer(self) -> None:
+        self.generation += 1
+        gen = self.generation
+        self._producer_alive[gen] = True
+        self.last_tick_at = time.monotonic()
+        socketio.start_background_task(self._produce, gen)
+
+    # ------------------------------------------------------------------ producer
+
+    def _produce(self, gen: int) -> None:
+        from backend.services import market_data as md
+
+        try:
+            with self.app.app_context():
+                next_at = time.monotonic()
+                while self.running and self.is_leader and gen == self.generation:
+                    if gen in self._kill:
+                        return  # simulated crash: no release, no clean-up
+                    self.lag = max(0.0, time.monotonic() - next_at)
+                    FEED_LAG.set(self.lag)
+                    try:
+                        self._cycle(md)
+                    except Exception as exc:  # noqa: BLE001 - one bad cycle must not end the feed
+                        self.last_error = f"producer: {type(exc).__name__}: {exc}"
+                        log.exception("feed cycle failed")
+                    finally:
+                        from backend.extensions import db
+
+                        db.session.remove()
+                    self.last_tick_at = time.monotonic()
+                    next_at += self.interval
+                    delay = next_at - time.monotonic()
+                    if delay < -self.interval:  # far behind: skip missed cycles, don't burst
+                        next_at = time.monotonic()
+                        delay = 0
+                    socketio.sleep(max(delay, 0))
+        finally:
+            self._producer_alive[gen] = False
+
+    def _cycle(self, md) -> None:
+        symbols, _unknown = md.known_symbols(self.wanted())
+        if not symbols:
+            return
+        ticks = md.live_ticks(symbols, datetime.now(UTC))
+        if not ticks:
+            return
+        md.record_ticks(ticks, ttl=max(3 * self.interval, 3.0))
+        tick_bus.publish(ticks)
+        for t in ticks:
+            socketio.emit("quote", quote_payload(t), to=f"quotes:{t.symbol}", namespace=NAMESPACE)
+        self.ticks += len(ticks)
+        FEED_TICKS.inc(len(ticks))
+
+
+def get_feed(app: Flask) -> FeedService:
+    feed = app.extensions.get("feed")
+    if feed is None:
+        feed = app.extensions["feed"] = FeedService(app)
+    return feed

@@ -1,0 +1,163 @@
+"""Socket.IO namespace ``/live``: authenticated quote subscriptions and private user rooms.
+
+Connect with ``auth={"token": "<access JWT>"}`` or ``auth={"api_key": "<key>"}``; anything else,
+or an expired/revoked credential, is refused (the client gets ``connect_error``). Events are
+documented in docs/realtime.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from flask import current_app, request
+from flask_socketio import Namespace, join_room, leave_room
+
+from backend.domain.errors import AuthenticationFailed
+from backend.extensions import db
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "/live"
+
+
+def user_room(user_id: int) -> str:
+    return f"user:{user_id}"
+
+
+def quote_room(symbol: str) -> str:
+    return f"quotes:{symbol}"
+
+
+def _authenticate(auth: Any) -> tuple[int, set[str]]:
+    from backend.services import auth as auth_service
+
+    if not isinstance(auth, dict):
+        raise AuthenticationFailed("Send {token} or {api_key} in the Socket.IO auth payload.")
+    token = auth.get("token") or ""
+    api_key = auth.get("api_key") or ""
+    if isinstance(token, str) and token.lower().startswith("bearer "):
+        token = token[7:]
+    if token:
+        user, _claims = auth_service.authenticate_access(str(token).strip())
+        scopes = auth_service.scopes_for(user, None)
+    elif api_key:
+        user, key = auth_service.authenticate_api_key(str(api_key).strip())
+        scopes = auth_service.scopes_for(user, key)
+        db.session.commit()  # records last_used_at
+    else:
+        raise AuthenticationFailed("Send {token} or {api_key} in the Socket.IO auth payload.")
+    if "read" not in scopes:
+        raise AuthenticationFailed("The credential lacks the 'read' scope.", code="INSUFFICIENT_SCOPE")
+    return user.id, scopes
+
+
+def _symbols_arg(data: Any) -> list[str] | None:
+    raw = data.get("symbols") if isinstance(data, dict) else data
+    if isinstance(raw, str):
+        raw = [s for s in raw.split(",")]
+    if not isinstance(raw, list) or not all(isinstance(s, str) for s in raw):
+        return None
+    return list(dict.fromkeys(s.strip().upper() for s in raw if s.strip()))
+
+
+class LiveNamespace(Namespace):
+    def __init__(self, namespace: str = NAMESPACE) -> None:
+        super().__init__(namespace)
+        self.clients: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def _feed(self):
+        from backend.realtime.feed import get_feed
+
+        return get_feed(current_app._get_current_object())
+
+    def on_connect(self, auth: Any = None) -> None:
+        try:
+            user_id, scopes = _authenticate(auth)
+        except AuthenticationFailed as exc:
+            db.session.rollback()
+            raise ConnectionRefusedError({"code": exc.code, "message": exc.message}) from None
+        finally:
+            db.session.remove()
+        sid = request.sid  # type: ignore[attr-defined]
+        with self._lock:
+            self.clients[sid] = {"user_id": user_id, "scopes": scopes, "symbols": set()}
+        join_room(user_room(user_id))
+        self.emit("ready", {"user_id": user_id, "max_subscriptions": self._cap()}, to=sid)
+
+    def on_disconnect(self, reason: Any = None) -> None:
+        sid = request.sid  # type: ignore[attr-defined]
+        with self._lock:
+            client = self.clients.pop(sid, None)
+        if client:
+            self._feed().remove_interest(sid, list(client["symbols"]))
+
+    def _cap(self) -> int:
+        return int(current_app.config.get("SOCKETIO_MAX_SUBSCRIPTIONS", 100))
+
+    def _error(self, sid: str, code: str, message: str, **details: Any) -> dict[str, Any]:
+        body = {"code": code, "message": message, **details}
+        self.emit("error", body, to=sid)
+        return {"ok": False, **body}
+
+    def on_subscribe(self, data: Any = None) -> dict[str, Any]:
+        from backend.services import market_data as md
+
+        sid = request.sid  # type: ignore[attr-defined]
+        client = self.clients.get(sid)
+        if client is None:
+            return self._error(sid, "UNAUTHORIZED", "Not connected.")
+        wanted = _symbols_arg(data)
+        if wanted is None:
+            return self._error(sid, "VALIDATION_ERROR", 'Send {symbols: ["SBIN", ...]}.')
+        try:
+            known, unknown = md.known_symbols(wanted)
+        finally:
+            db.session.remove()
+        if unknown:
+            # Subscribe nothing from a request that names an unknown symbol: the client fixes it.
+            return self._error(
+                sid, "UNKNOWN_SYMBOL", f"Unknown symbol(s): {', '.join(unknown)}.", symbols=unknown
+            )
+        new = [s for s in known if s not in client["symbols"]]
+        cap = self._cap()
+        if len(client["symbols"]) + len(new) > cap:
+            return self._error(
+                sid,
+                "SUBSCRIPTION_LIMIT",
+                f"At most {cap} symbols per connection.",
+                limit=cap,
+                current=len(client["symbols"]),
+            )
+        for s in new:
+            join_room(quote_room(s))
+            client["symbols"].add(s)
+        self._feed().add_interest(sid, new)
+        body = {"symbols": sorted(client["symbols"]), "added": new}
+        self.emit("subscribed", body, to=sid)
+        return {"ok": True, **body}
+
+    def on_unsubscribe(self, data: Any = None) -> dict[str, Any]:
+        sid = request.sid  # type: ignore[attr-defined]
+        client = self.clients.get(sid)
+        if client is None:
+            return self._error(sid, "UNAUTHORIZED", "Not connected.")
+        wanted = _symbols_arg(data)
+        if wanted is None:
+            return self._error(sid, "VALIDATION_ERROR", 'Send {symbols: ["SBIN", ...]}.')
+        removed = [s for s in wanted if s in client["symbols"]]
+        for s in removed:
+            leave_room(quote_room(s))
+            client["symbols"].discard(s)
+        self._feed().remove_interest(sid, removed)
+        body = {"symbols": sorted(client["symbols"]), "removed": removed}
+        self.emit("unsubscribed", body, to=sid)
+        return {"ok": True, **body}
+
+    def on_ping(self, data: Any = None) -> dict[str, Any]:
+        """Application-level ping (the ack carries the server time, for latency checks)."""
+        import time
+
+        return {"ok": True, "server_ms": int(time.time() * 1000)}
