@@ -2,6 +2,7 @@
 
 from backend.models.audit import AuditLog
 from backend.models.market import Candle, CandleCoverage, Instrument  # noqa: F401 (registers the tables)
+from backend.models.strategies import BacktestJob, Deployment, DeploymentLog, EquitySnapshot, SavedStrategy  # noqa: F401
 from backend.models.user import ApiKey, RefreshToken, RevokedToken, User
 
 __all__ = ["AuditLog", "ApiKey", "RefreshToken", "RevokedToken", "User"]
