@@ -62,6 +62,11 @@ class MarshmallowModel(SchemaModel):
     def __schema__(self) -> dict:
         return self._schema
 
+    def __deepcopy__(self, memo: dict) -> MarshmallowModel:
+        # restx deep-copies the doc of every decorated view; models are shared, immutable
+        # definitions, and copying them dominated start-up time.
+        return self
+
 
 def _sync_definitions() -> None:
     definitions = _spec.to_dict().get("definitions", {})
@@ -203,16 +208,14 @@ def responds(
                 return {"items": items, "next_cursor": cursor}, status, headers
             return _schema_instance(schema_cls, many, only).dump(result), status, headers
 
-        documented = wrapper
+        error_model = model_for(ErrorEnvelopeSchema)
+        responses = {str(err): ("Error envelope (see docs/errors.md)", error_model, {}) for err in ERROR_RESPONSES}
         if schema_cls is None:
-            documented = _doc.response(code, description)(documented)
+            responses[str(code)] = (description, None, {})
         else:
             model = model_for(page_of(schema_cls) if paged else schema_cls)
-            documented = _doc.response(code, description, [model] if many else model)(documented)
-        error_model = model_for(ErrorEnvelopeSchema)
-        for err in ERROR_RESPONSES:
-            documented = _doc.response(err, "Error envelope (see docs/errors.md)", error_model)(documented)
-        return documented
+            responses[str(code)] = (description, [model] if many else model, {})
+        return _doc.doc(responses=responses)(wrapper)
 
     return decorator
 
