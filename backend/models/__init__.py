@@ -1,5 +1,6 @@
 """SQLAlchemy models: the only schema. Every change gets a migration in migrations/."""
 
+from backend.models.alerts import AlertHistory, AlertRuleRow, AlertWebhookAttempt  # noqa: F401
 from backend.models.audit import AuditLog
 from backend.models.market import Candle, CandleCoverage, Instrument  # noqa: F401 (registers the tables)
 from backend.models.strategies import BacktestJob, Deployment, DeploymentLog, EquitySnapshot, SavedStrategy  # noqa: F401
