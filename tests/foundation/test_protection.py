@@ -1,0 +1,33 @@
+"""Rate-limit storage fallback and slow-query logging."""
+
+import json
+
+from backend import create_app
+from tests.conftest import app_config
+
+
+def test_limiter_falls_back_to_memory_when_redis_is_gone():
+    # Nothing listens on port 1: every Redis call fails, the limiter must keep limiting in memory.
+    app = create_app(app_config(REDIS_URL=None, RATELIMIT_STORAGE_URI="redis://127.0.0.1:1/0",
+                                RATELIMIT_LOGIN="3 per minute"))
+    client = app.test_client()
+    body = {"email": "nobody@example.com", "password": "whatever-long"}
+    statuses = [client.post("/api/v1/auth/login", json=body).status_code for _ in range(5)]
+    assert 500 not in statuses
+    assert statuses[-1] == 429
+
+
+def test_slow_queries_are_logged_with_request_id(capsys):
+    from backend.observability.logging import configure_logging
+
+    app = create_app(app_config(SLOW_QUERY_MS=0.0))
+    configure_logging("WARNING", True)
+    with app.app_context():
+        from flask_migrate import upgrade
+
+        upgrade()
+    app.test_client().get("/health/ready", headers={"X-Request-ID": "slow-1"})
+    lines = [json.loads(x) for x in capsys.readouterr().err.splitlines() if x.startswith("{")]
+    slow = [x for x in lines if x.get("message") == "slow query" and x.get("request_id") == "slow-1"]
+    assert any("SELECT 1" in x["statement"] for x in slow)
+    assert all(isinstance(x["duration_ms"], float) and x["duration_ms"] >= 0 for x in slow)
