@@ -14,11 +14,17 @@ GARBAGE = [
 
 def _type_garbage(definition: dict) -> dict:
     """Every declared property set to a value of the wrong type."""
-    wrong = {"string": 12345, "integer": "twelve", "number": "NaN-ish", "boolean": "maybe", "array": "x",
-             "object": "x"}
+    wrong = {
+        "string": 12345,
+        "integer": "twelve",
+        "number": "NaN-ish",
+        "boolean": "maybe",
+        "array": "x",
+        "object": "x",
+    }
     out = {}
     for name, prop in definition.get("properties", {}).items():
-        out[name] = wrong.get(prop.get("type", "object"), None)
+        out[name] = wrong.get(prop.get("type", "object"))
     return out
 
 
@@ -63,8 +69,13 @@ def test_non_json_bodies_are_415(client, admin, spec):
         if "x-no-body" in op:
             continue
         url = "/api" + re.sub(r"\{[^}]+\}", "1", path)
-        resp = client.open(url, method=method.upper(), data="a=b", headers=headers,
-                           content_type="application/x-www-form-urlencoded")
+        resp = client.open(
+            url,
+            method=method.upper(),
+            data="a=b",
+            headers=headers,
+            content_type="application/x-www-form-urlencoded",
+        )
         if resp.status_code not in (404, 415, 403, 429):
             wrong.append(f"{method.upper()} {url} -> {resp.status_code}")
     assert not wrong, "\n".join(wrong)

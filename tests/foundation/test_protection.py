@@ -8,8 +8,11 @@ from tests.conftest import app_config
 
 def test_limiter_falls_back_to_memory_when_redis_is_gone():
     # Nothing listens on port 1: every Redis call fails, the limiter must keep limiting in memory.
-    app = create_app(app_config(REDIS_URL=None, RATELIMIT_STORAGE_URI="redis://127.0.0.1:1/0",
-                                RATELIMIT_LOGIN="3 per minute"))
+    app = create_app(
+        app_config(
+            REDIS_URL=None, RATELIMIT_STORAGE_URI="redis://127.0.0.1:1/0", RATELIMIT_LOGIN="3 per minute"
+        )
+    )
     client = app.test_client()
     body = {"email": "nobody@example.com", "password": "whatever-long"}
     statuses = [client.post("/api/v1/auth/login", json=body).status_code for _ in range(5)]
