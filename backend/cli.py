@@ -6,12 +6,13 @@ import secrets
 
 import click
 from flask import Flask
+from flask.cli import AppGroup
 from sqlalchemy import func, select
 
 from backend.extensions import db
 
 
-@click.group("users")
+@click.group("users", cls=AppGroup)
 def users_cli() -> None:
     """Manage users."""
 
@@ -60,7 +61,7 @@ def bootstrap_cmd() -> None:
         click.echo(f"first admin created from ADMIN_EMAIL/ADMIN_PASSWORD: {email}")
 
 
-@click.group("audit")
+@click.group("audit", cls=AppGroup)
 def audit_cli() -> None:
     """Audit log tools."""
 
