@@ -1,1 +1,97 @@
 """Marshmallow schemas for the backtest namespace."""
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from backend.api.common import ListQuerySchema
+
+INTERVALS = ["1m", "5m", "15m", "1h", "1d"]
+
+
+class StoreDataSchema(Schema):
+    symbol = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    interval = fields.String(required=True, validate=validate.OneOf(INTERVALS))
+    start = fields.AwareDateTime(required=True, default_timezone=None)
+    end = fields.AwareDateTime(required=True, default_timezone=None)
+
+
+class CostsSchema(Schema):
+    model = fields.String(load_default="flat", validate=validate.OneOf(["flat", "charges"]))
+    rate = fields.Float(
+        load_default=0.0,
+        validate=validate.Range(min=0.0, max=0.1, max_inclusive=False),
+        metadata={"description": "flat model: fraction of traded value per side (0.002 = 0.2 %)"},
+    )
+    product = fields.String(
+        load_default="D",
+        validate=validate.OneOf(["D", "I"]),
+        metadata={"description": "charges model: D delivery, I intraday (config/trading.yaml)"},
+    )
+    segment = fields.String(load_default="EQ", validate=validate.Length(min=1, max=8))
+
+
+class BacktestRequestSchema(Schema):
+    strategy = fields.String(required=True, metadata={"example": "sma_crossover"})
+    params = fields.Dict(load_default=dict, metadata={"example": {"fast": 10, "slow": 20}})
+    data = fields.Nested(StoreDataSchema, load_default=None, metadata={"description": "candle store range"})
+    csv = fields.String(
+        load_default=None,
+        metadata={
+            "description": "OHLCV CSV text instead of data (header: date,open,high,low,close[,volume])"
+        },
+    )
+    cash = fields.Decimal(load_default=None, as_string=True, places=2)
+    costs = fields.Nested(CostsSchema, load_default=None)
+    slippage = fields.Float(load_default=0.0, validate=validate.Range(min=0.0, max=0.1, max_inclusive=False))
+    fractional = fields.Boolean(load_default=False)
+    long_only = fields.Boolean(load_default=True)
+    stop_loss = fields.Float(load_default=None, allow_none=True)
+    take_profit = fields.Float(load_default=None, allow_none=True)
+    periods_per_year = fields.Float(load_default=252.0, validate=validate.Range(min=1.0))
+
+    @validates_schema
+    def _one_source(self, data, **_kwargs):
+        if (data.get("data") is None) == (data.get("csv") is None):
+            raise ValidationError("Give exactly one of 'data' or 'csv'.", "data")
+        if data.get("cash") is None:
+            data["cash"] = 10000
+        elif data["cash"] <= 0:
+            raise ValidationError("Must be greater than 0.", "cash")
+
+
+class SweepRequestSchema(BacktestRequestSchema):
+    grid = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.Raw(), validate=validate.Length(min=1)),
+        required=True,
+        metadata={"example": {"fast": [5, 10], "slow": [20, 30]}},
+    )
+    metric = fields.String(load_default="sharpe", metadata={"description": "heat-map metric"})
+
+
+class JobErrorSchema(Schema):
+    code = fields.String()
+    message = fields.String()
+    details = fields.Raw()
+
+
+class JobSchema(Schema):
+    id = fields.String()
+    kind = fields.String()
+    status = fields.String(metadata={"description": "queued | running | succeeded | failed | cancelled"})
+    progress = fields.Float(metadata={"description": "0..1"})
+    params = fields.Raw()
+    result = fields.Raw(allow_none=True, metadata={"description": "metrics, trades, equity/drawdown series"})
+    error = fields.Nested(JobErrorSchema, allow_none=True)
+    cancel_requested = fields.Boolean()
+    created_at = fields.DateTime()
+    started_at = fields.DateTime(allow_none=True)
+    finished_at = fields.DateTime(allow_none=True)
+
+
+class JobSummarySchema(JobSchema):
+    class Meta:
+        exclude = ("result", "params")
+
+
+class JobListQuerySchema(ListQuerySchema):
+    kind = fields.String(load_default=None, validate=validate.OneOf(["backtest", "sweep"]))
