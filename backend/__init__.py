@@ -126,3 +126,6 @@ def register_services(app: Flask) -> None:
 
     cache.init_cache(app)
     market_data.init_app(app)
+    from backend.services.alerts import init_app as init_alerts
+
+    init_alerts(app)
