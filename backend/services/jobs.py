@@ -190,8 +190,11 @@ def execute_job(job_id: str, cancel_event: threading.Event | None = None) -> str
     if job is None:
         return "missing"
     if claimed.rowcount != 1:  # cancelled while queued, or another worker took it
-        return job.status
+        status = job.status
+        db.session.commit()
+        return status
     ctx = JobContext(job.id, job.user_id, job.kind, dict(job.params or {}), job.input_csv)
+    db.session.commit()  # end the read: on SQLite every transaction holds the write lock
     if cancel_event is not None:
         ctx.cancel_event = cancel_event
     emit_to_user(job.user_id, "job.progress", job_event(job))
@@ -224,8 +227,10 @@ def execute_job(job_id: str, cancel_event: threading.Event | None = None) -> str
         beat.stopped.set()
     db.session.expire_all()
     job = db.session.get(BacktestJob, job_id)
-    emit_to_user(job.user_id, "job.progress", job_event(job))
-    return job.status
+    event = job_event(job)
+    db.session.commit()
+    emit_to_user(ctx.user_id, "job.progress", event)
+    return event["status"]
 
 
 def _worker_name() -> str:
@@ -412,9 +417,10 @@ def submit(user_id: int, kind: str, params: dict, input_csv: str | None = None) 
         created_at=_now(),
     )
     db.session.add(job)
+    event = job_event(job)
     db.session.commit()
-    runner().enqueue(job.id)
-    emit_to_user(user_id, "job.progress", job_event(job))
+    runner().enqueue(event["id"])
+    emit_to_user(user_id, "job.progress", event)
     return job
 
 

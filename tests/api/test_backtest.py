@@ -29,9 +29,15 @@ def goog_request(**extra) -> dict:
 
 
 def wait(app, job_id: str) -> None:
+    """Embedded: join the job's thread. RQ (Redis run): serve the queue once in this process."""
     runner = jobs.runner(app)
     if isinstance(runner, jobs.EmbeddedRunner):
         runner.wait(job_id, timeout=60)
+        return
+    from rq import SimpleWorker
+
+    with app.app_context():
+        SimpleWorker([runner.queue], connection=runner.connection).work(burst=True, with_scheduler=False)
 
 
 def test_goog_backtest_job_matches_reference(app, client, trader):
@@ -47,9 +53,13 @@ def test_goog_backtest_job_matches_reference(app, client, trader):
     result = body["result"]
     assert result["metrics"]["final_equity"] == pytest.approx(REF_FINAL_EQUITY, rel=1e-9)
     first = result["trades"][0]
-    assert (first["entry_bar"], first["exit_bar"], first["entry_price"], first["exit_price"], first["size"]) == (
-        REF_FIRST_TRADE
-    )
+    assert (
+        first["entry_bar"],
+        first["exit_bar"],
+        first["entry_price"],
+        first["exit_price"],
+        first["size"],
+    ) == (REF_FIRST_TRADE)
     assert len(result["equity"]) == result["bars"] == 2148
 
     png = client.get(f"{URL}/{job['id']}/chart.png", headers=headers)
@@ -83,9 +93,10 @@ def test_charges_cost_model_pays_the_paper_broker_schedule(app, client, trader):
     wait(app, job["id"])
     result = client.get(f"{URL}/{job['id']}", headers=headers).get_json()["result"]
     t = result["trades"][0]
-    expected = estimate(Side.BUY, Product.D, int(t["size"]), Decimal(repr(t["entry_price"]))).total + estimate(
-        Side.SELL, Product.D, int(t["size"]), Decimal(repr(t["exit_price"]))
-    ).total
+    expected = (
+        estimate(Side.BUY, Product.D, int(t["size"]), Decimal(repr(t["entry_price"]))).total
+        + estimate(Side.SELL, Product.D, int(t["size"]), Decimal(repr(t["exit_price"]))).total
+    )
     assert t["commission"] == pytest.approx(float(expected), abs=1e-9)
 
 
@@ -96,7 +107,9 @@ def test_bad_csv_rows_are_named_and_nothing_is_queued(app, client, trader):
     assert resp.status_code == 422
     rows = resp.get_json()["error"]["details"]["rows"]
     assert {r["row"] for r in rows} == {3, 4}
-    missing = client.post(URL, json=goog_request(csv="date,open,high,close\n2024-01-01,1,2,3\n"), headers=headers)
+    missing = client.post(
+        URL, json=goog_request(csv="date,open,high,close\n2024-01-01,1,2,3\n"), headers=headers
+    )
     assert missing.status_code == 422
     assert "low" in missing.get_json()["error"]["details"]
     assert client.get(URL, headers=headers).get_json()["items"] == []
@@ -114,9 +127,18 @@ def test_bad_input_is_422_naming_the_field(client, trader):
     for extra, status in cases:
         resp = client.post(URL, json=goog_request(**extra), headers=headers)
         assert resp.status_code == status, (extra, resp.get_json())
-    both = client.post(URL, json=goog_request(data={"symbol": "RELIANCE", "interval": "1d",
-                                                    "start": "2025-01-01T00:00:00Z",
-                                                    "end": "2025-02-01T00:00:00Z"}), headers=headers)
+    both = client.post(
+        URL,
+        json=goog_request(
+            data={
+                "symbol": "RELIANCE",
+                "interval": "1d",
+                "start": "2025-01-01T00:00:00Z",
+                "end": "2025-02-01T00:00:00Z",
+            }
+        ),
+        headers=headers,
+    )
     assert both.status_code == 422
     assert "data" in both.get_json()["error"]["details"]["fields"]
 
@@ -125,7 +147,12 @@ def test_backtest_from_the_candle_store(app, client, trader):
     _, headers = trader
     body = goog_request(
         csv=None,
-        data={"symbol": "RELIANCE", "interval": "1d", "start": "2025-01-01T00:00:00Z", "end": "2025-06-30T00:00:00Z"},
+        data={
+            "symbol": "RELIANCE",
+            "interval": "1d",
+            "start": "2025-01-01T00:00:00Z",
+            "end": "2025-06-30T00:00:00Z",
+        },
     )
     body.pop("csv")
     resp = client.post(URL, json=body, headers=headers)
