@@ -95,10 +95,12 @@ class LocalLease:
 class Interest:
     """Which symbols some client wants, shared across workers (score = expiry, Unix seconds)."""
 
+    # Without Redis the set is process-wide, like LocalLease's table.
+    _local: dict[str, float] = {}
+    _lock = threading.Lock()
+
     def __init__(self, client: Any | None, key: str = "feed:interest") -> None:
         self.client, self.key = client, key
-        self._local: dict[str, float] = {}
-        self._lock = threading.Lock()
 
     def touch(self, symbols: set[str] | list[str], ttl: float) -> None:
         if not symbols:

@@ -12,7 +12,7 @@ import threading
 from typing import Any
 
 from flask import current_app, request
-from flask_socketio import Namespace, join_room, leave_room
+from flask_socketio import Namespace, emit, join_room, leave_room
 
 from backend.domain.errors import AuthenticationFailed
 from backend.extensions import db
@@ -75,6 +75,19 @@ class LiveNamespace(Namespace):
 
     def on_connect(self, auth: Any = None) -> None:
         try:
+            self._on_connect(auth)
+        except ConnectionRefusedError:
+            raise
+        except Exception:
+            # Flask-SocketIO retries a handler that raised TypeError without ``auth``: never let an
+            # internal error turn into an anonymous second attempt.
+            log.exception("socket.io connect failed")
+            raise ConnectionRefusedError(
+                {"code": "INTERNAL_ERROR", "message": "Connection failed."}
+            ) from None
+
+    def _on_connect(self, auth: Any) -> None:
+        try:
             user_id, scopes = _authenticate(auth)
         except AuthenticationFailed as exc:
             db.session.rollback()
@@ -85,7 +98,7 @@ class LiveNamespace(Namespace):
         with self._lock:
             self.clients[sid] = {"user_id": user_id, "scopes": scopes, "symbols": set()}
         join_room(user_room(user_id))
-        self.emit("ready", {"user_id": user_id, "max_subscriptions": self._cap()}, to=sid)
+        emit("ready", {"user_id": user_id, "max_subscriptions": self._cap()})
 
     def on_disconnect(self, reason: Any = None) -> None:
         sid = request.sid  # type: ignore[attr-defined]
@@ -99,7 +112,7 @@ class LiveNamespace(Namespace):
 
     def _error(self, sid: str, code: str, message: str, **details: Any) -> dict[str, Any]:
         body = {"code": code, "message": message, **details}
-        self.emit("error", body, to=sid)
+        emit("error", body)
         return {"ok": False, **body}
 
     def on_subscribe(self, data: Any = None) -> dict[str, Any]:
@@ -136,7 +149,7 @@ class LiveNamespace(Namespace):
             client["symbols"].add(s)
         self._feed().add_interest(sid, new)
         body = {"symbols": sorted(client["symbols"]), "added": new}
-        self.emit("subscribed", body, to=sid)
+        emit("subscribed", body)
         return {"ok": True, **body}
 
     def on_unsubscribe(self, data: Any = None) -> dict[str, Any]:
@@ -153,7 +166,7 @@ class LiveNamespace(Namespace):
             client["symbols"].discard(s)
         self._feed().remove_interest(sid, removed)
         body = {"symbols": sorted(client["symbols"]), "removed": removed}
-        self.emit("unsubscribed", body, to=sid)
+        emit("unsubscribed", body)
         return {"ok": True, **body}
 
     def on_ping(self, data: Any = None) -> dict[str, Any]:
