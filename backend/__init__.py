@@ -129,3 +129,6 @@ def register_services(app: Flask) -> None:
     from backend.services.alerts import init_app as init_alerts
 
     init_alerts(app)
+    from backend.services.trading import init_app as _trading
+
+    _trading(app)

@@ -1,0 +1,151 @@
+"""Shared plumbing of the trading services: config, account locking, events after commit, dates."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+
+from backend.domain.charges import TradingConfig, load_trading_config
+from backend.domain.market.calendar import IST
+from backend.domain.orders.types import Instrument
+from backend.extensions import db
+from backend.models.trading import Order, Position, Trade, TradingAccount
+
+log = logging.getLogger(__name__)
+
+
+def trading_config() -> TradingConfig:
+    """config/trading.yaml (``TRADING_CONFIG``), parsed once per app."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    cfg = app.extensions.get("trading_config")
+    if cfg is None:
+        cfg = app.extensions.setdefault("trading_config", load_trading_config(app.config["TRADING_CONFIG"]))
+    return cfg
+
+
+def trading_day(now: datetime | None = None) -> date:
+    return (now or datetime.now(IST)).astimezone(IST).date()
+
+
+def lock_account(account_id: int) -> TradingAccount:
+    """Lock the account row for the rest of the transaction and return it freshly loaded.
+
+    PostgreSQL: ``SELECT ... FOR UPDATE`` serialises every money-moving transaction of one account.
+    SQLite ignores FOR UPDATE, but its transactions start with BEGIN IMMEDIATE (backend/database.py),
+    which already serialises writers.
+    """
+    stmt = (
+        select(TradingAccount)
+        .where(TradingAccount.id == account_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return db.session.execute(stmt).scalar_one()
+
+
+def to_instrument(ins: Any) -> Instrument:
+    """Domain order Instrument from a market-data instrument."""
+    return Instrument(
+        symbol=ins.trading_symbol.upper(),
+        tick_size=Decimal(ins.tick_size),
+        lot_size=int(ins.lot_size or 1),
+        segment=ins.segment,
+        exchange=ins.exchange,
+    )
+
+
+# --------------------------------------------------------------------------- events
+
+Emitter = Callable[[int, str, dict], None]
+
+
+def _default_emitter(user_id: int, event: str, payload: dict) -> None:
+    from backend.realtime import emit_to_user
+
+    emit_to_user(user_id, event, payload)
+
+
+# Replaced in tests to observe what is emitted (and when).
+emitter: list[Emitter] = [_default_emitter]
+
+
+class Events:
+    """Collects Socket.IO events during a transaction; ``send()`` is called only after the commit."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[int, str, dict]] = []
+
+    def add(self, user_id: int, event: str, payload: dict) -> None:
+        self.items.append((user_id, event, payload))
+
+    def order(self, row: Order) -> None:
+        self.add(row.user_id, "order_update", order_payload(row))
+
+    def fill(self, user_id: int, row: Trade) -> None:
+        self.add(user_id, "fill", trade_payload(row))
+
+    def position(self, user_id: int, row: Position) -> None:
+        self.add(user_id, "position_update", position_payload(row))
+
+    def send(self) -> None:
+        items, self.items = self.items, []
+        for user_id, event, payload in items:
+            try:
+                emitter[0](user_id, event, payload)
+            except Exception:  # noqa: BLE001 - a dead socket layer must not undo a committed order
+                log.exception("event emit failed", extra={"event": event})
+
+
+def _s(v: Any) -> str | None:
+    return None if v is None else str(v)
+
+
+def order_payload(o: Order) -> dict:
+    return {
+        "id": o.id,
+        "account_id": o.account_id,
+        "client_order_id": o.client_order_id,
+        "symbol": o.symbol,
+        "side": o.side,
+        "type": o.type,
+        "product": o.product,
+        "quantity": o.quantity,
+        "filled_quantity": o.filled_quantity,
+        "price": _s(o.price),
+        "trigger_price": _s(o.trigger_price),
+        "average_price": _s(o.average_price),
+        "status": o.status,
+        "status_message": o.status_message,
+        "tag": o.tag,
+    }
+
+
+def trade_payload(t: Trade) -> dict:
+    return {
+        "id": t.id,
+        "order_id": t.order_id,
+        "account_id": t.account_id,
+        "symbol": t.symbol,
+        "side": t.side,
+        "quantity": t.quantity,
+        "price": _s(t.price),
+        "charges": _s(t.charges),
+        "realised_pnl": _s(t.realised_pnl),
+    }
+
+
+def position_payload(p: Position) -> dict:
+    return {
+        "account_id": p.account_id,
+        "symbol": p.symbol,
+        "product": p.product,
+        "quantity": p.quantity,
+        "cost_basis": _s(p.cost_basis),
+        "realised_pnl": _s(p.realised_pnl),
+    }

@@ -1,0 +1,622 @@
+"""Order use cases: place (risk, idempotency, broker), preview, modify, cancel, list; tick matching.
+
+Placement, modification, cancellation and fills are each one transaction holding the account row lock
+(``common.lock_account``), so concurrent orders of one account are judged one after another against
+the cash left by the previous one. Events go out only after the commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from backend.domain.broker.base import Broker, OrderModification
+from backend.domain.errors import BrokerUnavailable, Conflict, NotFound, RiskRejected, ValidationFailed
+from backend.domain.market.types import Quote
+from backend.domain.orders.types import OrderRequest, OrderStatus, OrderType, Product, Side, Validity
+from backend.domain.orders.validation import validate_order, validate_trigger_against_ltp
+from backend.domain.risk import AccountSnapshot, RiskCoordinator, RiskDecision
+from backend.extensions import db
+from backend.models.trading import WORKING_STATUSES, Order, Position, Trade, TradingAccount
+from backend.services.pagination import Page, keyset_page
+from backend.services.trading import risk
+from backend.services.trading.accounts import cash_figures, resolve_account
+from backend.services.trading.common import Events, lock_account, to_instrument, trading_config, trading_day
+from backend.services.trading.paper_broker import PaperBroker, set_status, work_order
+
+log = logging.getLogger(__name__)
+REQUEST_FIELDS = (
+    "symbol",
+    "side",
+    "type",
+    "product",
+    "quantity",
+    "validity",
+    "price",
+    "trigger_price",
+    "tag",
+    "strategy_id",
+)
+
+
+# --------------------------------------------------------------------------- broker resolution
+
+# Live broker clients are provided by the broker integration: ``live_broker_factory(account) -> Broker``.
+# Nothing registers one by default, so a live account fails with BrokerUnavailable.
+live_broker_factory: list[Callable[[TradingAccount], Broker] | None] = [None]
+
+
+def resolve_broker(
+    acct: TradingAccount, quotes: dict[str, Quote] | None = None, events: Events | None = None
+) -> Any:
+    """Paper accounts always get the PaperBroker: the live factory is never consulted for them."""
+    if acct.mode == "paper":
+        return PaperBroker(quotes, events)
+    if acct.mode != "live":
+        raise BrokerUnavailable(f"Unknown account mode {acct.mode!r}.")
+    factory = live_broker_factory[0]
+    if factory is None:
+        raise BrokerUnavailable("No live broker is connected for this account.")
+    return factory(acct)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _fields_error(message: str, errors: dict[str, str]) -> ValidationFailed:
+    return ValidationFailed(message, {"fields": {k: [v] for k, v in errors.items()}})
+
+
+def _instrument(symbol: str):
+    from backend.services import market_data
+
+    ins = market_data.find_instrument(symbol)
+    if ins is None:
+        raise _fields_error("Unknown symbol.", {"symbol": f"Unknown symbol: {symbol}."})
+    return to_instrument(ins)
+
+
+def _quote(symbol: str) -> Quote:
+    from backend.services import market_data
+
+    got = market_data.quotes([symbol])
+    if not got:
+        raise BrokerUnavailable(f"No quote available for {symbol}.")
+    return got[0]
+
+
+def _build_request(data: dict[str, Any], client_order_id: str | None) -> OrderRequest:
+    return OrderRequest(
+        symbol=data["symbol"].strip().upper(),
+        side=Side(data["side"]),
+        type=OrderType(data["type"]),
+        product=Product(data.get("product") or "D"),
+        quantity=int(data["quantity"]),
+        validity=Validity(data.get("validity") or "DAY"),
+        price=data.get("price"),
+        trigger_price=data.get("trigger_price"),
+        tag=data.get("tag"),
+        client_order_id=client_order_id,
+    )
+
+
+def _validate(req: OrderRequest, ins: Any, ltp: Decimal | None) -> None:
+    try:
+        validate_order(req, ins)
+        if ltp is not None:
+            validate_trigger_against_ltp(req, ltp)
+    except ValidationFailed as exc:
+        raise _fields_error("Order validation failed.", {k: str(v) for k, v in exc.details.items()}) from None
+
+
+def request_hash(data: dict[str, Any], account_id: int) -> str:
+    canon = {k: (None if data.get(k) is None else str(data.get(k))) for k in REQUEST_FIELDS}
+    canon["symbol"] = (canon["symbol"] or "").upper()
+    canon["account_id"] = str(account_id)
+    return hashlib.sha256(json.dumps(canon, sort_keys=True).encode()).hexdigest()
+
+
+def snapshot(
+    acct: TradingAccount, ltp: dict[str, Decimal], exclude_order: Order | None = None
+) -> tuple[AccountSnapshot, Any]:
+    """What the risk coordinator needs, read under the account lock."""
+    limits = risk.limits_for(acct)
+    rows = list(
+        db.session.scalars(
+            select(Position).where(Position.account_id == acct.id).execution_options(populate_existing=True)
+        )
+    )
+    figs = cash_figures(acct, rows, limits.short_margin_pct)
+    available = figs.available
+    if exclude_order is not None:
+        available += Decimal(exclude_order.reserved_cash or 0)
+    positions = {p.symbol: p.quantity for p in rows if p.quantity}
+    unrealised = Decimal(0)
+    if positions:
+        from backend.services import market_data
+
+        missing = [s for s in positions if s not in ltp]
+        prices = dict(ltp)
+        if missing:
+            try:
+                prices.update(market_data.ltp(missing))
+            except Exception:  # noqa: BLE001 - no price: that position's unrealised P&L is unknown, count 0
+                log.warning("ltp unavailable for risk snapshot", exc_info=True)
+        for p in rows:
+            if p.quantity and p.symbol in prices:
+                unrealised += p.quantity * Decimal(prices[p.symbol]) - Decimal(p.cost_basis)
+    snap = AccountSnapshot(
+        available_cash=available,
+        positions=positions,
+        breaker=risk.breaker_state(acct),
+        day_unrealised_pnl=unrealised,
+        global_kill=risk.get_global_kill_switch(),
+    )
+    return snap, limits
+
+
+def coordinator() -> RiskCoordinator:
+    cfg = trading_config()
+    return RiskCoordinator(cfg.charges, cfg.fills.market_collar_pct)
+
+
+def _rejection(row: Order) -> RiskRejected:
+    return RiskRejected(
+        row.status_message or "Order rejected by risk checks.",
+        details={"checks": list(row.reject_reasons or []), "order_id": row.id},
+    )
+
+
+def _replay(row: Order, digest: str) -> tuple[Order, int]:
+    if row.request_hash != digest:
+        raise Conflict(
+            "This idempotency key was already used with a different request.",
+            {"client_order_id": row.client_order_id, "order_id": row.id},
+            code="IDEMPOTENCY_CONFLICT",
+        )
+    if row.response_status == 422:
+        raise _rejection(row)
+    return row, row.response_status
+
+
+def _by_key(account_id: int, key: str) -> Order | None:
+    return db.session.scalar(
+        select(Order)
+        .where(Order.account_id == account_id, Order.client_order_id == key)
+        .execution_options(populate_existing=True)
+    )
+
+
+# --------------------------------------------------------------------------- use cases
+
+
+def place_order(user: Any, data: dict[str, Any], idempotency_key: str | None = None) -> tuple[Order, int]:
+    """Place an order; returns (order, HTTP-neutral status 201). Raises RiskRejected after storing it."""
+    body_key = data.get("client_order_id")
+    if body_key and idempotency_key and body_key != idempotency_key:
+        raise _fields_error(
+            "client_order_id and Idempotency-Key differ.",
+            {"client_order_id": "Must equal the Idempotency-Key header when both are sent."},
+        )
+    key = body_key or idempotency_key
+    acct = resolve_account(user, data.get("account_id"))
+    digest = request_hash(data, acct.id)
+    if key:
+        existing = _by_key(acct.id, key)
+        if existing is not None:
+            return _replay(existing, digest)
+
+    ins = _instrument(data["symbol"])
+    req = _build_request(data, key)
+    _validate(req, ins, None)
+    quote = _quote(ins.symbol)
+    _validate(req, ins, quote.ltp)
+    return _place_locked(user, acct.id, req, ins, quote, key, digest, data.get("strategy_id"))
+
+
+def _place_locked(
+    user: Any,
+    account_id: int,
+    req: OrderRequest,
+    ins: Any,
+    quote: Quote,
+    key: str | None,
+    digest: str | None,
+    strategy_id: str | None = None,
+) -> tuple[Order, int]:
+    events = Events()
+    try:
+        acct = lock_account(account_id)
+        if key:
+            existing = _by_key(acct.id, key)  # a concurrent retry may have won the race for the lock
+            if existing is not None:
+                db.session.commit()
+                return _replay(existing, digest or "")
+        snap, limits = snapshot(acct, {ins.symbol: quote.ltp})
+        decision = coordinator().evaluate(req, ins, quote.ltp, snap, limits)
+        row = Order(
+            account_id=acct.id,
+            user_id=acct.user_id,
+            client_order_id=key,
+            request_hash=digest,
+            symbol=req.symbol,
+            side=str(req.side),
+            type=str(req.type),
+            product=str(req.product),
+            validity=str(req.validity),
+            quantity=req.quantity,
+            price=req.price,
+            trigger_price=req.trigger_price,
+            status="pending",
+            tag=req.tag,
+            strategy_id=strategy_id,
+            estimated_charges=decision.estimated_charges,
+            reserved_cash=Decimal(0),
+            reject_reasons=[],
+        )
+        db.session.add(row)
+        db.session.flush()  # the idempotency key is recorded before any broker is called
+        if not decision.allowed:
+            row.reject_reasons = [f.to_dict() for f in decision.failed]
+            row.response_status = 422
+            set_status(row, OrderStatus.REJECTED, "; ".join(f"{f.name}: {f.reason}" for f in decision.failed))
+            events.order(row)
+            db.session.commit()
+            events.send()
+            raise _rejection(row)
+        row.reserved_cash = decision.cash_required
+        row.response_status = 201
+        st = risk.breaker_for(limits).record_order(snap.breaker, trading_day())
+        risk.save_breaker(acct, st)
+        broker = resolve_broker(acct, {ins.symbol: quote}, events)
+        broker_req = replace(req, client_order_id=key or f"oid:{row.id}")
+        if not key:
+            row.client_order_id = None
+        if acct.mode == "paper":
+            # the paper broker finds the recorded row by its client order id
+            row.client_order_id = broker_req.client_order_id
+            db.session.flush()
+        placed = broker.place_order(str(acct.id), broker_req)
+        if not key:
+            row.client_order_id = None
+        if acct.mode != "paper":
+            row.broker_order_id = placed.order_id
+            row.status = str(placed.status)
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        if key:
+            existing = _by_key(account_id, key)
+            if existing is not None:
+                return _replay(existing, digest or "")
+        raise
+    except (RiskRejected, Conflict):
+        raise
+    except Exception:
+        db.session.rollback()
+        raise
+    events.send()
+    return row, 201
+
+
+def preview_order(user: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """Risk decision and charge estimate for an order, changing nothing."""
+    acct = resolve_account(user, data.get("account_id"))
+    ins = _instrument(data["symbol"])
+    req = _build_request(data, None)
+    _validate(req, ins, None)
+    quote = _quote(ins.symbol)
+    _validate(req, ins, quote.ltp)
+    snap, limits = snapshot(acct, {ins.symbol: quote.ltp})
+    decision: RiskDecision = coordinator().evaluate(req, ins, quote.ltp, snap, limits)
+    db.session.rollback()
+    charges = decision.charges[0]
+    return {
+        "allowed": decision.allowed,
+        "checks": [f.to_dict() for f in decision.failed],
+        "checks_run": decision.checks_run,
+        "trading_state": str(decision.trading_state),
+        "estimated_charges": decision.estimated_charges,
+        "charges": charges.to_dict() if charges else {},
+        "cash_required": decision.cash_required,
+        "available_cash": snap.available_cash,
+        "ltp": quote.ltp,
+        "account_id": acct.id,
+    }
+
+
+def _owned_order(user: Any, order_id: int) -> Order:
+    row = db.session.get(Order, order_id)
+    if row is None or row.user_id != user.id:
+        raise NotFound("Order not found.", {"order_id": order_id}, code="ORDER_NOT_FOUND")
+    return row
+
+
+def get_order(user: Any, order_id: int) -> Order:
+    return _owned_order(user, order_id)
+
+
+def list_orders(user: Any, filters: dict[str, Any], limit: int, cursor: dict | None) -> Page:
+    stmt = select(Order).where(Order.user_id == user.id)
+    if filters.get("account_id") is not None:
+        stmt = stmt.where(Order.account_id == filters["account_id"])
+    if filters.get("status"):
+        stmt = stmt.where(Order.status.in_(filters["status"]))
+    if filters.get("symbol"):
+        stmt = stmt.where(Order.symbol == filters["symbol"].upper())
+    if filters.get("from_") is not None:
+        stmt = stmt.where(Order.created_at >= filters["from_"])
+    if filters.get("to") is not None:
+        stmt = stmt.where(Order.created_at < filters["to"])
+    return keyset_page(stmt, Order.id, limit, cursor)
+
+
+def order_trades(user: Any, order_id: int) -> list[Trade]:
+    row = _owned_order(user, order_id)
+    return list(db.session.scalars(select(Trade).where(Trade.order_id == row.id).order_by(Trade.id)))
+
+
+def modify_order(user: Any, order_id: int, changes: dict[str, Any]) -> Order:
+    """Change price, quantity or trigger of a working order; risk is re-checked for the new terms."""
+    row = _owned_order(user, order_id)
+    events = Events()
+    try:
+        acct = lock_account(row.account_id)
+        row = db.session.get(Order, order_id, populate_existing=True)
+        if row.status not in ("open", "trigger_pending", "partially_filled"):
+            raise Conflict(
+                "Only a working order can be modified.", {"status": row.status}, code="ORDER_NOT_MODIFIABLE"
+            )
+        ins = _instrument(row.symbol)
+        new_qty = changes.get("quantity", row.quantity)
+        if new_qty is not None and new_qty <= row.filled_quantity:
+            raise _fields_error(
+                "Quantity too small.", {"quantity": f"Must exceed the filled {row.filled_quantity}."}
+            )
+        data = {
+            "symbol": row.symbol,
+            "side": row.side,
+            "type": row.type,
+            "product": row.product,
+            "validity": row.validity,
+            "quantity": new_qty,
+            "price": changes.get("price", row.price),
+            "trigger_price": changes.get("trigger_price", row.trigger_price),
+        }
+        full = _build_request(data, row.client_order_id)
+        quote = _quote(ins.symbol)
+        _validate(full, ins, quote.ltp if row.status == "trigger_pending" else None)
+        rest = replace(full, quantity=new_qty - row.filled_quantity)
+        snap, limits = snapshot(acct, {ins.symbol: quote.ltp}, exclude_order=row)
+        # a modification is not a new order for the day's order count
+        snap = replace(
+            snap, breaker=replace(snap.breaker, orders_today=max(snap.breaker.orders_today - 1, 0))
+        )
+        decision = coordinator().evaluate(rest, ins, quote.ltp, snap, limits)
+        decision.raise_if_rejected()
+        broker = resolve_broker(acct, {ins.symbol: quote}, events)
+        broker.modify_order(
+            str(acct.id),
+            str(row.id),
+            OrderModification(quantity=new_qty, price=full.price, trigger_price=full.trigger_price),
+        )
+        row.reserved_cash = decision.cash_required
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    events.send()
+    return row
+
+
+def _cancel_locked(acct: TradingAccount, row: Order, events: Events) -> None:
+    broker = resolve_broker(acct, None, events)
+    broker.cancel_order(str(acct.id), str(row.id))
+
+
+def cancel_order(user: Any, order_id: int) -> Order:
+    row = _owned_order(user, order_id)
+    events = Events()
+    try:
+        acct = lock_account(row.account_id)
+        row = db.session.get(Order, order_id, populate_existing=True)
+        _cancel_locked(acct, row, events)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    events.send()
+    return row
+
+
+def cancel_all(user: Any, account_id: int | None, symbol: str | None) -> list[Order]:
+    acct = resolve_account(user, account_id)
+    events = Events()
+    try:
+        acct = lock_account(acct.id)
+        stmt = select(Order).where(Order.account_id == acct.id, Order.status.in_(WORKING_STATUSES))
+        if symbol:
+            stmt = stmt.where(Order.symbol == symbol.upper())
+        rows = list(db.session.scalars(stmt.order_by(Order.id).execution_options(populate_existing=True)))
+        for row in rows:
+            _cancel_locked(acct, row, events)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    events.send()
+    return rows
+
+
+# --------------------------------------------------------------------------- ticks
+
+
+def working_symbols() -> set[str]:
+    rows = db.session.execute(select(Order.symbol).where(Order.status.in_(WORKING_STATUSES)).distinct())
+    syms = {r[0] for r in rows}
+    syms |= {
+        r[0]
+        for r in db.session.execute(
+            select(Position.symbol).where(Position.stops.is_not(None), Position.quantity != 0).distinct()
+        )
+    }
+    return syms
+
+
+def match_tick(tick: Any) -> int:
+    """Fill resting paper orders of ``tick.symbol``; one transaction per account. Returns fills made."""
+    symbol = tick.symbol.upper()
+    account_ids = sorted(
+        {
+            r[0]
+            for r in db.session.execute(
+                select(Order.account_id)
+                .join(TradingAccount, TradingAccount.id == Order.account_id)
+                .where(
+                    Order.symbol == symbol, Order.status.in_(WORKING_STATUSES), TradingAccount.mode == "paper"
+                )
+            )
+        }
+    )
+    db.session.rollback()
+    fills = 0
+    for account_id in account_ids:
+        events = Events()
+        try:
+            acct = lock_account(account_id)
+            rows = db.session.scalars(
+                select(Order)
+                .where(
+                    Order.account_id == account_id, Order.symbol == symbol, Order.status.in_(WORKING_STATUSES)
+                )
+                .order_by(Order.id)
+                .execution_options(populate_existing=True)
+            )
+            for row in list(rows):
+                before = row.filled_quantity
+                work_order(acct, row, tick, events)
+                fills += row.filled_quantity != before
+            db.session.commit()
+        except Exception:  # noqa: BLE001 - one account's failure must not stop the others
+            db.session.rollback()
+            log.exception("paper tick matching failed", extra={"account_id": account_id, "symbol": symbol})
+            continue
+        events.send()
+    return fills
+
+
+def check_stops_tick(tick: Any) -> int:
+    """Move trailing water marks and fire stop-loss/take-profit exits as tagged MARKET orders."""
+    from backend.domain.risk.stops import ProtectedPosition, check_stops
+
+    symbol = tick.symbol.upper()
+    account_ids = sorted(
+        {
+            r[0]
+            for r in db.session.execute(
+                select(Position.account_id).where(
+                    Position.symbol == symbol, Position.stops.is_not(None), Position.quantity != 0
+                )
+            )
+        }
+    )
+    db.session.rollback()
+    exits = 0
+    for account_id in account_ids:
+        try:
+            acct = lock_account(account_id)
+            pos = db.session.scalar(
+                select(Position)
+                .where(Position.account_id == account_id, Position.symbol == symbol)
+                .execution_options(populate_existing=True)
+            )
+            if pos is None or not pos.stops or pos.quantity == 0:
+                db.session.commit()
+                continue
+            pp = ProtectedPosition.from_dict({**pos.stops, "qty": pos.quantity})
+            pp, exit_req = check_stops(pp, Decimal(tick.ltp))
+            if exit_req is None:
+                pos.stops = pp.to_dict()
+                db.session.commit()
+                continue
+            pos.stops = None
+            user_id = acct.user_id
+            db.session.commit()
+        except Exception:  # noqa: BLE001
+            db.session.rollback()
+            log.exception("stop check failed", extra={"account_id": account_id, "symbol": symbol})
+            continue
+        try:
+            ins = _instrument(symbol)
+            quote = Quote(
+                symbol,
+                Decimal(tick.ltp),
+                Decimal(tick.bid),
+                Decimal(tick.ask),
+                Decimal(tick.ltp),
+                Decimal(tick.ltp),
+                Decimal(tick.ltp),
+                Decimal(tick.ltp),
+                int(tick.volume or 0),
+                tick.ts if isinstance(tick.ts, datetime) else datetime.now(),
+            )
+            _place_locked(_SystemUser(user_id), account_id, exit_req, ins, quote, None, None)
+            exits += 1
+        except RiskRejected:
+            exits += 1  # stored as rejected with its reasons; the trader sees why
+        except Exception:  # noqa: BLE001
+            db.session.rollback()
+            log.exception("stop exit failed", extra={"account_id": account_id, "symbol": symbol})
+    return exits
+
+
+class _SystemUser:
+    def __init__(self, user_id: int) -> None:
+        self.id = user_id
+        self.role = "system"
+
+
+def on_tick(tick: Any) -> None:
+    """Tick-bus callback: match resting orders, then protective stops."""
+    match_tick(tick)
+    check_stops_tick(tick)
+
+
+def expire_day_orders() -> int:
+    """Expire every working DAY order (run at session close)."""
+    n = 0
+    rows = list(
+        db.session.scalars(
+            select(
+                Order.id,
+            ).where(Order.status.in_(WORKING_STATUSES), Order.validity == "DAY")
+        )
+    )
+    db.session.rollback()
+    for order_id in rows:
+        events = Events()
+        try:
+            row = db.session.get(Order, order_id)
+            lock_account(row.account_id)
+            row = db.session.get(Order, order_id, populate_existing=True)
+            if row.status in WORKING_STATUSES:
+                set_status(row, OrderStatus.EXPIRED, "session_close")
+                events.order(row)
+                n += 1
+            db.session.commit()
+        except Exception:  # noqa: BLE001
+            db.session.rollback()
+            log.exception("expiry failed", extra={"order_id": order_id})
+            continue
+        events.send()
+    return n
+

@@ -1,0 +1,322 @@
+"""The paper broker: the ``Broker`` protocol implemented on our own tables, filled from the live feed.
+
+Every method runs inside the caller's transaction with the account row already locked
+(``common.lock_account``); nothing here commits. Fill decisions come from the pure fill model
+(``backend.domain.orders.fills.evaluate``); this module only persists them: a trade row per fill, a
+``fill`` and a ``charge`` ledger entry, the average-cost position, the order's progress and the
+circuit breaker's loss counters.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+
+from backend.domain.accounting import Position as DomainPosition
+from backend.domain.accounting import apply_fill as account_fill
+from backend.domain.broker.base import BrokerOrder, BrokerPosition, Funds, Holding, OrderModification
+from backend.domain.errors import Conflict, NotFound
+from backend.domain.market.types import Quote
+from backend.domain.orders.fills import FillDecision, OrderState, evaluate
+from backend.domain.orders.state import is_terminal, transition
+from backend.domain.orders.types import OrderRequest, OrderStatus, OrderType, Product, Side, Validity
+from backend.extensions import db
+from backend.models.trading import WORKING_STATUSES, LedgerEntry, Order, Position, Trade, TradingAccount
+from backend.services.trading.common import Events, trading_config, trading_day
+
+PAISA = Decimal("0.01")
+
+
+def request_of(row: Order) -> OrderRequest:
+    return OrderRequest(
+        symbol=row.symbol,
+        side=Side(row.side),
+        type=OrderType(row.type),
+        product=Product(row.product),
+        quantity=row.quantity,
+        validity=Validity(row.validity),
+        price=None if row.price is None else Decimal(row.price),
+        trigger_price=None if row.trigger_price is None else Decimal(row.trigger_price),
+        tag=row.tag,
+        client_order_id=row.client_order_id,
+    )
+
+
+def to_broker_order(row: Order) -> BrokerOrder:
+    return BrokerOrder(
+        order_id=str(row.id),
+        symbol=row.symbol,
+        side=Side(row.side),
+        type=OrderType(row.type),
+        product=Product(row.product),
+        validity=Validity(row.validity),
+        quantity=row.quantity,
+        status=OrderStatus(row.status),
+        filled_quantity=row.filled_quantity,
+        average_price=row.average_price,
+        price=row.price,
+        trigger_price=row.trigger_price,
+        tag=row.tag,
+        client_order_id=row.client_order_id,
+        status_message=row.status_message,
+        placed_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _instrument_facts(symbol: str) -> tuple[Decimal, int, str]:
+    from backend.services import market_data
+
+    ins = market_data.find_instrument(symbol)
+    if ins is None:
+        return Decimal("0.05"), 1, "EQ"
+    return Decimal(ins.tick_size), int(ins.lot_size or 1), ins.segment
+
+
+def _position_row(account_id: int, symbol: str) -> Position:
+    row = db.session.scalar(
+        select(Position)
+        .where(Position.account_id == account_id, Position.symbol == symbol)
+        .execution_options(populate_existing=True)
+    )
+    if row is None:
+        row = Position(
+            account_id=account_id,
+            symbol=symbol,
+            quantity=0,
+            cost_basis=Decimal(0),
+            realised_pnl=Decimal(0),
+            product="D",
+        )
+        db.session.add(row)
+    return row
+
+
+def set_status(row: Order, new: OrderStatus | str, message: str | None = None) -> None:
+    """Move ``row`` through the domain state machine (illegal moves raise Conflict)."""
+    new = OrderStatus(new)
+    if OrderStatus(row.status) is not new or new is OrderStatus.PARTIALLY_FILLED:
+        row.status = str(transition(OrderStatus(row.status), new))
+    if message is not None:
+        row.status_message = message
+    if is_terminal(OrderStatus(row.status)):
+        row.reserved_cash = Decimal(0)
+
+
+def apply_fill(
+    acct: TradingAccount, row: Order, qty: int, price: Decimal, segment: str, events: Events
+) -> Trade:
+    """Persist one fill: trade, ledger (value and charges), position, order progress, breaker."""
+    from backend.services.trading import risk
+
+    side = Side(row.side)
+    charges = trading_config().charges.estimate(side, Product(row.product), qty, price, segment).total
+    before = DomainPosition(0, Decimal(0), Decimal(0))
+    pos_row = _position_row(acct.id, row.symbol)
+    before = DomainPosition(
+        pos_row.quantity or 0, Decimal(pos_row.cost_basis or 0), Decimal(pos_row.realised_pnl or 0)
+    )
+    result = account_fill(before, side, qty, price)
+    trade = Trade(
+        account_id=acct.id,
+        order_id=row.id,
+        symbol=row.symbol,
+        side=row.side,
+        product=row.product,
+        quantity=qty,
+        price=price,
+        charges=charges,
+        realised_pnl=result.realised,
+    )
+    db.session.add(trade)
+    db.session.flush()
+    value = -(qty * price) if side is Side.BUY else qty * price
+    db.session.add(
+        LedgerEntry(
+            account_id=acct.id,
+            kind="fill",
+            amount=value,
+            order_id=row.id,
+            trade_id=trade.id,
+            note=f"{row.side} {qty} {row.symbol} @ {price}",
+        )
+    )
+    if charges:
+        db.session.add(
+            LedgerEntry(
+                account_id=acct.id,
+                kind="charge",
+                amount=-charges,
+                order_id=row.id,
+                trade_id=trade.id,
+                note="charges",
+            )
+        )
+    acct.cash = Decimal(acct.cash) + value - charges
+
+    pos_row.quantity = result.position.qty
+    pos_row.cost_basis = result.position.cost_basis
+    pos_row.realised_pnl = result.position.realised_pnl
+    if result.opened_qty:
+        pos_row.product = row.product
+    if result.position.qty == 0 or result.opened_qty and result.closed_qty:
+        pos_row.stops = None  # a flat or flipped position keeps no stale exits
+
+    # order progress: weighted average price, cash still held for the unfilled rest
+    prev_filled = row.filled_quantity
+    row.filled_quantity = prev_filled + qty
+    prev_value = Decimal(row.average_price or 0) * prev_filled
+    row.average_price = ((prev_value + price * qty) / row.filled_quantity).quantize(Decimal("0.0001"))
+    remaining = row.quantity - row.filled_quantity
+    row.reserved_cash = (
+        (Decimal(row.reserved_cash) * remaining / (remaining + qty)).quantize(PAISA)
+        if remaining > 0
+        else Decimal(0)
+    )
+
+    if result.closed_qty:
+        limits = risk.limits_for(acct)
+        st = risk.breaker_for(limits).record_trade(
+            risk.breaker_state(acct), result.realised - charges, trading_day()
+        )
+        risk.save_breaker(acct, st)
+    events.fill(row.user_id, trade)
+    events.position(row.user_id, pos_row)
+    return trade
+
+
+def apply_decision(
+    acct: TradingAccount, row: Order, decision: FillDecision, segment: str, events: Events
+) -> None:
+    for fill in decision.fills:
+        apply_fill(acct, row, fill.qty, fill.price, segment, events)
+    new = decision.new_status
+    if new is OrderStatus.PARTIALLY_FILLED and not decision.fills and row.status == "partially_filled":
+        return  # nothing happened
+    if OrderStatus(row.status) is not new or decision.fills:
+        set_status(row, new, decision.reason)
+        events.order(row)
+
+
+def work_order(acct: TradingAccount, row: Order, update: Any, events: Events) -> None:
+    """Evaluate one working order against one market update (quote or tick) and persist the result."""
+    if row.status not in WORKING_STATUSES:
+        return
+    tick_size, lot, segment = _instrument_facts(row.symbol)
+    state = OrderState(request_of(row), OrderStatus(row.status), row.filled_quantity, tick_size, lot)
+    decision = evaluate(state, update, trading_config().fills)
+    if not decision.fills and OrderStatus(row.status) is decision.new_status:
+        return
+    apply_decision(acct, row, decision, segment, events)
+
+
+class PaperBroker:
+    """``Broker`` for paper accounts. ``quotes`` are the prices already fetched for this request."""
+
+    name = "paper"
+
+    def __init__(self, quotes: dict[str, Quote] | None = None, events: Events | None = None) -> None:
+        self.quotes = dict(quotes or {})
+        self.events = events or Events()
+
+    # -- helpers
+    def _account(self, account: str) -> TradingAccount:
+        acct = db.session.get(TradingAccount, int(account))
+        if acct is None or acct.mode != "paper":
+            raise NotFound("Paper account not found.", code="ACCOUNT_NOT_FOUND")
+        return acct
+
+    def _order(self, account: str, order_id: str) -> Order:
+        row = db.session.get(Order, int(order_id), populate_existing=True)
+        if row is None or row.account_id != int(account):
+            raise NotFound("Order not found.", {"order_id": order_id}, code="ORDER_NOT_FOUND")
+        return row
+
+    def _quote(self, symbol: str) -> Quote:
+        q = self.quotes.get(symbol)
+        if q is None:
+            from backend.services import market_data
+
+            q = market_data.quotes([symbol])[0]
+            self.quotes[symbol] = q
+        return q
+
+    # -- Broker protocol
+    def place_order(self, account: str, order: OrderRequest) -> BrokerOrder:
+        """Work a recorded order (found by its client order id): stops wait, others trade at the quote."""
+        acct = self._account(account)
+        row = db.session.scalar(
+            select(Order).where(Order.account_id == acct.id, Order.client_order_id == order.client_order_id)
+        )
+        if row is None:
+            raise NotFound("Order was not recorded before placement.", code="ORDER_NOT_FOUND")
+        if order.is_stop:
+            set_status(row, OrderStatus.TRIGGER_PENDING, "awaiting_trigger")
+            self.events.order(row)
+        else:
+            work_order(acct, row, self._quote(row.symbol), self.events)
+            if row.status == "pending":  # limit not crossed / beyond protection: rest on the book
+                set_status(row, OrderStatus.OPEN, row.status_message or "open")
+                self.events.order(row)
+        return to_broker_order(row)
+
+    def modify_order(self, account: str, order_id: str, changes: OrderModification) -> BrokerOrder:
+        row = self._order(account, order_id)
+        if row.status not in ("open", "trigger_pending", "partially_filled"):
+            raise Conflict(
+                "Only a working order can be modified.", {"status": row.status}, code="ORDER_NOT_MODIFIABLE"
+            )
+        if changes.quantity is not None:
+            row.quantity = changes.quantity
+        if changes.price is not None:
+            row.price = changes.price
+        if changes.trigger_price is not None:
+            row.trigger_price = changes.trigger_price
+        row.status_message = "modified"
+        self.events.order(row)
+        return to_broker_order(row)
+
+    def cancel_order(self, account: str, order_id: str) -> BrokerOrder:
+        row = self._order(account, order_id)
+        if row.status not in WORKING_STATUSES:
+            raise Conflict(
+                "The order is no longer working.", {"status": row.status}, code="ORDER_NOT_CANCELLABLE"
+            )
+        set_status(row, OrderStatus.CANCELLED, "cancelled by user")
+        self.events.order(row)
+        return to_broker_order(row)
+
+    def get_order(self, account: str, order_id: str) -> BrokerOrder:
+        return to_broker_order(self._order(account, order_id))
+
+    def list_orders(self, account: str) -> list[BrokerOrder]:
+        rows = db.session.scalars(select(Order).where(Order.account_id == int(account)).order_by(Order.id))
+        return [to_broker_order(r) for r in rows]
+
+    def positions(self, account: str) -> list[BrokerPosition]:
+        rows = db.session.scalars(
+            select(Position).where(Position.account_id == int(account), Position.quantity != 0)
+        )
+        out = []
+        for p in rows:
+            avg = Decimal(p.cost_basis) / p.quantity
+            out.append(BrokerPosition(p.symbol, Product(p.product), p.quantity, avg, Decimal(p.realised_pnl)))
+        return out
+
+    def holdings(self, account: str) -> list[Holding]:
+        return [
+            Holding(p.symbol, p.quantity, p.average_price)
+            for p in self.positions(account)
+            if p.product is Product.D and p.quantity > 0
+        ]
+
+    def funds(self, account: str) -> Funds:
+        from backend.services.trading.accounts import cash_figures
+        from backend.services.trading.risk import limits_for
+
+        acct = self._account(account)
+        rows = list(db.session.scalars(select(Position).where(Position.account_id == acct.id)))
+        figs = cash_figures(acct, rows, limits_for(acct).short_margin_pct)
+        return Funds(available_cash=figs.available, used_margin=figs.margin_used, total=figs.cash)
