@@ -480,8 +480,7 @@ class AlertEvaluator:
             for rid in expired:
                 self._saved.pop(rid, None)
         if not firings:
-            if expired:
-                db.session.commit()
+            db.session.commit()  # also ends a read transaction opened by sync()
             return []
         return self.record_firings(firings)
 
@@ -519,13 +518,16 @@ class AlertEvaluator:
             )
             db.session.add(hist)
             rows.append((hist, url))
+        db.session.flush()
+        # Payloads are built before the commit: touching expired rows afterwards would open a new
+        # transaction (BEGIN IMMEDIATE on SQLite) that the webhook threads would have to wait for.
+        sends = [(h.id, h.user_id, url, history_payload(h)) for h, url in rows]
         db.session.commit()
         self.fired += len(rows)
-        for hist, url in rows:
-            payload = history_payload(hist)
-            emit_alert(hist.user_id, payload)
+        for hid, uid, url, payload in sends:
+            emit_alert(uid, payload)
             if url:
-                self._submit(hist.id, hist.user_id, url, {"event": "alert.fired", "data": payload})
+                self._submit(hid, uid, url, {"event": "alert.fired", "data": payload})
         return [h for h, _ in rows]
 
     def _submit(self, history_id: int, user_id: int, url: str, body: dict) -> None:
@@ -661,7 +663,7 @@ def history_payload(hist: AlertHistory) -> dict:
         "rule_id": hist.rule_id,
         "symbol": hist.symbol,
         "kind": hist.kind,
-        "price": str(hist.price) if hist.price is not None else None,
+        "price": str(Decimal(hist.price).quantize(Decimal("0.0001"))) if hist.price is not None else None,
         "message": hist.message,
         "payload": hist.payload or {},
         "fired_at": _aware(hist.fired_at).isoformat(),
