@@ -55,9 +55,14 @@ def to_instrument(ins: Any) -> Instrument:
         symbol=ins.trading_symbol.upper(),
         tick_size=Decimal(ins.tick_size),
         lot_size=int(ins.lot_size or 1),
-        segment=ins.segment,
+        segment=charge_segment(ins.segment),
         exchange=ins.exchange,
     )
+
+
+def charge_segment(segment: str) -> str:
+    """Market data names segments like Upstox (``NSE_EQ``); limits and charges use ``EQ``."""
+    return segment.split("_", 1)[1] if "_" in segment else segment
 
 
 # --------------------------------------------------------------------------- events

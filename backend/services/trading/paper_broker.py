@@ -24,7 +24,7 @@ from backend.domain.orders.state import is_terminal, transition
 from backend.domain.orders.types import OrderRequest, OrderStatus, OrderType, Product, Side, Validity
 from backend.extensions import db
 from backend.models.trading import WORKING_STATUSES, LedgerEntry, Order, Position, Trade, TradingAccount
-from backend.services.trading.common import Events, trading_config, trading_day
+from backend.services.trading.common import Events, charge_segment, trading_config, trading_day
 
 PAISA = Decimal("0.01")
 
@@ -72,7 +72,7 @@ def _instrument_facts(symbol: str) -> tuple[Decimal, int, str]:
     ins = market_data.find_instrument(symbol)
     if ins is None:
         return Decimal("0.05"), 1, "EQ"
-    return Decimal(ins.tick_size), int(ins.lot_size or 1), ins.segment
+    return Decimal(ins.tick_size), int(ins.lot_size or 1), charge_segment(ins.segment)
 
 
 def _position_row(account_id: int, symbol: str) -> Position:
