@@ -13,7 +13,9 @@ TOKEN_STORE_BACKENDS = ("auto", "redis", "database")
 def settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     backend = env_str("TOKEN_STORE_BACKEND", "auto", env=env)
     if backend not in TOKEN_STORE_BACKENDS:
-        raise ConfigError(f"TOKEN_STORE_BACKEND must be one of {', '.join(TOKEN_STORE_BACKENDS)}, got {backend!r}")
+        raise ConfigError(
+            f"TOKEN_STORE_BACKEND must be one of {', '.join(TOKEN_STORE_BACKENDS)}, got {backend!r}"
+        )
     rate = env_float("UPSTOX_ORDER_RATE_PER_SECOND", 8.0, env=env)
     if not 0 < rate < 10:
         # Upstox allows 10 order requests per second; 429 UDAPI10005 carries no Retry-After.

@@ -21,7 +21,9 @@ class BrokerConnection(TimestampMixin, db.Model):
     __tablename__ = "broker_connections"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
     account_id: Mapped[int | None] = mapped_column(
         ForeignKey("trading_accounts.id", ondelete="SET NULL"), nullable=True, index=True
     )
@@ -52,7 +54,9 @@ class BrokerOAuthState(db.Model):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     state_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
     broker: Mapped[str] = mapped_column(String(16), nullable=False, default="upstox")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)

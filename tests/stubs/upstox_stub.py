@@ -367,4 +367,7 @@ def create_stub_app(state: StubState | None = None) -> Flask:
     app = Flask("upstox_stub")
     app.config["STUB_STATE"] = state
     app.register_blueprint(_market_blueprint(state))
+    from tests.stubs.upstox_orders_stub import orders_blueprint
+
+    app.register_blueprint(orders_blueprint(state))
     return app
