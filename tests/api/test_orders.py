@@ -6,9 +6,12 @@ from decimal import Decimal
 
 import pytest
 
-from tests.services.trading_support import check_invariants, events, market, order_body  # noqa: F401
+from tests.services import trading_support
+from tests.services.trading_support import check_invariants, order_body
 
 D = Decimal
+events = trading_support.events  # shared fixture
+market = trading_support.market  # shared fixture
 URL = "/api/v1/orders"
 
 
@@ -123,10 +126,14 @@ def test_idempotency_header_and_rejected_replay(client, trader, market):
     first = client.post(URL, json=order_body(quantity=2000), headers=hk)
     again = client.post(URL, json=order_body(quantity=2000), headers=hk)
     assert first.status_code == again.status_code == 422
-    assert first.get_json()["error"]["details"]["order_id"] == again.get_json()["error"]["details"]["order_id"]
+    assert (
+        first.get_json()["error"]["details"]["order_id"] == again.get_json()["error"]["details"]["order_id"]
+    )
     assert len(client.get(URL, headers=h).get_json()["items"]) == 1
     mismatch = client.post(URL, json=order_body(client_order_id="other"), headers=hk)
-    assert mismatch.status_code == 422 and "client_order_id" in mismatch.get_json()["error"]["details"]["fields"]
+    assert (
+        mismatch.status_code == 422 and "client_order_id" in mismatch.get_json()["error"]["details"]["fields"]
+    )
 
 
 def test_preview_changes_nothing(client, trader, market):
@@ -153,9 +160,9 @@ def test_list_filters_and_pagination(client, trader, market):
     assert len(page["items"]) == 2 and page["next_cursor"]
     rest = client.get(URL, query_string={"limit": 2, "cursor": page["next_cursor"]}, headers=h).get_json()
     assert len(rest["items"]) == 2 and rest["next_cursor"] is None
-    assert [o["symbol"] for o in client.get(URL, query_string={"symbol": "sbin"}, headers=h).get_json()["items"]] == [
-        "SBIN"
-    ]
+    assert [
+        o["symbol"] for o in client.get(URL, query_string={"symbol": "sbin"}, headers=h).get_json()["items"]
+    ] == ["SBIN"]
     opened = client.get(URL, query_string={"status": "open"}, headers=h).get_json()["items"]
     assert len(opened) == 1 and opened[0]["type"] == "LIMIT"
     assert client.get(URL, query_string={"status": "nope"}, headers=h).status_code == 422
@@ -201,7 +208,9 @@ def test_stop_order_triggers_on_tick(client, trader, market, app):
     from backend.services.trading import orders
 
     _, h = trader
-    o = client.post(URL, json=order_body(type="SL-M", side="BUY", trigger_price="1010.00", quantity=3), headers=h)
+    o = client.post(
+        URL, json=order_body(type="SL-M", side="BUY", trigger_price="1010.00", quantity=3), headers=h
+    )
     assert o.status_code == 201 and o.get_json()["status"] == "trigger_pending"
     oid = o.get_json()["id"]
     with app.app_context():
@@ -231,7 +240,9 @@ def test_events_are_emitted_after_commit(client, trader, market, events, app):
         if event == "order_update":
             # a separate connection sees the row only once the transaction has committed
             with probe.connect() as conn:
-                row = conn.execute(text("select status from orders where id = :i"), {"i": payload["id"]}).first()
+                row = conn.execute(
+                    text("select status from orders where id = :i"), {"i": payload["id"]}
+                ).first()
             seen_status.append(row[0] if row else None)
         events.append((user_id, event, payload))
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tests.services.trading_support import check_invariants, events, market, order_body  # noqa: F401
+from tests.services import trading_support
+from tests.services.trading_support import check_invariants, order_body
 
 D = Decimal
+events = trading_support.events  # shared fixture
+market = trading_support.market  # shared fixture
 P = "/api/v1/portfolio"
 
 
@@ -81,7 +84,9 @@ def test_accounts_create_rename_default_and_validation(client, trader, market):
     o = _buy(client, h, quantity=1)
     assert o["account_id"] == aid
     bad = client.post(f"{P}/accounts", json={"name": "", "starting_cash": "-5"}, headers=h)
-    assert bad.status_code == 422 and {"name", "starting_cash"} <= set(bad.get_json()["error"]["details"]["fields"])
+    assert bad.status_code == 422 and {"name", "starting_cash"} <= set(
+        bad.get_json()["error"]["details"]["fields"]
+    )
 
 
 def test_reset_needs_confirmation_and_is_audited(client, trader, market, app):
@@ -91,7 +96,9 @@ def test_reset_needs_confirmation_and_is_audited(client, trader, market, app):
     r = client.post(f"{P}/accounts/{aid}/reset", json={"confirm": "yes"}, headers=h)
     assert r.status_code == 422 and "confirm" in r.get_json()["error"]["details"]["fields"]
     assert client.get(f"{P}/positions", headers=h).get_json() != []
-    r = client.post(f"{P}/accounts/{aid}/reset", json={"confirm": "RESET", "starting_cash": "25000"}, headers=h)
+    r = client.post(
+        f"{P}/accounts/{aid}/reset", json={"confirm": "RESET", "starting_cash": "25000"}, headers=h
+    )
     assert r.status_code == 200 and D(r.get_json()["cash"]) == D("25000")
     assert client.get(f"{P}/positions", headers=h).get_json() == []
     assert client.get("/api/v1/orders", headers=h).get_json()["items"] == []
@@ -111,7 +118,9 @@ def test_stops_fire_a_tagged_market_exit_on_tick(client, trader, market, app):
 
     _, h = trader
     o = _buy(client, h, quantity=10)
-    r = client.put(f"{P}/positions/RELIANCE/stops", json={"stop_loss": "950", "take_profit": "1100"}, headers=h)
+    r = client.put(
+        f"{P}/positions/RELIANCE/stops", json={"stop_loss": "950", "take_profit": "1100"}, headers=h
+    )
     assert r.status_code == 200 and r.get_json()["stops"]["stop_loss"] == "950"
     bad = client.put(f"{P}/positions/RELIANCE/stops", json={"stop_loss": "1200"}, headers=h)
     assert bad.status_code == 422 and "stop_loss" in bad.get_json()["error"]["details"]["fields"]
@@ -136,14 +145,18 @@ def test_risk_tighten_loosen_and_kill_switch(client, trader, admin, market):
     assert r.status_code == 200 and r.get_json()["limits"]["max_order_value"] == "5000"
     rej = client.post("/api/v1/orders", json=order_body(quantity=10), headers=h)
     assert [c["name"] for c in rej.get_json()["error"]["details"]["checks"]] == ["max_order_value"]
-    loosen = client.patch(f"{P}/accounts/{aid}/risk", json={"overrides": {"max_order_value": "5000000"}}, headers=h)
+    loosen = client.patch(
+        f"{P}/accounts/{aid}/risk", json={"overrides": {"max_order_value": "5000000"}}, headers=h
+    )
     assert loosen.status_code == 403
     bad = client.patch(f"{P}/accounts/{aid}/risk", json={"overrides": {"max_order_value": "lots"}}, headers=h)
     assert bad.status_code == 422
     r = client.post(f"{P}/accounts/{aid}/kill-switch", json={"on": True, "reason": "tilt"}, headers=h)
     assert r.status_code == 200 and r.get_json()["trading_state"] == "HALTED"
     rej = client.post("/api/v1/orders", json=order_body(quantity=1), headers=h)
-    assert rej.status_code == 422 and rej.get_json()["error"]["details"]["checks"][0]["name"] == "trading_state"
+    assert (
+        rej.status_code == 422 and rej.get_json()["error"]["details"]["checks"][0]["name"] == "trading_state"
+    )
     client.post(f"{P}/accounts/{aid}/kill-switch", json={"on": False}, headers=h)
     assert client.post("/api/v1/orders", json=order_body(quantity=1), headers=h).status_code == 201
 
@@ -160,7 +173,9 @@ def test_global_kill_switch_halts_everyone(client, trader, admin, market, app):
         set_global_kill_switch(actor, True, "exchange outage")
         assert get_global_kill_switch() is True
     rej = client.post("/api/v1/orders", json=order_body(quantity=1), headers=h)
-    assert rej.status_code == 422 and "global kill" in rej.get_json()["error"]["details"]["checks"][0]["reason"]
+    assert (
+        rej.status_code == 422 and "global kill" in rej.get_json()["error"]["details"]["checks"][0]["reason"]
+    )
     with app.app_context():
         set_global_kill_switch(db.session.get(User, admin[0]), False)
         assert get_global_kill_switch() is False
@@ -172,10 +187,14 @@ def test_suggest_quantity(client, trader, market):
     r = client.get(f"{P}/suggest-quantity", query_string={"symbol": "RELIANCE"}, headers=h)
     # equity 1,000,000 x 20% = 200,000 / 1000 -> 200
     assert r.status_code == 200 and r.get_json()["quantity"] == 200 and r.get_json()["binding"] == "value"
-    r = client.get(f"{P}/suggest-quantity", query_string={"symbol": "RELIANCE", "stop_price": "900"}, headers=h)
+    r = client.get(
+        f"{P}/suggest-quantity", query_string={"symbol": "RELIANCE", "stop_price": "900"}, headers=h
+    )
     # 1% risk = 10,000 / (1000 - 900) -> 100
     assert r.get_json()["quantity"] == 100 and r.get_json()["binding"] == "risk"
-    bad = client.get(f"{P}/suggest-quantity", query_string={"symbol": "RELIANCE", "stop_price": "1000"}, headers=h)
+    bad = client.get(
+        f"{P}/suggest-quantity", query_string={"symbol": "RELIANCE", "stop_price": "1000"}, headers=h
+    )
     assert bad.status_code == 422 and "stop_price" in bad.get_json()["error"]["details"]["fields"]
     assert client.get(f"{P}/suggest-quantity", headers=h).status_code == 422
 

@@ -101,7 +101,9 @@ def check_invariants(app, account_id: int) -> None:
     with app.app_context():
         acct = db.session.get(TradingAccount, account_id)
         assert D(acct.cash) == ledger_sum(account_id)
-        trades = list(db.session.scalars(select(Trade).where(Trade.account_id == account_id).order_by(Trade.id)))
+        trades = list(
+            db.session.scalars(select(Trade).where(Trade.account_id == account_id).order_by(Trade.id))
+        )
         for pos in db.session.scalars(select(Position).where(Position.account_id == account_id)):
             mine = [t for t in trades if t.symbol == pos.symbol]
             rebuilt = position_from_trades(
