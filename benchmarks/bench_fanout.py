@@ -140,8 +140,12 @@ def run_clients(port: int, token: str | None, n: int, symbols: list[str], warmup
     time.sleep(duration)
     measuring.clear()
     elapsed = time.monotonic() - t0
-    for c in clients:
-        c.disconnect()
+    # Disconnect in parallel: each websocket close handshake can take seconds.
+    closers = [threading.Thread(target=c.disconnect, daemon=True) for c in clients]
+    for t in closers:
+        t.start()
+    for t in closers:
+        t.join(timeout=10)
     lat.sort()
 
     def pct(p):

@@ -107,7 +107,9 @@ def test_history_ok_shape_matches_candles(client, h, sim):
 
 def test_history_countback_takes_precedence_over_from(client, h, sim):
     # from == to: without countback that is one bar at most; countback asks for 30 ending at 'to'.
-    body = client.get(f"{BASE}/history?symbol=TCS&resolution=5&from={TO}&to={TO}&countback=30", headers=h).get_json()
+    body = client.get(
+        f"{BASE}/history?symbol=TCS&resolution=5&from={TO}&to={TO}&countback=30", headers=h
+    ).get_json()
     assert body["s"] == "ok" and len(body["t"]) == 30
     expected = sim.candles("TCS", "5m", datetime(2024, 1, 5, tzinfo=UTC), datetime.fromtimestamp(TO, UTC))
     assert body["t"] == [int(b.ts.timestamp()) for b in expected[-30:]]
