@@ -533,3 +533,11 @@ def worker_cmd(burst: bool, simple: bool) -> None:
 def reap_cmd() -> None:
     """Mark jobs whose worker died as failed."""
     click.echo(f"reaped {reap_stale()} job(s)")
+
+
+def register_cli(app: Flask) -> None:
+    """``flask jobs ...`` and ``flask analytics ...``."""
+    from backend.services.analytics import analytics_cli
+
+    app.cli.add_command(jobs_cli)
+    app.cli.add_command(analytics_cli)

@@ -269,3 +269,16 @@ def versions(user: User, strategy_id: int) -> list[SavedStrategyVersion]:
             .order_by(SavedStrategyVersion.version)
         )
     )
+
+
+def init_app(app: Flask) -> None:
+    """Start-up wiring of this domain: strategy plugins, job recovery, deployments, snapshot scheduler."""
+    from backend.services import analytics, deployments, jobs
+
+    folder = app.config.get("STRATEGY_PLUGINS_DIR")
+    loaded = StrategyFactory.load_plugins(folder=folder)
+    if loaded:
+        log.info("strategy plugins loaded: %s", ", ".join(loaded))
+    jobs.init_app(app)
+    deployments.init_app(app)
+    analytics.init_app(app)
