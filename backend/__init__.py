@@ -132,3 +132,6 @@ def register_services(app: Flask) -> None:
     from backend.services.trading import init_app as _trading
 
     _trading(app)
+    from backend.services.strategies import init_app as _strategies
+
+    _strategies(app)

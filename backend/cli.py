@@ -85,3 +85,6 @@ def register_commands(app: Flask) -> None:
     from backend import cli_market
 
     cli_market.register(app)
+    from backend.services.jobs import register_cli as _jobs_cli
+
+    _jobs_cli(app)
