@@ -129,9 +129,15 @@ def register_services(app: Flask) -> None:
     from backend.services.alerts import init_app as init_alerts
 
     init_alerts(app)
+    from backend.admin_ui import init_app as init_admin_ui
+
+    init_admin_ui(app)
     from backend.services.trading import init_app as _trading
 
     _trading(app)
     from backend.services.strategies import init_app as _strategies
 
     _strategies(app)
+    from backend.services.broker import init_app as _broker
+
+    _broker(app)

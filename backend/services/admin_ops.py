@@ -83,6 +83,13 @@ def broker_status() -> dict[str, Any]:
         return {"status": "down", "error": type(exc).__name__}
 
 
+def broker_circuit_state(st: dict[str, Any]) -> str:
+    """``closed`` / ``half_open`` / ``open`` (or ``unknown``) from a broker status dict."""
+    circuit = st.get("circuit")
+    raw = circuit.get("state") if isinstance(circuit, dict) else None
+    return str(raw or st.get("status") or st.get("state") or "unknown").lower()
+
+
 # --------------------------------------------------------------------------- risk
 
 
@@ -364,7 +371,7 @@ def _feed_component() -> tuple[str, dict]:
 
 def _broker() -> tuple[str, dict]:
     st = broker_status()
-    raw = str(st.get("status") or st.get("state") or "unknown").lower()
+    raw = broker_circuit_state(st)
     status = {"closed": "ok", "ok": "ok", "half_open": "warn", "half-open": "warn", "open": "down"}.get(
         raw, raw
     )

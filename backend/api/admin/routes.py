@@ -186,7 +186,7 @@ class OpsBroker(Resource):
     def get(self):
         """Broker circuit state."""
         st = admin_ops.broker_status()
-        return {"status": st.get("status") or st.get("state") or "unknown", "details": st}
+        return {"status": admin_ops.broker_circuit_state(st), "details": st}
 
 
 @ns.route("/ops/config")
