@@ -1,0 +1,644 @@
+"""Broker connectivity use cases: Upstox OAuth, connections, the live adapter, reconciliation, status.
+
+* ``init_app`` binds the token store, registers the ``broker`` readiness check and (outside tests)
+  reconciles live accounts in the background at start-up.
+* ``live_broker()`` is the process-wide ``UpstoxBroker`` (one circuit breaker and one order token
+  bucket per process); ``broker_for_account(acct)`` refuses anything but a live account, so a paper
+  account never reaches the Upstox client.
+* Tokens live only in the encrypted token store (``backend.extensions.token_store``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlalchemy import select, update
+
+from backend.domain.broker.upstox import RELOGIN_HINT, UpstoxBroker, UpstoxSettings
+from backend.domain.errors import (
+    AuthenticationFailed,
+    BrokerTokenExpired,
+    Conflict,
+    DomainError,
+    NotFound,
+    ServiceUnavailable,
+)
+from backend.domain.market.calendar import IST
+from backend.domain.orders.types import OrderStatus
+from backend.extensions import db, token_store
+from backend.models.broker import BrokerConnection, BrokerOAuthState
+from backend.models.trading import WORKING_STATUSES, Order, Position, TradingAccount
+from backend.security.token_store import TokenEntry, TokenUnreadable
+
+log = logging.getLogger(__name__)
+
+BROKER = "upstox"
+SCOPES = ("orders", "portfolio", "market-data")
+_EXT = "broker_runtime"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def next_token_expiry(issued_at: datetime) -> datetime:
+    """Upstox tokens end at the next 03:30 Asia/Kolkata after issue (02:30 -> 03:30 the same day)."""
+    local = issued_at.astimezone(IST)
+    cutoff = local.replace(hour=3, minute=30, second=0, microsecond=0)
+    if cutoff <= local:
+        cutoff += timedelta(days=1)
+    return cutoff.astimezone(UTC)
+
+
+# --------------------------------------------------------------------------- runtime (per app)
+
+
+@dataclass
+class _Runtime:
+    broker: UpstoxBroker | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _runtime(app: Flask | None = None) -> _Runtime:
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    rt = app.extensions.get(_EXT)
+    if rt is None:
+        rt = app.extensions.setdefault(_EXT, _Runtime())
+    return rt
+
+
+def init_app(app: Flask) -> None:
+    from backend.ops import register_readiness_check
+
+    token_store.init_app(app)
+    _runtime(app)
+    register_readiness_check("broker", lambda: _readiness(app))
+    if app.config.get("BROKER_RECONCILE_ON_START") and not app.testing:
+        threading.Thread(
+            target=_reconcile_on_start, args=(app,), daemon=True, name="broker-reconcile"
+        ).start()
+
+
+def reset_runtime(app: Flask | None = None) -> None:
+    """Drop the adapter so the next call rebuilds it from ``app.config`` (tests, config reloads)."""
+    _runtime(app).broker = None
+
+
+def _token_for_account(account: str) -> str:
+    conn = db.session.scalar(
+        select(BrokerConnection).where(
+            BrokerConnection.account_id == int(account),
+            BrokerConnection.broker == BROKER,
+            BrokerConnection.status == "active",
+        )
+    )
+    if conn is None:
+        raise BrokerTokenExpired(
+            "This live account has no active Upstox connection; connect Upstox again.",
+            details={"relogin": RELOGIN_HINT, "account_id": int(account)},
+        )
+    return token_store.require(BROKER, conn.user_id, conn.account_id).token
+
+
+def live_broker(app: Flask | None = None) -> UpstoxBroker:
+    """The process-wide Upstox adapter (built lazily from config)."""
+    rt = _runtime(app)
+    if rt.broker is None:
+        with rt.lock:
+            if rt.broker is None:
+                cfg = (app or current_app).config
+                rt.broker = UpstoxBroker(
+                    token_provider=_token_for_account,
+                    instruments=_instruments(),
+                    settings=UpstoxSettings.from_config(cfg),
+                )
+    return rt.broker
+
+
+class _Instruments:
+    """Symbol <-> instrument key through the market-data service (its DB-backed registry)."""
+
+    def by_symbol(self, symbol: str) -> Any:
+        from backend.services import market_data
+
+        return market_data.get_instrument(symbol)
+
+    def by_key(self, instrument_key: str) -> Any | None:
+        from backend.models.market import Instrument
+        from backend.services import market_data
+
+        row = db.session.scalar(select(Instrument).where(Instrument.instrument_key == instrument_key))
+        return None if row is None else market_data.to_domain(row)
+
+
+def _instruments() -> _Instruments:
+    return _Instruments()
+
+
+def broker_for_account(acct: TradingAccount) -> UpstoxBroker:
+    """The broker for a *live* account. Paper accounts are refused before any client exists."""
+    if acct.mode != "live":
+        raise Conflict(
+            "Paper accounts are filled by the paper engine, never by a broker.", code="NOT_A_LIVE_ACCOUNT"
+        )
+    return live_broker()
+
+
+# --------------------------------------------------------------------------- market data hooks
+
+
+def market_data_token_provider(app: Flask | None = None) -> Callable[[], str]:
+    """Token for the Upstox market-data provider: the newest active connection's token, else
+    ``UPSTOX_ACCESS_TOKEN`` from config. Resolved on every call, so a fresh login is picked up."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+
+    def provide() -> str:
+        with app.app_context():
+            conns = db.session.scalars(
+                select(BrokerConnection)
+                .where(BrokerConnection.broker == BROKER, BrokerConnection.status == "active")
+                .order_by(BrokerConnection.updated_at.desc(), BrokerConnection.id.desc())
+            ).all()
+            for conn in conns:
+                try:
+                    entry = token_store.get(BROKER, conn.user_id, conn.account_id)
+                except TokenUnreadable:
+                    continue
+                if entry is not None:
+                    return entry.token
+            fallback = app.config.get("UPSTOX_ACCESS_TOKEN")
+            if fallback:
+                return fallback
+        raise BrokerTokenExpired(
+            "No Upstox session for market data: connect Upstox (or set UPSTOX_ACCESS_TOKEN).",
+            details={"relogin": RELOGIN_HINT},
+        )
+
+    return provide
+
+
+def market_data_call_wrapper(app: Flask | None = None) -> Callable[[Callable[[], Any]], Any]:
+    """Runs market-data calls through the same circuit breaker as orders."""
+    return live_broker(app).call_wrapper
+
+
+# --------------------------------------------------------------------------- OAuth
+
+
+def _oauth_config() -> dict[str, str]:
+    cfg = current_app.config
+    missing = [
+        k for k in ("UPSTOX_CLIENT_ID", "UPSTOX_CLIENT_SECRET", "UPSTOX_REDIRECT_URI") if not cfg.get(k)
+    ]
+    if missing:
+        raise ServiceUnavailable(
+            f"Upstox is not configured on this server ({', '.join(missing)} missing).",
+            code="BROKER_NOT_CONFIGURED",
+        )
+    return {
+        "client_id": cfg["UPSTOX_CLIENT_ID"],
+        "client_secret": cfg["UPSTOX_CLIENT_SECRET"],
+        "redirect_uri": cfg["UPSTOX_REDIRECT_URI"],
+        "base_url": cfg.get("UPSTOX_API_BASE_URL") or "https://api.upstox.com",
+    }
+
+
+def _hash_state(state: str) -> str:
+    return hashlib.sha256(state.encode()).hexdigest()
+
+
+def authorize(user: Any) -> dict:
+    """A fresh authorization URL; its random ``state`` is stored (hashed) and bound to ``user``."""
+    oc = _oauth_config()
+    state = secrets.token_urlsafe(32)
+    now = _now()
+    ttl = int(current_app.config.get("UPSTOX_OAUTH_STATE_TTL_SECONDS", 600))
+    db.session.add(
+        BrokerOAuthState(
+            state_hash=_hash_state(state),
+            user_id=user.id,
+            broker=BROKER,
+            created_at=now,
+            expires_at=now + timedelta(seconds=ttl),
+        )
+    )
+    db.session.commit()
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": oc["client_id"],
+            "redirect_uri": oc["redirect_uri"],
+            "state": state,
+        }
+    )
+    return {
+        "authorization_url": f"{oc['base_url'].rstrip('/')}/v2/login/authorization/dialog?{query}",
+        "state": state,
+        "expires_at": now + timedelta(seconds=ttl),
+    }
+
+
+def _consume_state(state: str, caller: Any | None) -> int:
+    """Mark the state used (atomically, once) and return the user it is bound to."""
+    bad = AuthenticationFailed(
+        "The login state is unknown, expired or already used; start again from /broker/upstox/authorize.",
+        code="OAUTH_STATE_INVALID",
+    )
+    if not state:
+        raise bad
+    h = _hash_state(state)
+    row = db.session.scalar(select(BrokerOAuthState).where(BrokerOAuthState.state_hash == h))
+    if row is None or (caller is not None and row.user_id != caller.id):
+        raise bad
+    now = _now()
+    res = db.session.execute(
+        update(BrokerOAuthState)
+        .where(
+            BrokerOAuthState.id == row.id,
+            BrokerOAuthState.used_at.is_(None),
+            BrokerOAuthState.expires_at > now,
+        )
+        .values(used_at=now)
+    )
+    db.session.commit()  # consumed even if the code exchange below fails: a state is single use
+    if res.rowcount != 1:
+        raise bad
+    return row.user_id
+
+
+def complete_callback(code: str, state: str, caller: Any | None = None) -> BrokerConnection:
+    """Verify + consume ``state``, exchange ``code``, store the token, link a live account."""
+    from backend.models import User
+    from backend.services import audit
+
+    oc = _oauth_config()
+    user_id = _consume_state(state, caller)
+    user = db.session.get(User, user_id)
+    if user is None or not getattr(user, "is_active", True):
+        raise AuthenticationFailed(
+            "The user who started this login no longer exists.", code="OAUTH_STATE_INVALID"
+        )
+    body = live_broker().exchange_code(code, oc["client_id"], oc["client_secret"], oc["redirect_uri"])
+    broker_user_id = str(body.get("user_id") or "")
+    issued = _now()
+    expires = next_token_expiry(issued)
+    conn = db.session.scalar(
+        select(BrokerConnection).where(
+            BrokerConnection.user_id == user.id,
+            BrokerConnection.broker == BROKER,
+            BrokerConnection.broker_user_id == broker_user_id,
+        )
+    )
+    acct = db.session.get(TradingAccount, conn.account_id) if conn and conn.account_id else None
+    if acct is None or acct.deleted_at is not None:
+        acct = TradingAccount(
+            user_id=user.id,
+            name=f"Upstox {broker_user_id}"[:100],
+            mode="live",
+            starting_cash=Decimal(0),
+            cash=Decimal(0),
+            is_default=False,
+            risk_overrides={},
+            breaker_state={},
+        )
+        db.session.add(acct)
+        db.session.flush()
+    if conn is None:
+        conn = BrokerConnection(user_id=user.id, broker=BROKER, broker_user_id=broker_user_id)
+        db.session.add(conn)
+    conn.account_id = acct.id
+    conn.broker_user_name = str(body.get("user_name") or "")[:128]
+    conn.status = "active"
+    conn.revoked_at = None
+    conn.token_expires_at = expires
+    db.session.flush()
+    audit.record(
+        "broker.connect",
+        actor_id=user.id,
+        actor_email=getattr(user, "email", None),
+        target_type="broker_connection",
+        target_id=conn.id,
+        details={"broker": BROKER, "account_id": acct.id, "broker_user_id": broker_user_id},
+    )
+    db.session.commit()
+    token_store.put(
+        TokenEntry(
+            token=body["access_token"],
+            broker=BROKER,
+            user_id=user.id,
+            account_id=acct.id,
+            issued_at=issued,
+            expires_at=expires,
+            scopes=SCOPES,
+            meta={"broker_user_id": broker_user_id},
+        )
+    )
+    return conn
+
+
+# --------------------------------------------------------------------------- connections
+
+
+def token_status(conn: BrokerConnection) -> str:
+    if conn.status != "active":
+        return "revoked"
+    try:
+        entry = token_store.get(BROKER, conn.user_id, conn.account_id)
+    except TokenUnreadable:
+        return "unreadable"
+    return "valid" if entry is not None else "expired"
+
+
+def list_connections(user: Any) -> list[BrokerConnection]:
+    rows = db.session.scalars(
+        select(BrokerConnection).where(BrokerConnection.user_id == user.id).order_by(BrokerConnection.id)
+    ).all()
+    for r in rows:
+        r.token_status = token_status(r)  # transient attribute for the response
+    return list(rows)
+
+
+def revoke_connection(user: Any, connection_id: int) -> None:
+    from backend.services import audit
+
+    conn = db.session.get(BrokerConnection, connection_id)
+    if conn is None or conn.user_id != user.id:
+        raise NotFound("Connection not found.", {"connection_id": connection_id}, code="CONNECTION_NOT_FOUND")
+    token_store.delete(BROKER, conn.user_id, conn.account_id)
+    if conn.status != "revoked":
+        conn.status = "revoked"
+        conn.revoked_at = _now()
+        audit.record(
+            "broker.revoke",
+            actor_id=user.id,
+            actor_email=getattr(user, "email", None),
+            target_type="broker_connection",
+            target_id=conn.id,
+            details={"broker": conn.broker, "account_id": conn.account_id},
+        )
+    db.session.commit()
+
+
+# --------------------------------------------------------------------------- reconciliation
+
+
+@dataclass
+class Difference:
+    account_id: int
+    kind: str  # order | position
+    key: str  # broker order id / symbol
+    field: str
+    ours: Any
+    broker: Any
+    action: str  # updated | created | closed
+
+    def as_dict(self) -> dict:
+        return {
+            "account_id": self.account_id,
+            "kind": self.kind,
+            "key": self.key,
+            "field": self.field,
+            "ours": None if self.ours is None else str(self.ours),
+            "broker": None if self.broker is None else str(self.broker),
+            "action": self.action,
+        }
+
+
+@dataclass
+class ReconcileReport:
+    accounts: list[int] = field(default_factory=list)
+    differences: list[Difference] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)
+
+
+def _dec(v: Any) -> Decimal | None:
+    return None if v is None else Decimal(v)
+
+
+def _reconcile_account(acct: TradingAccount, broker: UpstoxBroker, report: ReconcileReport) -> None:
+    from backend.services import audit
+
+    account = str(acct.id)
+    remote_orders = broker.list_orders(account)
+    remote_positions = broker.positions(account)
+    diffs: list[Difference] = []
+
+    ours = db.session.scalars(select(Order).where(Order.account_id == acct.id)).all()
+    by_broker_id = {o.broker_order_id: o for o in ours if o.broker_order_id}
+    by_tag = {o.client_order_id: o for o in ours if o.client_order_id}
+    for r in remote_orders:
+        row = by_broker_id.get(r.order_id) or (by_tag.get(r.tag) if r.tag else None)
+        if row is None:
+            row = Order(
+                account_id=acct.id,
+                user_id=acct.user_id,
+                broker_order_id=r.order_id,
+                client_order_id=None,
+                symbol=r.symbol,
+                side=r.side.value,
+                type=r.type.value,
+                product=r.product.value,
+                validity=r.validity.value,
+                quantity=r.quantity,
+                filled_quantity=r.filled_quantity,
+                price=r.price,
+                trigger_price=r.trigger_price,
+                average_price=r.average_price,
+                status=r.status.value,
+                status_message=r.status_message,
+                reject_reasons=[],
+                tag=r.tag,
+            )
+            db.session.add(row)
+            diffs.append(Difference(acct.id, "order", r.order_id, "*", None, r.status.value, "created"))
+            continue
+        if not row.broker_order_id:
+            row.broker_order_id = r.order_id
+            diffs.append(
+                Difference(acct.id, "order", r.order_id, "broker_order_id", None, r.order_id, "updated")
+            )
+        for name, theirs in (
+            ("status", r.status.value),
+            ("filled_quantity", r.filled_quantity),
+            ("quantity", r.quantity),
+            ("average_price", r.average_price),
+        ):
+            mine = getattr(row, name)
+            same = _dec(mine) == _dec(theirs) if name == "average_price" else mine == theirs
+            if not same:
+                setattr(row, name, theirs)
+                diffs.append(Difference(acct.id, "order", r.order_id, name, mine, theirs, "updated"))
+        if r.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.FILLED):
+            row.reserved_cash = Decimal(0)
+    remote_ids = {r.order_id for r in remote_orders}
+    for o in ours:
+        # our working order unknown to the broker (never reached it, or cleared): not working any more
+        if o.status in WORKING_STATUSES and o.broker_order_id and o.broker_order_id not in remote_ids:
+            diffs.append(
+                Difference(acct.id, "order", o.broker_order_id, "status", o.status, "missing", "updated")
+            )
+            o.status = OrderStatus.CANCELLED.value
+            o.status_message = "not found at the broker during reconciliation"
+
+    positions = {
+        p.symbol: p for p in db.session.scalars(select(Position).where(Position.account_id == acct.id))
+    }
+    seen = set()
+    for rp in remote_positions:
+        seen.add(rp.symbol)
+        cost = (rp.average_price * rp.quantity).quantize(Decimal("0.0001"))
+        mine = positions.get(rp.symbol)
+        if mine is None:
+            if rp.quantity == 0:
+                continue
+            db.session.add(
+                Position(
+                    account_id=acct.id,
+                    symbol=rp.symbol,
+                    product=rp.product.value,
+                    quantity=rp.quantity,
+                    cost_basis=cost,
+                    realised_pnl=rp.realised_pnl,
+                )
+            )
+            diffs.append(Difference(acct.id, "position", rp.symbol, "quantity", None, rp.quantity, "created"))
+            continue
+        if mine.quantity != rp.quantity:
+            diffs.append(
+                Difference(acct.id, "position", rp.symbol, "quantity", mine.quantity, rp.quantity, "updated")
+            )
+            mine.quantity = rp.quantity
+        if Decimal(mine.cost_basis) != cost:
+            diffs.append(
+                Difference(acct.id, "position", rp.symbol, "cost_basis", mine.cost_basis, cost, "updated")
+            )
+            mine.cost_basis = cost
+    for sym, mine in positions.items():
+        if sym not in seen and mine.quantity != 0:
+            diffs.append(Difference(acct.id, "position", sym, "quantity", mine.quantity, 0, "closed"))
+            mine.quantity = 0
+            mine.cost_basis = Decimal(0)
+
+    for d in diffs:
+        audit.record(
+            "broker.reconcile_difference",
+            actor_id=acct.user_id,
+            target_type=d.kind,
+            target_id=f"{acct.id}:{d.key}",
+            details=d.as_dict(),
+        )
+    conn = db.session.scalar(select(BrokerConnection).where(BrokerConnection.account_id == acct.id))
+    if conn is not None:
+        conn.last_reconciled_at = _now()
+    db.session.commit()
+    report.differences.extend(diffs)
+
+
+def reconcile(user: Any | None = None, account_id: int | None = None) -> ReconcileReport:
+    """Compare live accounts (of ``user``, or all) with Upstox; fix our view; audit each difference.
+
+    Paper accounts are never reconciled (and never reach the Upstox client)."""
+    stmt = select(TradingAccount).where(TradingAccount.deleted_at.is_(None))
+    if user is not None:
+        stmt = stmt.where(TradingAccount.user_id == user.id)
+    if account_id is not None:
+        stmt = stmt.where(TradingAccount.id == account_id)
+    accounts = db.session.scalars(stmt.order_by(TradingAccount.id)).all()
+    if account_id is not None and not accounts:
+        raise NotFound("Account not found.", {"account_id": account_id}, code="ACCOUNT_NOT_FOUND")
+    report = ReconcileReport()
+    for acct in accounts:
+        if acct.mode != "live":
+            if account_id is not None:
+                raise Conflict("Only live accounts are reconciled with a broker.", code="NOT_A_LIVE_ACCOUNT")
+            continue
+        report.accounts.append(acct.id)
+        try:
+            _reconcile_account(acct, broker_for_account(acct), report)
+        except DomainError as exc:
+            db.session.rollback()
+            report.errors.append({"account_id": acct.id, "code": exc.code, "message": exc.message})
+    return report
+
+
+def _reconcile_on_start(app: Flask) -> None:
+    with app.app_context():
+        try:
+            report = reconcile()
+            log.info(
+                "broker reconciliation on start",
+                extra={"accounts": len(report.accounts), "differences": len(report.differences)},
+            )
+        except Exception:  # noqa: BLE001 - start-up must survive a broker outage
+            log.exception("broker reconciliation on start failed")
+        finally:
+            db.session.remove()
+
+
+# --------------------------------------------------------------------------- status
+
+
+def broker_status(app: Flask | None = None) -> dict:
+    """Circuit and connection figures for the admin page and readiness."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    rt = _runtime(app)
+    if rt.broker is not None:
+        circuit = rt.broker.circuit_state()
+    else:
+        circuit = {
+            "state": "closed",
+            "fail_counter": 0,
+            "fail_max": app.config.get("UPSTOX_BREAKER_FAIL_MAX"),
+            "reset_seconds": app.config.get("UPSTOX_BREAKER_RESET_SECONDS"),
+        }
+    configured = all(
+        app.config.get(k) for k in ("UPSTOX_CLIENT_ID", "UPSTOX_CLIENT_SECRET", "UPSTOX_REDIRECT_URI")
+    )
+    return {"broker": BROKER, "configured": configured, "circuit": circuit}
+
+
+def _readiness(app: Flask) -> tuple[bool, dict]:
+    # An open circuit degrades live trading only; paper trading and the API stay up, so readiness
+    # reports the state without failing the instance.
+    status = broker_status(app)
+    return True, {"circuit": status["circuit"]["state"], "configured": status["configured"]}
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+@click.group("tokens", cls=AppGroup)
+def tokens_cli() -> None:
+    """Encrypted broker tokens."""
+
+
+@tokens_cli.command("rotate-key")
+def rotate_key_cmd() -> None:
+    """Re-encrypt every stored broker token under the newest TOKEN_ENCRYPTION_KEYS key."""
+    report = token_store.rotate_key()
+    click.echo(f"re-encrypted {report.rotated} token(s) under the newest key ({token_store.backend_name})")
+    if report.unreadable:
+        click.echo(
+            f"{len(report.unreadable)} token(s) could not be decrypted with any configured key "
+            "(their key was removed); the users must connect Upstox again:"
+        )
+        for key in report.unreadable:
+            click.echo(f"  {key}")
+
+
+@tokens_cli.command("purge-expired")
+def purge_expired_cmd() -> None:
+    """Delete expired tokens from the database backend (Redis expires them itself)."""
+    click.echo(f"purged {token_store.purge_expired()} expired token(s)")
