@@ -82,6 +82,9 @@ def audit_verify_cmd() -> None:
 def register_commands(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(audit_cli)
+    from backend.services.broker import tokens_cli
+
+    app.cli.add_command(tokens_cli)
     from backend import cli_market
 
     cli_market.register(app)

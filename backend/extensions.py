@@ -87,3 +87,7 @@ class RedisHolder:
 
 
 redis_store = RedisHolder()
+
+from backend.security.token_store import TokenStore  # noqa: E402
+
+token_store = TokenStore()

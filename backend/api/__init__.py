@@ -23,6 +23,7 @@ DOMAINS: list[tuple[str, str]] = [
     ("backtest", "backtest"),
     ("analytics", "analytics"),
     ("admin", "admin"),
+    ("broker", "broker"),
 ]
 
 blueprint = Blueprint("api", __name__, url_prefix="/api")
