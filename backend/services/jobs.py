@@ -306,7 +306,7 @@ class RQRunner:
         )
 
     def cancel(self, job_id: str) -> None:
-        """Queued jobs are already ``cancelled`` in the table (the claim will fail); running ones poll the flag."""
+        """Queued jobs are already ``cancelled`` (their claim fails); running ones poll the flag."""
 
     def wait(self, job_id: str, timeout: float | None = None) -> str | None:
         return None
@@ -371,7 +371,7 @@ def reap_stale(now: datetime | None = None) -> int:
             finished_at=now,
             error={
                 "code": "WORKER_LOST",
-                "message": f"the worker stopped responding (no heartbeat for {stale:g} s); the job was abandoned",
+                "message": f"the worker stopped responding (no heartbeat for {stale:g} s)",
                 "details": {},
             },
         )

@@ -70,8 +70,10 @@ def test_snapshots_and_performance_use_the_metric_functions(app, client, trader)
     with app.app_context():
         db.session.query(EquitySnapshot).delete()
         for i, v in enumerate(values):
-            db.session.add(EquitySnapshot(user_id=uid, account_id=account_id, day=date(2025, 3, 3 + i),
-                                          equity=Decimal(v), cash=Decimal(v), positions_value=Decimal(0)))  # fmt: skip
+            row = EquitySnapshot(user_id=uid, account_id=account_id, day=date(2025, 3, 3 + i))
+            row.equity = row.cash = Decimal(v)
+            row.positions_value = Decimal(0)
+            db.session.add(row)
         db.session.commit()
     perf = client.get(f"{URL}/performance?account={account_id}&from=2025-03-01", headers=headers).get_json()
     eq = np.array(values, dtype=float)
