@@ -176,9 +176,9 @@ def main() -> dict:
     try:
         for _ in range(100):
             try:
-                if requests.get(f"{base}/health/live", timeout=1).status_code == 200:
+                if requests.get(f"{base}/health/live", timeout=5).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:
                 time.sleep(0.2)
         tokens = []
         for i in range(USERS):
