@@ -132,6 +132,9 @@ def register_services(app: Flask) -> None:
     from backend.admin_ui import init_app as init_admin_ui
 
     init_admin_ui(app)
+    from backend.observability.tracing import init_tracing
+
+    init_tracing(app)
     from backend.services.trading import init_app as _trading
 
     _trading(app)
