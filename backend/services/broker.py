@@ -85,6 +85,10 @@ def init_app(app: Flask) -> None:
     token_store.init_app(app)
     _runtime(app)
     register_readiness_check("broker", lambda: _readiness(app))
+    # The trading service resolves live accounts through this factory (paper accounts never ask it).
+    from backend.services.trading import orders as trading_orders
+
+    trading_orders.live_broker_factory[0] = broker_for_account
     if app.config.get("BROKER_RECONCILE_ON_START") and not app.testing:
         threading.Thread(
             target=_reconcile_on_start, args=(app,), daemon=True, name="broker-reconcile"
