@@ -12,6 +12,8 @@ PUBLIC = {
     "/api/v1/auth/login",
     "/api/v1/auth/register",
     "/api/v1/auth/refresh",
+    # Upstox redirects the browser here (no Bearer header); the single-use state is the credential
+    "/api/v1/broker/upstox/callback",
 }
 PUBLIC_PREFIXES = ("/static/", "/swaggerui/", "/admin/login", "/admin/static/")
 
