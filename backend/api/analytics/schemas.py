@@ -1,13 +1,19 @@
 """Marshmallow schemas for the analytics namespace."""
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
+
+
+def _positive(value) -> None:
+    # A function, not validate.Range: apispec would copy a Decimal bound into the schema as a string.
+    if value <= 0:
+        raise ValidationError("Must be greater than 0.")
 
 
 class SimulateRequestSchema(Schema):
     symbols = fields.List(fields.String(validate=validate.Length(min=1, max=64)), required=True,
                           validate=validate.Length(min=1, max=50))  # fmt: skip
     weights = fields.List(fields.Float(validate=validate.Range(min=0)), load_default=None)
-    amount = fields.Decimal(required=True, as_string=True, validate=validate.Range(min=1))
+    amount = fields.Decimal(required=True, as_string=True, validate=_positive)
     start = fields.Date(required=True)
     end = fields.Date(load_default=None)
     rebalance = fields.String(load_default="never", validate=validate.OneOf(["never", "monthly"]))
