@@ -13,6 +13,7 @@ import base64
 import functools
 import json
 import re
+from decimal import Decimal
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import current_app, request
 from flask_restx import Namespace
+from flask_restx import fields as restx_fields
 from flask_restx.model import SchemaModel
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
@@ -68,8 +70,33 @@ class MarshmallowModel(SchemaModel):
         return self
 
 
+_NUMERIC_KEYS = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"}
+
+
+def _json_safe(value: Any) -> Any:
+    """Make apispec output valid OAS 2.0 JSON.
+
+    Decimal fields (``as_string=True``) render their validator bounds as strings or Decimals, and
+    optional query parameters carry ``default: null``; Swagger 2 wants numbers and no null default.
+    """
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if k == "default" and v is None:
+                continue
+            if k in _NUMERIC_KEYS and isinstance(v, str | Decimal):
+                v = float(v)
+            out[k] = _json_safe(v)
+        return out
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
 def _sync_definitions() -> None:
-    definitions = _spec.to_dict().get("definitions", {})
+    definitions = _json_safe(_spec.to_dict().get("definitions", {}))
     for name, definition in definitions.items():
         if name not in api.models:
             api.models[name] = MarshmallowModel(name, definition)
@@ -107,7 +134,7 @@ def _query_params(schema_cls: type[Schema]) -> dict[str, dict]:
     params = _ma_plugin.converter.schema2parameters(schema_cls, location="query")
     out = {}
     for p in params:
-        spec = {k: v for k, v in p.items() if k not in ("name",)}
+        spec = _json_safe({k: v for k, v in p.items() if k != "name"})
         out[p["name"]] = spec
     return out
 
@@ -182,11 +209,13 @@ def responds(
     description: str = "OK",
     many: bool = False,
     paged: bool = False,
+    passthrough: bool = False,
 ) -> Callable:
     """Dump the view's return value with ``schema_cls`` (honouring ``?fields=``) and document it.
 
     The view returns the object, or ``(object, status)`` / ``(object, status, headers)``.
-    With ``paged=True`` it returns ``Page(items, next_cursor)``.
+    With ``paged=True`` it returns ``Page(items, next_cursor)``. ``passthrough=True`` documents the
+    schema but returns the value as built, for wire protocols we do not own (TradingView UDF).
     """
 
     def decorator(func: Callable) -> Callable:
@@ -197,7 +226,7 @@ def responds(
             if isinstance(result, tuple):
                 result, status, *rest = result
                 headers = rest[0] if rest else {}
-            if schema_cls is None:
+            if schema_cls is None or passthrough:
                 return ("", status, headers) if status == 204 else (result, status, headers)
             only = _selected_fields()
             if paged:
@@ -209,13 +238,38 @@ def responds(
             return _schema_instance(schema_cls, many, only).dump(result), status, headers
 
         error_model = model_for(ErrorEnvelopeSchema)
-        responses = {str(err): ("Error envelope (see docs/errors.md)", error_model, {}) for err in ERROR_RESPONSES}
+        responses = {
+            str(err): ("Error envelope (see docs/errors.md)", error_model, {}) for err in ERROR_RESPONSES
+        }
         if schema_cls is None:
             responses[str(code)] = (description, None, {})
         else:
             model = model_for(page_of(schema_cls) if paged else schema_cls)
             responses[str(code)] = (description, [model] if many else model, {})
         return _doc.doc(responses=responses)(wrapper)
+
+    return decorator
+
+
+class BinaryFile(restx_fields.Raw):
+    """OAS2 ``type: file``: the way Swagger 2 documents a binary body (e.g. image/png)."""
+
+    __schema_type__ = "file"
+
+
+def raw_response(field: restx_fields.Raw, description: str, mimetype: str) -> Callable:
+    """Document a non-JSON 200 body (PNG, plain text) plus the error envelopes.
+
+    The view returns a ready ``Response``; ``responds`` would dump JSON.
+    """
+
+    def decorator(func: Callable) -> Callable:
+        error_model = model_for(ErrorEnvelopeSchema)
+        responses = {
+            str(err): ("Error envelope (see docs/errors.md)", error_model, {}) for err in ERROR_RESPONSES
+        }
+        responses["200"] = (description, field, {})
+        return _doc.doc(responses=responses, produces=[mimetype])(func)
 
     return decorator
 

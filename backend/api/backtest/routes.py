@@ -2,7 +2,6 @@
 
 from flask import Response
 from flask_restx import Namespace, Resource
-from flask_restx import fields as restx_fields
 
 from backend.api.backtest.schemas import (
     BacktestRequestSchema,
@@ -11,34 +10,9 @@ from backend.api.backtest.schemas import (
     JobSummarySchema,
     SweepRequestSchema,
 )
-from backend.api.common import (
-    ERROR_RESPONSES,
-    ErrorEnvelopeSchema,
-    decode_cursor,
-    model_for,
-    page_limit,
-    responds,
-    use_schema,
-)
+from backend.api.common import BinaryFile, decode_cursor, page_limit, raw_response, responds, use_schema
 from backend.api.security import current_user, require_role
 from backend.services import backtests, jobs
-
-
-class _PngFile(restx_fields.Raw):
-    """OAS2 ``type: file``: the only way to document a binary body; used for this one response."""
-
-    __schema_type__ = "file"
-
-
-def png_response(func):
-    """Document a 200 ``image/png`` body plus the error envelopes (``responds`` dumps JSON only)."""
-    func = ns.produces(["image/png"])(func)
-    func = ns.response(200, "PNG image (equity above, drawdown below)", _PngFile())(func)
-    error_model = model_for(ErrorEnvelopeSchema)
-    for code in ERROR_RESPONSES:
-        func = ns.response(code, "Error envelope (see docs/errors.md)", error_model)(func)
-    return func
-
 
 ns = Namespace("backtest", description="Backtests and parameter sweeps as background jobs", validate=False)
 
@@ -91,7 +65,7 @@ class BacktestItem(Resource):
 @ns.route("/<string:job_id>/chart.png")
 class BacktestChart(Resource):
     @require_role("viewer")
-    @png_response
+    @raw_response(BinaryFile(), "PNG image (equity above, drawdown below)", "image/png")
     def get(self, job_id):
         """Equity and drawdown chart of a succeeded backtest, as image/png."""
         png = backtests.chart_png(current_user().id, job_id)

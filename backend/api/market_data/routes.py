@@ -12,9 +12,10 @@ from decimal import Decimal
 
 from flask import make_response, request
 from flask_restx import Namespace, Resource
+from flask_restx import fields as restx_fields
 from marshmallow import ValidationError
 
-from backend.api.common import decode_cursor, page_limit, responds, use_schema
+from backend.api.common import decode_cursor, page_limit, raw_response, responds, use_schema
 from backend.api.market_data.schemas import (
     UDF_RESOLUTIONS,
     CandlesSchema,
@@ -30,8 +31,12 @@ from backend.api.market_data.schemas import (
     QuotesSchema,
     RangeQuerySchema,
     SymbolsQuerySchema,
+    UdfConfigSchema,
     UdfHistoryQuerySchema,
+    UdfHistorySchema,
     UdfSearchQuerySchema,
+    UdfSearchResultSchema,
+    UdfSymbolInfoSchema,
     UdfSymbolQuerySchema,
     resolve_range,
 )
@@ -242,6 +247,7 @@ def udf_symbol_info(ins) -> dict:
 @ns.route("/udf/config")
 class UdfConfig(Resource):
     @require_scope("read")
+    @responds(UdfConfigSchema, passthrough=True)
     def get(self):
         """UDF datafeed configuration."""
         return {
@@ -269,6 +275,7 @@ class UdfConfig(Resource):
 class UdfSymbols(Resource):
     @require_scope("read")
     @ns.doc(params={"symbol": "Trading symbol, optionally EXCHANGE:SYMBOL"})
+    @responds(UdfSymbolInfoSchema, passthrough=True)
     def get(self):
         """UDF symbol info."""
         query, err = _udf_load(UdfSymbolQuerySchema)
@@ -286,6 +293,7 @@ class UdfSearch(Resource):
     @ns.doc(
         params={"query": "Prefix", "type": "stock|index|option|futures", "exchange": "NSE", "limit": "1-100"}
     )
+    @responds(UdfSearchResultSchema, many=True, passthrough=True)
     def get(self):
         """UDF symbol search."""
         query, err = _udf_load(UdfSearchQuerySchema)
@@ -326,6 +334,7 @@ class UdfHistory(Resource):
             "countback": "Bars wanted ending at 'to' (takes precedence over 'from')",
         }
     )
+    @responds(UdfHistorySchema, passthrough=True)
     def get(self):
         """UDF bars: ``{s: ok, t, o, h, l, c, v}`` or ``{s: no_data, nextTime}``."""
         query, err = _udf_load(UdfHistoryQuerySchema)
@@ -388,6 +397,7 @@ def _udf_bars(sym: str, interval: str, start: datetime, end: datetime, countback
 @ns.route("/udf/time")
 class UdfTime(Resource):
     @require_scope("read")
+    @raw_response(restx_fields.Integer(example=1767225600), "Unix seconds as plain text", "text/plain")
     def get(self):
         """Server time in Unix seconds (plain text, as the UDF adapter expects)."""
         resp = make_response(str(int(datetime.now(UTC).timestamp())))

@@ -283,3 +283,79 @@ class UdfHistoryQuerySchema(_Query):
     from_ = fields.Integer(data_key="from", required=True)
     to = fields.Integer(required=True)
     countback = fields.Integer(load_default=None, validate=validate.Range(min=1, max=20000))
+
+
+# --- TradingView UDF responses (the protocol's own shapes; documented, not re-shaped) ---------
+
+
+class UdfExchangeSchema(Schema):
+    value = fields.String()
+    name = fields.String()
+    desc = fields.String()
+
+
+class UdfSymbolTypeSchema(Schema):
+    name = fields.String()
+    value = fields.String()
+
+
+class UdfConfigSchema(Schema):
+    supported_resolutions = fields.List(fields.String())
+    supports_search = fields.Boolean()
+    supports_group_request = fields.Boolean()
+    supports_marks = fields.Boolean()
+    supports_timescale_marks = fields.Boolean()
+    supports_time = fields.Boolean()
+    exchanges = fields.List(fields.Nested(UdfExchangeSchema))
+    symbols_types = fields.List(fields.Nested(UdfSymbolTypeSchema))
+
+
+class UdfErrorFieldsMixin(Schema):
+    s = fields.String(metadata={"description": "'ok', 'no_data' or 'error'"})
+    errmsg = fields.String(metadata={"description": "present when s == 'error'"})
+
+
+class UdfSymbolInfoSchema(UdfErrorFieldsMixin):
+    name = fields.String()
+    ticker = fields.String()
+    full_name = fields.String()
+    description = fields.String()
+    type = fields.String()
+    session = fields.String()
+    session_holidays = fields.String()
+    timezone = fields.String()
+    exchange = fields.String()
+    listed_exchange = fields.String()
+    minmov = fields.Integer()
+    minmov2 = fields.Integer()
+    pointvalue = fields.Integer()
+    pricescale = fields.Integer()
+    has_intraday = fields.Boolean()
+    has_daily = fields.Boolean()
+    has_weekly_and_monthly = fields.Boolean()
+    has_no_volume = fields.Boolean()
+    visible_plots_set = fields.String()
+    supported_resolutions = fields.List(fields.String())
+    intraday_multipliers = fields.List(fields.String())
+    volume_precision = fields.Integer()
+    data_status = fields.String()
+    currency_code = fields.String()
+
+
+class UdfSearchResultSchema(Schema):
+    symbol = fields.String()
+    full_name = fields.String()
+    description = fields.String()
+    exchange = fields.String()
+    ticker = fields.String()
+    type = fields.String()
+
+
+class UdfHistorySchema(UdfErrorFieldsMixin):
+    t = fields.List(fields.Integer(), metadata={"description": "bar times, Unix seconds"})
+    o = fields.List(fields.Float())
+    h = fields.List(fields.Float())
+    l = fields.List(fields.Float())  # noqa: E741 - the UDF protocol's field name
+    c = fields.List(fields.Float())
+    v = fields.List(fields.Integer())
+    nextTime = fields.Integer(metadata={"description": "with s == 'no_data': time of the previous bar"})  # noqa: N815
