@@ -13,8 +13,8 @@ import base64
 import functools
 import json
 import re
-from decimal import Decimal
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from apispec import APISpec
