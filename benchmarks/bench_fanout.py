@@ -1,17 +1,33 @@
-"""Socket.IO fan-out benchmark: our /live feed vs a bare python-socketio server.
+"""Socket.IO fan-out benchmark: our /live feed vs a bare python-socketio server, same run.
 
 N clients each subscribe to S symbols; the server ticks every symbol every --interval-ms, so the
 offered load is N * S * 1000 / interval messages per second (default 100 * 20 * 1 = 2,000/s).
-Each server runs in its own subprocess (threading mode, werkzeug, websocket transport); the clients
-share this process. Latency is tick creation (``ts_ms`` stamped by the producer) to receipt.
+
+Servers (each in its own subprocess, one after the other, same client set-up and tick schedule):
+
+* ``bare``: python-socketio ``Server(async_mode="threading")`` under werkzeug, a producer thread
+  emitting the same ``quote`` payload shape as ours to the same ``quotes:{symbol}`` rooms on ``/live``;
+* ``ours``: ``create_app()`` with the live feed (``python -m backend`` set-up: werkzeug, threading
+  mode, simple-websocket), SQLite, no Redis (message queue off) unless ``BENCH_REDIS_URL`` is set;
+* ``gunicorn``: the same app under gunicorn ``gthread``, 1 worker, ``clients + 16`` threads (every
+  websocket holds a gthread thread for its lifetime).
+
+The clients are spread over --procs processes (asyncio ``socketio.AsyncClient`` + aiohttp, websocket
+transport only), so the harness does not serialise on one GIL. Latency is the producer's ``ts_ms``
+stamp (epoch ms, same machine clock) to ``time.time()`` at the client callback. Counting happens in a
+fixed wall-clock window that every client process shares, after a warm-up. CPU columns are CPU
+seconds per wall second (1.0 = one core) of the server process tree and of all client processes.
 
     .venv/bin/python benchmarks/bench_fanout.py [--clients 100] [--symbols 20] [--interval-ms 1000]
+        [--procs 4] [--warmup 3] [--duration 15] [--servers bare,ours,gunicorn]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import multiprocessing as mp
 import os
 import socket
 import subprocess
@@ -19,6 +35,8 @@ import sys
 import tempfile
 import threading
 import time
+from array import array
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +48,9 @@ SYMBOLS = [
     "TITAN", "WIPRO", "ULTRACEMCO", "NTPC", "POWERGRID", "TATASTEEL", "ONGC", "TECHM", "NHPC",
 ]  # fmt: skip
 
+CONNECT_TIMEOUT = 60.0  # seconds for all clients of one process to connect and subscribe
+DRAIN = 1.0  # seconds after the window before a client process reports (late messages are ignored)
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -37,14 +58,38 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def cpu_seconds(root_pid: int) -> float:
+    """utime + stime of ``root_pid`` and all its descendants (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    tree, frontier = {root_pid}, [root_pid]
+    while frontier:
+        p = frontier.pop()
+        for child, parent in parents.items():
+            if parent == p and child not in tree:
+                tree.add(child)
+                frontier.append(child)
+    return sum(times.get(p, 0.0) for p in tree)
+
+
 # --------------------------------------------------------------------------- servers
 
 
-def serve_ours(port: int, interval_ms: int) -> None:
+def _setup_ours(interval_ms: int, clients: int):
     db = Path(tempfile.mkdtemp(prefix="bench-")) / "bench.db"
     os.environ.update(LOG_LEVEL="WARNING")
     from flask_migrate import upgrade
-    from werkzeug.serving import make_server
 
     from backend import create_app
     from backend.extensions import db as sqla
@@ -66,12 +111,40 @@ def serve_ours(port: int, interval_ms: int) -> None:
         auth.create_user("bench@example.com", "bench-password-123", "trader")
         sqla.session.commit()
         token = auth.login("bench@example.com", "bench-password-123").access_token
-    server = make_server("127.0.0.1", port, app, threaded=True)
     print(json.dumps({"token": token}), flush=True)
-    server.serve_forever()
+    return app
 
 
-def serve_bare(port: int, interval_ms: int) -> None:
+def serve_ours(port: int, interval_ms: int, clients: int) -> None:
+    from werkzeug.serving import make_server
+
+    app = _setup_ours(interval_ms, clients)
+    make_server("127.0.0.1", port, app, threaded=True).serve_forever()
+
+
+def serve_gunicorn(port: int, interval_ms: int, clients: int) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    class Bench(BaseApplication):
+        def load_config(self) -> None:
+            for k, v in {
+                "bind": f"127.0.0.1:{port}",
+                "worker_class": "gthread",
+                "workers": 1,  # Flask-SocketIO without a message queue: one worker
+                "threads": clients + 16,
+                "loglevel": "warning",
+                "timeout": 120,
+            }.items():
+                self.cfg.set(k, v)
+
+        def load(self):
+            # Built in the worker (no preload), so the feed's threads live in the serving process.
+            return _setup_ours(interval_ms, clients)
+
+    Bench().run()
+
+
+def serve_bare(port: int, interval_ms: int, clients: int) -> None:
     import socketio
     from werkzeug.serving import make_server
 
@@ -82,16 +155,20 @@ def serve_bare(port: int, interval_ms: int) -> None:
     def subscribe(sid, data):
         for s in data["symbols"]:
             sio.enter_room(sid, f"quotes:{s}", namespace="/live")
-        return {"ok": True}
+        return {"ok": True, "symbols": data["symbols"]}
 
     def producer():
         next_at = time.monotonic()
+        n = 0
         while True:
-            now = time.time()
+            now = datetime.now(UTC)
+            n += 1
             for s in SYMBOLS:
+                # Same shape and sizes as backend.realtime.feed.quote_payload.
                 payload = {
-                    "symbol": s, "ltp": "812.35", "bid": "812.30", "ask": "812.40", "volume": 10,
-                    "cum_volume": 1000, "ts": "", "ts_ms": int(now * 1000),
+                    "symbol": s, "ltp": f"{812 + n % 7}.35", "bid": "812.30", "ask": "812.40",
+                    "volume": 10 + n % 5, "cum_volume": 1000 + n, "ts": now.isoformat(),
+                    "ts_ms": int(now.timestamp() * 1000),
                 }  # fmt: skip
                 sio.emit("quote", payload, to=f"quotes:{s}", namespace="/live")
             next_at += interval_ms / 1000
@@ -103,81 +180,143 @@ def serve_bare(port: int, interval_ms: int) -> None:
     server.serve_forever()
 
 
+SERVERS = {"bare": serve_bare, "ours": serve_ours, "gunicorn": serve_gunicorn}
+
+
 # --------------------------------------------------------------------------- clients
 
 
-def run_clients(port: int, token: str | None, n: int, symbols: list[str], warmup: float, duration: float):
+def client_process(port: int, token: str | None, n: int, symbols: list[str], conn) -> None:
+    """One client process: ``n`` asyncio clients; reports (count, latencies ms, cpu s) over ``conn``."""
+    asyncio.run(_client_main(port, token, n, symbols, conn))
+
+
+async def _client_main(port: int, token: str | None, n: int, symbols: list[str], conn) -> None:
     import socketio
 
-    lat: list[float] = []
-    count = [0]
-    lock = threading.Lock()
-    measuring = threading.Event()
-    clients = []
+    window = [float("inf"), float("-inf")]
+    lat = array("d")
+    errors: list[str] = []
 
     def on_quote(msg):
-        if measuring.is_set():
-            d = time.time() * 1000 - msg["ts_ms"]
-            with lock:
-                lat.append(d)
-                count[0] += 1
+        now = time.time()
+        if window[0] <= now < window[1]:
+            lat.append(now * 1000.0 - msg["ts_ms"])
 
-    for _ in range(n):
-        c = socketio.Client(reconnection=False)
+    async def one() -> socketio.AsyncClient:
+        c = socketio.AsyncClient(reconnection=False)
         c.on("quote", on_quote, namespace="/live")
-        c.connect(
+        await c.connect(
             f"http://127.0.0.1:{port}",
             namespaces=["/live"],
             auth={"token": token} if token else None,
             transports=["websocket"],
             wait_timeout=30,
         )
-        c.call("subscribe", {"symbols": symbols}, namespace="/live", timeout=30)
-        clients.append(c)
-    time.sleep(warmup)
-    measuring.set()
-    t0 = time.monotonic()
-    time.sleep(duration)
-    measuring.clear()
-    elapsed = time.monotonic() - t0
-    # Disconnect in parallel: each websocket close handshake can take seconds.
-    closers = [threading.Thread(target=c.disconnect, daemon=True) for c in clients]
-    for t in closers:
-        t.start()
-    for t in closers:
-        t.join(timeout=10)
-    lat.sort()
+        ack = await c.call("subscribe", {"symbols": symbols}, namespace="/live", timeout=30)
+        if not ack.get("ok"):
+            raise RuntimeError(f"subscribe refused: {ack}")
+        return c
 
-    def pct(p):
-        return lat[min(len(lat) - 1, int(p * len(lat)))] if lat else float("nan")
+    loop = asyncio.get_running_loop()
+    clients: list = []
+    try:
+        # A few at a time: the threaded servers accept connections one thread each.
+        for i in range(0, n, 5):
+            clients += await asyncio.wait_for(
+                asyncio.gather(*(one() for _ in range(min(5, n - i)))), CONNECT_TIMEOUT
+            )
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which aborts the run
+        errors.append(f"{type(exc).__name__}: {exc}")
+    conn.send({"ready": len(clients), "errors": errors})
+    msg = await loop.run_in_executor(None, conn.recv)  # {"start": epoch s, "end": epoch s} or None
+    if msg is not None:
+        window[0], window[1] = msg["start"], msg["end"]
+        await asyncio.sleep(max(0.0, msg["start"] - time.time()))
+        cpu0 = time.process_time()
+        await asyncio.sleep(max(0.0, msg["end"] - time.time()))
+        cpu = time.process_time() - cpu0
+        await asyncio.sleep(DRAIN)
+        conn.send({"count": len(lat), "lat": lat.tobytes(), "cpu": cpu})
+    try:
+        await asyncio.wait_for(asyncio.gather(*(c.disconnect() for c in clients)), 10)
+    except (TimeoutError, Exception):  # noqa: BLE001 - exiting anyway
+        pass
 
-    return {"rate": count[0] / elapsed, "p50": pct(0.50), "p99": pct(0.99), "n": count[0]}
+
+def pct(sorted_vals: list[float], p: float) -> float:
+    if not sorted_vals:
+        return float("nan")
+    return sorted_vals[min(len(sorted_vals) - 1, int(p * len(sorted_vals)))]
 
 
 def bench(kind: str, args) -> dict:
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            __file__,
-            "--serve",
-            kind,
-            "--port",
-            str(port),
-            "--interval-ms",
-            str(args.interval_ms),
-        ],
-        stdout=subprocess.PIPE,
-        cwd=ROOT,
-        text=True,
-    )
+    cmd = [sys.executable, __file__, "--serve", kind, "--port", str(port)]
+    cmd += ["--interval-ms", str(args.interval_ms), "--clients", str(args.clients)]
+    server = subprocess.Popen(cmd, stdout=subprocess.PIPE, cwd=ROOT, text=True)
+    procs: list = []
+    ctx = mp.get_context("spawn")  # no inherited threads/sockets from the parent
     try:
-        line = proc.stdout.readline()
+        line = server.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{kind} server did not start")
         token = json.loads(line)["token"]
-        return run_clients(port, token, args.clients, SYMBOLS[: args.symbols], args.warmup, args.duration)
+        time.sleep(0.5)  # the token is printed just before the listener starts
+        symbols = SYMBOLS[: args.symbols]
+        per = [args.clients // args.procs + (i < args.clients % args.procs) for i in range(args.procs)]
+        pipes = []
+        for n in per:
+            parent_end, child_end = ctx.Pipe()
+            p = ctx.Process(target=client_process, args=(port, token, n, symbols, child_end), daemon=True)
+            p.start()
+            procs.append(p)
+            pipes.append(parent_end)
+        connected = 0
+        for conn in pipes:
+            if not conn.poll(CONNECT_TIMEOUT + 30):
+                raise RuntimeError(f"{kind}: a client process did not report ready")
+            r = conn.recv()
+            if r["errors"]:
+                raise RuntimeError(f"{kind}: client connect failed: {r['errors'][:3]}")
+            connected += r["ready"]
+        start = time.time() + args.warmup
+        end = start + args.duration
+        for conn in pipes:
+            conn.send({"start": start, "end": end})
+        time.sleep(max(0.0, start - time.time()))
+        scpu0 = cpu_seconds(server.pid)
+        time.sleep(max(0.0, end - time.time()))
+        scpu = cpu_seconds(server.pid) - scpu0
+        count, lat, ccpu = 0, array("d"), 0.0
+        for conn in pipes:
+            if not conn.poll(DRAIN + 30):
+                raise RuntimeError(f"{kind}: a client process did not report results")
+            r = conn.recv()
+            count += r["count"]
+            ccpu += r["cpu"]
+            lat.frombytes(r["lat"])
+        vals = sorted(lat)
+        return {
+            "clients": connected,
+            "rate": count / args.duration,
+            "p50": pct(vals, 0.50),
+            "p99": pct(vals, 0.99),
+            "max": vals[-1] if vals else float("nan"),
+            "server_cpu": scpu / args.duration,
+            "client_cpu": ccpu / args.duration,
+        }
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        for p in procs:
+            p.join(timeout=15)
+            if p.is_alive():
+                p.kill()
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=5)
 
 
 def main() -> None:
@@ -185,25 +324,36 @@ def main() -> None:
     p.add_argument("--clients", type=int, default=100)
     p.add_argument("--symbols", type=int, default=20)
     p.add_argument("--interval-ms", type=int, default=1000)
+    p.add_argument("--procs", type=int, default=4, help="client processes")
     p.add_argument("--warmup", type=float, default=3.0)
     p.add_argument("--duration", type=float, default=15.0)
-    p.add_argument("--serve", choices=["ours", "bare"])
+    p.add_argument("--servers", default="bare,ours,gunicorn")
+    p.add_argument("--serve", choices=sorted(SERVERS))
     p.add_argument("--port", type=int)
     args = p.parse_args()
-    if args.serve == "ours":
-        return serve_ours(args.port, args.interval_ms)
-    if args.serve == "bare":
-        return serve_bare(args.port, args.interval_ms)
+    if args.serve:
+        return SERVERS[args.serve](args.port, args.interval_ms, args.clients)
+    if not 1 <= args.symbols <= len(SYMBOLS):
+        p.error(f"--symbols must be 1..{len(SYMBOLS)}")
+    kinds = [k.strip() for k in args.servers.split(",") if k.strip()]
     offered = args.clients * args.symbols * 1000 / args.interval_ms
-    results = {k: bench(k, args) for k in ("bare", "ours")}
-    print(f"\n{args.clients} clients x {args.symbols} symbols, tick every {args.interval_ms} ms "
-          f"(offered {offered:,.0f} msg/s), {args.duration:.0f} s measured\n")  # fmt: skip
-    print("| server | delivered msg/s | p50 latency (ms) | p99 latency (ms) |")
-    print("|---|---:|---:|---:|")
+    results = {k: bench(k, args) for k in kinds}
+    print(
+        f"\n{args.clients} clients ({args.procs} client processes) x {args.symbols} symbols, tick every "
+        f"{args.interval_ms} ms (offered {offered:,.0f} msg/s), {args.warmup:.0f} s warm-up, "
+        f"{args.duration:.0f} s measured, load average {os.getloadavg()[0]:.2f}\n"
+    )
+    print(
+        "| server | clients | delivered msg/s | vs bare | p50 ms | p99 ms | max ms | server CPU | clients CPU |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    bare = results.get("bare", {}).get("rate")
     for k, r in results.items():
-        print(f"| {k} | {r['rate']:,.0f} | {r['p50']:.1f} | {r['p99']:.1f} |")
-    ratio = results["ours"]["rate"] / results["bare"]["rate"] if results["bare"]["rate"] else float("nan")
-    print(f"\nours / bare delivered rate: {ratio:.1%}")
+        ratio = f"{r['rate'] / bare:.0%}" if bare else "-"
+        print(
+            f"| {k} | {r['clients']} | {r['rate']:,.0f} | {ratio} | {r['p50']:.1f} | {r['p99']:.1f} "
+            f"| {r['max']:.1f} | {r['server_cpu']:.2f} | {r['client_cpu']:.2f} |"
+        )
 
 
 if __name__ == "__main__":
