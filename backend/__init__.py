@@ -73,14 +73,18 @@ def register_extensions(app: Flask) -> None:
     if app.config["CORS_ORIGINS"]:
         # An explicit allow-list only: credentials are never combined with "*".
         cors.init_app(app, origins=app.config["CORS_ORIGINS"], supports_credentials=True)
-    socketio.init_app(
-        app,
-        async_mode="threading",
-        message_queue=app.config["REDIS_URL"],
-        cors_allowed_origins=app.config["CORS_ORIGINS"] or [],
-        logger=False,
-        engineio_logger=False,
-    )
+    socketio.init_app(app, **socketio_options(app))
+
+
+def socketio_options(app: Flask) -> dict[str, Any]:
+    """Flask-SocketIO settings: threading mode (werkzeug and gunicorn gthread), Redis queue if any."""
+    return {
+        "async_mode": "threading",
+        "message_queue": app.config["REDIS_URL"],
+        "cors_allowed_origins": app.config["CORS_ORIGINS"] or [],
+        "logger": False,
+        "engineio_logger": False,
+    }
 
 
 def register_request_hooks(app: Flask) -> None:
