@@ -49,6 +49,31 @@ def lock_account(account_id: int) -> TradingAccount:
     return db.session.execute(stmt).scalar_one()
 
 
+def commit_keeping(*keep: Any) -> None:
+    """Commit, leaving ``keep`` (rows this transaction only read, e.g. the authenticated user) loaded.
+
+    Everything else is expired as a normal commit does, so written rows are re-read with the values
+    the database stored. Not expiring the user saves the reload the access log's ``user.id`` would
+    otherwise cost after every order.
+    """
+    from sqlalchemy import inspect as sa_inspect
+
+    session = db.session()
+    kept = [obj for obj in keep if sa_inspect(obj, raiseerr=False) is not None and obj in session]
+    if not kept:
+        session.commit()
+        return
+    previous = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = previous
+    for obj in list(session.identity_map.values()):
+        if not any(obj is k for k in kept):
+            session.expire(obj)
+
+
 def to_instrument(ins: Any) -> Instrument:
     """Domain order Instrument from a market-data instrument."""
     return Instrument(

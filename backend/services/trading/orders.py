@@ -16,6 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -29,8 +30,15 @@ from backend.extensions import db
 from backend.models.trading import WORKING_STATUSES, Order, Position, Trade, TradingAccount
 from backend.services.pagination import Page, keyset_page
 from backend.services.trading import risk
-from backend.services.trading.accounts import cash_figures, resolve_account
-from backend.services.trading.common import Events, lock_account, to_instrument, trading_config, trading_day
+from backend.services.trading.accounts import cash_figures, default_account, resolve_account
+from backend.services.trading.common import (
+    Events,
+    commit_keeping,
+    lock_account,
+    to_instrument,
+    trading_config,
+    trading_day,
+)
 from backend.services.trading.paper_broker import PaperBroker, set_status, work_order
 
 log = logging.getLogger(__name__)
@@ -126,15 +134,26 @@ def request_hash(data: dict[str, Any], account_id: int) -> str:
 
 
 def snapshot(
-    acct: TradingAccount, ltp: dict[str, Decimal], exclude_order: Order | None = None
+    acct: TradingAccount,
+    ltp: dict[str, Decimal],
+    exclude_order: Order | None = None,
+    rows: list[Position] | None = None,
+    global_kill: bool | None = None,
 ) -> tuple[AccountSnapshot, Any]:
-    """What the risk coordinator needs, read under the account lock."""
+    """What the risk coordinator needs, read under the account lock.
+
+    ``rows``, when given, receives every position row of the account (loaded fresh under the lock),
+    so the fill that follows in the same transaction needs no second positions query.
+    """
     limits = risk.limits_for(acct)
-    rows = list(
+    loaded = list(
         db.session.scalars(
             select(Position).where(Position.account_id == acct.id).execution_options(populate_existing=True)
         )
     )
+    if rows is not None:
+        rows.extend(loaded)
+    rows = loaded
     figs = cash_figures(acct, rows, limits.short_margin_pct)
     available = figs.available
     if exclude_order is not None:
@@ -159,14 +178,21 @@ def snapshot(
         positions=positions,
         breaker=risk.breaker_state(acct),
         day_unrealised_pnl=unrealised,
-        global_kill=risk.get_global_kill_switch(),
+        global_kill=risk.get_global_kill_switch() if global_kill is None else global_kill,
     )
     return snap, limits
 
 
 def coordinator() -> RiskCoordinator:
-    cfg = trading_config()
-    return RiskCoordinator(cfg.charges, cfg.fills.market_collar_pct)
+    """The app's coordinator: stateless, so built once per app with its parsed config."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    coord = app.extensions.get("trading_coordinator")
+    if coord is None:
+        cfg = trading_config()
+        coord = app.extensions.setdefault(
+            "trading_coordinator", RiskCoordinator(cfg.charges, cfg.fills.market_collar_pct)
+        )
+    return coord
 
 
 def _rejection(row: Order) -> RiskRejected:
@@ -208,40 +234,71 @@ def place_order(user: Any, data: dict[str, Any], idempotency_key: str | None = N
             {"client_order_id": "Must equal the Idempotency-Key header when both are sent."},
         )
     key = body_key or idempotency_key
-    acct = resolve_account(user, data.get("account_id"))
-    digest = request_hash(data, acct.id)
-    if key:
-        existing = _by_key(acct.id, key)
-        if existing is not None:
-            return _replay(existing, digest)
+    account_id = data.get("account_id")
+    if key or account_id is not None:
+        # ownership (404) and a replay answer before any validation, as they always have
+        acct = resolve_account(user, account_id)
+        account_id = acct.id
+        if key:
+            existing = _by_key(acct.id, key)
+            if existing is not None:
+                return _replay(existing, request_hash(data, acct.id))
 
     ins = _instrument(data["symbol"])
     req = _build_request(data, key)
     _validate(req, ins, None)
     quote = _quote(ins.symbol)
     _validate(req, ins, quote.ltp)
-    return _place_locked(user, acct.id, req, ins, quote, key, digest, data.get("strategy_id"))
+    # the default account is resolved and locked by one statement inside the transaction
+    return _place_locked(user, account_id, req, ins, quote, key, data, data.get("strategy_id"))
+
+
+def _lock_for_order(user: Any, account_id: int | None) -> tuple[TradingAccount, bool]:
+    """Row-lock the order's account (None: the user's default, created on a first order) and read the
+    global kill switch in the same statement: (account, global kill on)."""
+    where = (
+        (TradingAccount.default_for_user == user.id, TradingAccount.deleted_at.is_(None))
+        if account_id is None
+        else (TradingAccount.id == account_id,)
+    )
+    stmt = (
+        select(TradingAccount, risk.global_kill_subquery())
+        .where(*where)
+        .with_for_update(of=TradingAccount)
+        .execution_options(populate_existing=True)
+    )
+    got = db.session.execute(stmt).one_or_none()
+    if got is None:
+        acct = lock_account(default_account(user).id if account_id is None else account_id)
+        return acct, risk.get_global_kill_switch()
+    return got[0], bool(got[1])
 
 
 def _place_locked(
     user: Any,
-    account_id: int,
+    account_id: int | None,
     req: OrderRequest,
     ins: Any,
     quote: Quote,
     key: str | None,
-    digest: str | None,
+    data: dict[str, Any] | None,
     strategy_id: str | None = None,
 ) -> tuple[Order, int]:
+    """One transaction under the account lock. ``account_id`` None: the user's default account.
+    ``data`` is the request body the idempotency digest is computed from (None: no digest)."""
     events = Events()
+    digest: str | None = None
     try:
-        acct = lock_account(account_id)
+        acct, global_kill = _lock_for_order(user, account_id)
+        account_id = acct.id
+        digest = request_hash(data, acct.id) if data is not None else None
         if key:
             existing = _by_key(acct.id, key)  # a concurrent retry may have won the race for the lock
             if existing is not None:
                 db.session.commit()
                 return _replay(existing, digest or "")
-        snap, limits = snapshot(acct, {ins.symbol: quote.ltp})
+        positions: list[Position] = []
+        snap, limits = snapshot(acct, {ins.symbol: quote.ltp}, rows=positions, global_kill=global_kill)
         decision = coordinator().evaluate(req, ins, quote.ltp, snap, limits)
         row = Order(
             account_id=acct.id,
@@ -260,7 +317,9 @@ def _place_locked(
             tag=req.tag,
             strategy_id=strategy_id,
             estimated_charges=decision.estimated_charges,
-            reserved_cash=Decimal(0),
+            # set before the first flush so the INSERT carries them (no UPDATE of the fresh row)
+            reserved_cash=decision.cash_required if decision.allowed else Decimal(0),
+            response_status=201 if decision.allowed else 422,
             reject_reasons=[],
         )
         db.session.add(row)
@@ -273,25 +332,22 @@ def _place_locked(
             db.session.commit()
             events.send()
             raise _rejection(row)
-        row.reserved_cash = decision.cash_required
-        row.response_status = 201
-        st = risk.breaker_for(limits).record_order(snap.breaker, trading_day())
-        risk.save_breaker(acct, st)
         broker = resolve_broker(acct, {ins.symbol: quote}, events)
         broker_req = replace(req, client_order_id=key or f"oid:{row.id}")
-        if not key:
-            row.client_order_id = None
         if acct.mode == "paper":
-            # the paper broker finds the recorded row by its client order id
-            row.client_order_id = broker_req.client_order_id
-            db.session.flush()
+            # the paper broker works the row recorded above (no look-up, no extra flush) and reuses
+            # the position rows the snapshot just loaded under this lock
+            broker.recorded[broker_req.client_order_id] = row
+            broker.positions = {p.symbol: p for p in positions}
         placed = broker.place_order(str(acct.id), broker_req)
-        if not key:
-            row.client_order_id = None
         if acct.mode != "paper":
             row.broker_order_id = placed.order_id
             row.status = str(placed.status)
-        db.session.commit()
+        # Counted after the broker call so the account row is written once, at the commit. Counting
+        # commutes with a fill's loss bookkeeping, and both read the state the other left on ``acct``.
+        st = risk.breaker_for(limits).record_order(risk.breaker_state(acct), trading_day())
+        risk.save_breaker(acct, st)
+        commit_keeping(user)
     except IntegrityError:
         db.session.rollback()
         if key:
@@ -619,4 +675,3 @@ def expire_day_orders() -> int:
             continue
         events.send()
     return n
-

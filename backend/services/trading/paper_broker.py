@@ -75,12 +75,17 @@ def _instrument_facts(symbol: str) -> tuple[Decimal, int, str]:
     return Decimal(ins.tick_size), int(ins.lot_size or 1), charge_segment(ins.segment)
 
 
-def _position_row(account_id: int, symbol: str) -> Position:
-    row = db.session.scalar(
-        select(Position)
-        .where(Position.account_id == account_id, Position.symbol == symbol)
-        .execution_options(populate_existing=True)
-    )
+def _position_row(account_id: int, symbol: str, loaded: dict[str, Position] | None = None) -> Position:
+    """The account's row for ``symbol`` (a new one if none). ``loaded``: every position row of the
+    account, already read under this transaction's account lock; a symbol missing there has no row."""
+    if loaded is not None:
+        row = loaded.get(symbol)
+    else:
+        row = db.session.scalar(
+            select(Position)
+            .where(Position.account_id == account_id, Position.symbol == symbol)
+            .execution_options(populate_existing=True)
+        )
     if row is None:
         row = Position(
             account_id=account_id,
@@ -91,6 +96,8 @@ def _position_row(account_id: int, symbol: str) -> Position:
             product="D",
         )
         db.session.add(row)
+        if loaded is not None:
+            loaded[symbol] = row
     return row
 
 
@@ -106,15 +113,20 @@ def set_status(row: Order, new: OrderStatus | str, message: str | None = None) -
 
 
 def apply_fill(
-    acct: TradingAccount, row: Order, qty: int, price: Decimal, segment: str, events: Events
+    acct: TradingAccount,
+    row: Order,
+    qty: int,
+    price: Decimal,
+    segment: str,
+    events: Events,
+    positions: dict[str, Position] | None = None,
 ) -> Trade:
     """Persist one fill: trade, ledger (value and charges), position, order progress, breaker."""
     from backend.services.trading import risk
 
     side = Side(row.side)
     charges = trading_config().charges.estimate(side, Product(row.product), qty, price, segment).total
-    before = DomainPosition(0, Decimal(0), Decimal(0))
-    pos_row = _position_row(acct.id, row.symbol)
+    pos_row = _position_row(acct.id, row.symbol, positions)
     before = DomainPosition(
         pos_row.quantity or 0, Decimal(pos_row.cost_basis or 0), Decimal(pos_row.realised_pnl or 0)
     )
@@ -188,10 +200,15 @@ def apply_fill(
 
 
 def apply_decision(
-    acct: TradingAccount, row: Order, decision: FillDecision, segment: str, events: Events
+    acct: TradingAccount,
+    row: Order,
+    decision: FillDecision,
+    segment: str,
+    events: Events,
+    positions: dict[str, Position] | None = None,
 ) -> None:
     for fill in decision.fills:
-        apply_fill(acct, row, fill.qty, fill.price, segment, events)
+        apply_fill(acct, row, fill.qty, fill.price, segment, events, positions)
     new = decision.new_status
     if new is OrderStatus.PARTIALLY_FILLED and not decision.fills and row.status == "partially_filled":
         return  # nothing happened
@@ -200,8 +217,16 @@ def apply_decision(
         events.order(row)
 
 
-def work_order(acct: TradingAccount, row: Order, update: Any, events: Events) -> None:
-    """Evaluate one working order against one market update (quote or tick) and persist the result."""
+def work_order(
+    acct: TradingAccount,
+    row: Order,
+    update: Any,
+    events: Events,
+    positions: dict[str, Position] | None = None,
+) -> None:
+    """Evaluate one working order against one market update (quote or tick) and persist the result.
+
+    ``positions``: all of the account's position rows, loaded under the current lock (optional)."""
     if row.status not in WORKING_STATUSES:
         return
     tick_size, lot, segment = _instrument_facts(row.symbol)
@@ -209,7 +234,7 @@ def work_order(acct: TradingAccount, row: Order, update: Any, events: Events) ->
     decision = evaluate(state, update, trading_config().fills)
     if not decision.fills and OrderStatus(row.status) is decision.new_status:
         return
-    apply_decision(acct, row, decision, segment, events)
+    apply_decision(acct, row, decision, segment, events, positions)
 
 
 class PaperBroker:
@@ -220,6 +245,10 @@ class PaperBroker:
     def __init__(self, quotes: dict[str, Quote] | None = None, events: Events | None = None) -> None:
         self.quotes = dict(quotes or {})
         self.events = events or Events()
+        # Filled in by the order service for the current transaction: rows it has just recorded
+        # (by client order id) and every position row of the account read under the lock.
+        self.recorded: dict[str, Order] = {}
+        self.positions: dict[str, Position] | None = None
 
     # -- helpers
     def _account(self, account: str) -> TradingAccount:
@@ -247,16 +276,20 @@ class PaperBroker:
     def place_order(self, account: str, order: OrderRequest) -> BrokerOrder:
         """Work a recorded order (found by its client order id): stops wait, others trade at the quote."""
         acct = self._account(account)
-        row = db.session.scalar(
-            select(Order).where(Order.account_id == acct.id, Order.client_order_id == order.client_order_id)
-        )
+        row = self.recorded.get(order.client_order_id or "")
+        if row is None or row.account_id != acct.id:
+            row = db.session.scalar(
+                select(Order).where(
+                    Order.account_id == acct.id, Order.client_order_id == order.client_order_id
+                )
+            )
         if row is None:
             raise NotFound("Order was not recorded before placement.", code="ORDER_NOT_FOUND")
         if order.is_stop:
             set_status(row, OrderStatus.TRIGGER_PENDING, "awaiting_trigger")
             self.events.order(row)
         else:
-            work_order(acct, row, self._quote(row.symbol), self.events)
+            work_order(acct, row, self._quote(row.symbol), self.events, self.positions)
             if row.status == "pending":  # limit not crossed / beyond protection: rest on the book
                 set_status(row, OrderStatus.OPEN, row.status_message or "open")
                 self.events.order(row)

@@ -51,6 +51,12 @@ def _settings_row(lock: bool = False) -> TradingSettings | None:
     return db.session.scalar(stmt)
 
 
+def global_kill_subquery() -> Any:
+    """The global kill flag as a scalar subquery (NULL when never set), to read it within another
+    statement instead of a round trip of its own."""
+    return select(TradingSettings.global_kill).where(TradingSettings.id == _SETTINGS_ID).scalar_subquery()
+
+
 def get_global_kill_switch() -> bool:
     """True when an admin has halted trading for every account."""
     row = _settings_row()
