@@ -21,7 +21,7 @@ from backend.extensions import socketio
 from backend.realtime.live import NAMESPACE, LiveNamespace, quote_room, user_room
 
 log = logging.getLogger(__name__)
-_namespace_registered = False
+_live_namespace: LiveNamespace | None = None
 
 __all__ = ["emit_to_user", "emit_quote_room", "init_app", "user_room", "quote_room", "NAMESPACE"]
 
@@ -48,10 +48,14 @@ def _should_autostart(app: Flask) -> bool:
 
 def init_app(app: Flask) -> None:
     """Register the ``/live`` namespace and start the feed service when configured to."""
-    global _namespace_registered
-    if not _namespace_registered:
-        socketio.on_namespace(LiveNamespace(NAMESPACE))
-        _namespace_registered = True
+    global _live_namespace
+    if _live_namespace is None:
+        _live_namespace = LiveNamespace(NAMESPACE)
+        socketio.on_namespace(_live_namespace)
+    elif NAMESPACE not in socketio.server.namespace_handlers:
+        # Flask-SocketIO builds a new server on every init_app (one per app: the test suite makes
+        # several) and only replays namespaces registered before the first server existed.
+        socketio.server.register_namespace(_live_namespace)
     from backend.realtime.feed import get_feed
 
     feed = get_feed(app)

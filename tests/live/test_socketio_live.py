@@ -21,7 +21,7 @@ WAIT = 15  # seconds: an upper bound on waiting, not a performance assertion
 @pytest.fixture
 def live(app):
     """Serve ``app`` (Socket.IO middleware included) on 127.0.0.1 with a fast feed."""
-    from backend import socketio_options
+    from backend import realtime, socketio_options
     from backend.extensions import socketio as socketio_ext
     from backend.realtime.bus import tick_bus
     from backend.realtime.feed import FeedService
@@ -29,6 +29,7 @@ def live(app):
     # The Socket.IO extension is one object; any app created since the session app (other tests
     # build throw-away apps) re-bound it. Bind it back so emits reach this server's clients.
     socketio_ext.init_app(app, **socketio_options(app))
+    realtime.init_app(app)
 
     saved = {
         k: app.config.get(k) for k in ("FEED_INTERVAL_MS", "FEED_LEADER_TTL", "FEED_WATCHDOG_STALL_SECONDS")
