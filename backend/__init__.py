@@ -148,3 +148,6 @@ def register_services(app: Flask) -> None:
     from backend.services.broker import init_app as _broker
 
     _broker(app)
+    from backend.services.scheduler import init_app as _scheduler
+
+    _scheduler(app)

@@ -91,3 +91,6 @@ def register_commands(app: Flask) -> None:
     from backend.services.jobs import register_cli as _jobs_cli
 
     _jobs_cli(app)
+    from backend.services.scheduler import session_cli
+
+    app.cli.add_command(session_cli)

@@ -29,9 +29,9 @@ def settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "DEPLOYMENTS_AUTOSTART": None
         if env_str("DEPLOYMENTS_AUTOSTART", env=env) is None
         else env_bool("DEPLOYMENTS_AUTOSTART", True, env=env),
-        # IST wall-clock time after which the daily equity snapshot is taken
-        "SNAPSHOT_TIME": env_str("SNAPSHOT_TIME", "15:40", env=env),
-        "SNAPSHOT_SCHEDULER": None
-        if env_str("SNAPSHOT_SCHEDULER", env=env) is None
-        else env_bool("SNAPSHOT_SCHEDULER", True, env=env),
+        # IST time after which the session-close tasks run (DAY-order expiry, equity snapshots)
+        "SESSION_TASKS_TIME": env_str("SESSION_TASKS_TIME", "15:35", env=env),
+        "SESSION_SCHEDULER": None
+        if env_str("SESSION_SCHEDULER", env=env) is None
+        else env_bool("SESSION_SCHEDULER", True, env=env),
     }

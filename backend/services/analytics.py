@@ -282,41 +282,6 @@ def risk(user: User, account_id: int | None, lookback_days: int = 250, level: fl
 # --------------------------------------------------------------------------- scheduling
 
 
-class _SnapshotScheduler(threading.Thread):
-    """Takes every account's snapshot once per trading day after SNAPSHOT_TIME (IST)."""
-
-    def __init__(self, app: Flask) -> None:
-        super().__init__(name="equity-snapshots", daemon=True)
-        self.app = app
-        self.stopped = threading.Event()
-        hh, mm = (int(x) for x in app.config["SNAPSHOT_TIME"].split(":"))
-        self.at = time(hh, mm)
-        self.done: date | None = None
-
-    def run(self) -> None:
-        while not self.stopped.wait(60):
-            now = datetime.now(IST)
-            if now.time() < self.at or self.done == now.date() or now.weekday() >= 5:
-                continue
-            try:
-                with self.app.app_context():
-                    if market_data.calendar().is_trading_day(now.date()):
-                        log.info("equity snapshots taken for %d account(s)", snapshot_all(now.date()))
-                self.done = now.date()
-            except Exception:  # noqa: BLE001 - retried on the next minute
-                log.exception("scheduled equity snapshot failed")
-
-
-def init_app(app: Flask) -> None:
-    enabled = app.config.get("SNAPSHOT_SCHEDULER")
-    if enabled is None:
-        enabled = not app.config.get("TESTING")
-    if enabled:
-        sched = _SnapshotScheduler(app)
-        sched.start()
-        app.extensions["snapshot_scheduler"] = sched
-
-
 @click.group("analytics")
 def analytics_cli() -> None:
     """Portfolio analytics."""

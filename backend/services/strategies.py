@@ -272,8 +272,8 @@ def versions(user: User, strategy_id: int) -> list[SavedStrategyVersion]:
 
 
 def init_app(app: Flask) -> None:
-    """Start-up wiring of this domain: strategy plugins, job recovery, deployments, snapshot scheduler."""
-    from backend.services import analytics, deployments, jobs
+    """Start-up wiring of this domain: strategy plugins, job recovery, deployments."""
+    from backend.services import deployments, jobs
 
     folder = app.config.get("STRATEGY_PLUGINS_DIR")
     loaded = StrategyFactory.load_plugins(folder=folder)
@@ -281,4 +281,3 @@ def init_app(app: Flask) -> None:
         log.info("strategy plugins loaded: %s", ", ".join(loaded))
     jobs.init_app(app)
     deployments.init_app(app)
-    analytics.init_app(app)
