@@ -6,7 +6,6 @@ so a backtest and an account report the same numbers for the same curve (docs/an
 from __future__ import annotations
 
 import logging
-import threading
 from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -14,7 +13,6 @@ from typing import Any
 
 import click
 import numpy as np
-from flask import Flask
 from flask.cli import with_appcontext
 from sqlalchemy import select
 

@@ -16,7 +16,8 @@ events = trading_support.events  # shared fixture
 
 def test_session_close_expires_day_orders_then_snapshots(app, client, trader, market, events):
     _, h = trader
-    resting = client.post("/api/v1/orders", json=order_body(type="LIMIT", price="990.00", quantity=5), headers=h)
+    body = order_body(type="LIMIT", price="990.00", quantity=5)
+    resting = client.post("/api/v1/orders", json=body, headers=h)
     assert resting.status_code == 201 and resting.get_json()["status"] == "open"
     filled = client.post("/api/v1/orders", json=order_body(), headers=h).get_json()
     assert filled["status"] == "filled"
