@@ -187,12 +187,70 @@ SERVERS = {"bare": serve_bare, "ours": serve_ours, "gunicorn": serve_gunicorn}
 # --------------------------------------------------------------------------- clients
 
 
-def client_process(port: int, token: str | None, n: int, symbols: list[str], conn) -> None:
+def client_process(port: int, token: str | None, n: int, symbols: list[str], kind: str, conn) -> None:
     """One client process: ``n`` asyncio clients; reports (count, latencies ms, cpu s) over ``conn``."""
-    asyncio.run(_client_main(port, token, n, symbols, conn))
+    asyncio.run(_client_main(port, token, n, symbols, kind, conn))
 
 
-async def _client_main(port: int, token: str | None, n: int, symbols: list[str], conn) -> None:
+class RawClient:
+    """Socket.IO v5 / Engine.IO v4 over one aiohttp websocket, no client framework.
+
+    The wire protocol python-socketio and socket.io-client speak (open, namespace connect with auth,
+    ``subscribe`` with an ack, ``quote`` events, ping/pong), minus the per-message dispatch layers
+    (a task per message and several decode steps) that made the socketio client cost the
+    harness twice the server's CPU.
+    """
+
+    PREFIX = '42/live,["quote",'
+
+    def __init__(self, session, port: int, on_quote) -> None:
+        self.session, self.port, self.on_quote = session, port, on_quote
+        self.ws = None
+        self.task: asyncio.Task | None = None
+
+    async def connect(self, token: str | None, symbols: list[str]) -> None:
+        url = f"ws://127.0.0.1:{self.port}/socket.io/?EIO=4&transport=websocket"
+        self.ws = await self.session.ws_connect(url, autoping=False, max_msg_size=0)
+        if not (await self.ws.receive_str()).startswith("0{"):
+            raise RuntimeError("no Engine.IO open packet")
+        await self.ws.send_str("40/live," + (json.dumps({"token": token}) if token else ""))
+        await self.ws.send_str("42/live,1" + json.dumps(["subscribe", {"symbols": symbols}]))
+        while True:
+            msg = await self.ws.receive_str()
+            if msg.startswith("44/live"):
+                raise RuntimeError(f"namespace refused: {msg}")
+            if msg == "2":
+                await self.ws.send_str("3")
+            elif msg.startswith("43/live,1"):
+                ack = json.loads(msg[len("43/live,1") :])[0]
+                if not ack.get("ok"):
+                    raise RuntimeError(f"subscribe refused: {ack}")
+                break
+        self.task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        import aiohttp
+
+        prefix, n = self.PREFIX, len(self.PREFIX)
+        async for msg in self.ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                break
+            data = msg.data
+            if data.startswith(prefix):
+                self.on_quote(json.loads(data[n:-1]))
+            elif data == "2":
+                await self.ws.send_str("3")
+
+    async def disconnect(self) -> None:
+        if self.task:
+            self.task.cancel()
+        with contextlib.suppress(Exception):
+            await self.ws.send_str("41/live,")
+            await self.ws.close()
+
+
+async def _client_main(port: int, token: str | None, n: int, symbols: list[str], kind: str, conn) -> None:
+    import aiohttp
     import socketio
 
     window = [float("inf"), float("-inf")]
@@ -204,7 +262,13 @@ async def _client_main(port: int, token: str | None, n: int, symbols: list[str],
         if window[0] <= now < window[1]:
             lat.append(now * 1000.0 - msg["ts_ms"])
 
-    async def one() -> socketio.AsyncClient:
+    session = aiohttp.ClientSession()
+
+    async def one():
+        if kind == "raw":
+            c = RawClient(session, port, on_quote)
+            await c.connect(token, symbols)
+            return c
         c = socketio.AsyncClient(reconnection=False)
         c.on("quote", on_quote, namespace="/live")
         await c.connect(
@@ -241,6 +305,7 @@ async def _client_main(port: int, token: str | None, n: int, symbols: list[str],
         conn.send({"count": len(lat), "lat": lat.tobytes(), "cpu": cpu})
     with contextlib.suppress(Exception):  # exiting anyway (includes TimeoutError)
         await asyncio.wait_for(asyncio.gather(*(c.disconnect() for c in clients)), 10)
+    await session.close()
 
 
 def pct(sorted_vals: list[float], p: float) -> float:
@@ -267,7 +332,9 @@ def bench(kind: str, args) -> dict:
         pipes = []
         for n in per:
             parent_end, child_end = ctx.Pipe()
-            p = ctx.Process(target=client_process, args=(port, token, n, symbols, child_end), daemon=True)
+            p = ctx.Process(
+                target=client_process, args=(port, token, n, symbols, args.client, child_end), daemon=True
+            )
             p.start()
             procs.append(p)
             pipes.append(parent_end)
@@ -327,6 +394,9 @@ def main() -> None:
     p.add_argument("--warmup", type=float, default=3.0)
     p.add_argument("--duration", type=float, default=15.0)
     p.add_argument("--servers", default="bare,ours,gunicorn")
+    p.add_argument(
+        "--client", choices=["raw", "socketio"], default="raw", help="raw protocol or socketio.AsyncClient"
+    )
     p.add_argument("--serve", choices=sorted(SERVERS))
     p.add_argument("--port", type=int)
     args = p.parse_args()
@@ -338,7 +408,8 @@ def main() -> None:
     offered = args.clients * args.symbols * 1000 / args.interval_ms
     results = {k: bench(k, args) for k in kinds}
     print(
-        f"\n{args.clients} clients ({args.procs} client processes) x {args.symbols} symbols, tick every "
+        f"\n{args.clients} {args.client} clients ({args.procs} processes) x {args.symbols} symbols, tick "
+        f"every "
         f"{args.interval_ms} ms (offered {offered:,.0f} msg/s), {args.warmup:.0f} s warm-up, "
         f"{args.duration:.0f} s measured, load average {os.getloadavg()[0]:.2f}\n"
     )
