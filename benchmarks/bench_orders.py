@@ -8,6 +8,13 @@ Measures, in one run against one server:
 Bounded request counts, loopback only. Needs PostgreSQL (BENCH_DATABASE_URL, default
 postgresql://postgres@127.0.0.1:5432/trading_bench, recreated) and Redis (BENCH_REDIS_URL).
 Prints a markdown table.
+
+The load generator runs in BENCH_CLIENT_PROCS processes (default 4), each with its share of the
+BENCH_CLIENTS threads: one Python process with 16 threads is GIL-bound near ~1000 req/s and would
+measure itself rather than the server. Open-loop latencies are measured from each request's
+scheduled send time, so a request that waited for a free client thread counts that wait
+(no coordinated omission). The table also reports the server's CPU time per request (gunicorn
+master + workers, from /proc) and the machine's load average, since the client shares the machine.
 """
 
 from __future__ import annotations
@@ -20,7 +27,8 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import requests
@@ -36,7 +44,9 @@ N_HEALTH = int(os.environ.get("BENCH_N_HEALTH", "4000"))
 N_ORDERS = int(os.environ.get("BENCH_N_ORDERS", "3000"))
 RATE = float(os.environ.get("BENCH_RATE", "200"))
 RATE_SECONDS = float(os.environ.get("BENCH_RATE_SECONDS", "5"))
+CLIENT_PROCS = int(os.environ.get("BENCH_CLIENT_PROCS", "4"))
 USERS = 16
+BODY = {"symbol": "RELIANCE", "side": "BUY", "type": "MARKET", "product": "D", "quantity": 1}
 
 
 def _pct(xs: list[float], p: float) -> float:
@@ -91,54 +101,128 @@ def _prepare_db(env: dict) -> None:
     redis.Redis.from_url(REDIS_URL).flushdb()
 
 
-def _closed_loop(n: int, fn) -> tuple[float, list[float], int]:
+def _call(kind: str, s: requests.Session, base: str, tokens: list[dict], i: int) -> bool:
+    if kind == "health":
+        return s.get(f"{base}/health/live").status_code == 200
+    r = s.post(f"{base}/api/v1/orders", json=BODY, headers=tokens[i % USERS])
+    return r.status_code == 201
+
+
+def _closed_worker(kind: str, base: str, tokens: list[dict], clients: range, per: int) -> tuple:
+    """One client process: ``len(clients)`` threads, each sending ``per`` requests back to back."""
     lat: list[float] = []
     errors = 0
     lock = threading.Lock()
-    per = n // CLIENTS
 
     def run(i: int) -> None:
         nonlocal errors
         s = requests.Session()
-        for j in range(per):
+        for _ in range(per):
             t0 = time.perf_counter()
-            ok = fn(s, i, j)
+            ok = _call(kind, s, base, tokens, i)
             dt = time.perf_counter() - t0
             with lock:
                 lat.append(dt)
                 errors += not ok
 
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(CLIENTS) as pool:
-        list(pool.map(run, range(CLIENTS)))
-    return per * CLIENTS / (time.perf_counter() - t0), lat, errors
+    with ThreadPoolExecutor(len(clients)) as pool:
+        list(pool.map(run, clients))
+    return lat, errors
 
 
-def _open_loop(rate: float, seconds: float, fn) -> tuple[list[float], int]:
-    total = int(rate * seconds)
+def _open_worker(base: str, tokens: list[dict], start: float, ks: list[int], rate: float) -> tuple:
+    """One client process sending requests ``ks`` at ``start + k / rate`` (wall clock)."""
     lat: list[float] = []
     errors = 0
     lock = threading.Lock()
-    start = time.perf_counter()
     local = threading.local()
 
     def one(k: int) -> None:
         nonlocal errors
         due = start + k / rate
-        delay = due - time.perf_counter()
+        delay = due - time.time()
         if delay > 0:
             time.sleep(delay)
         s = getattr(local, "s", None) or requests.Session()
         local.s = s
-        t0 = time.perf_counter()
-        ok = fn(s, k % USERS, k)
+        ok = _call("order", s, base, tokens, k)
         with lock:
-            lat.append(time.perf_counter() - t0)
+            lat.append(time.time() - due)  # from the scheduled send: queueing in the client counts
             errors += not ok
 
-    with ThreadPoolExecutor(64) as pool:
-        list(pool.map(one, range(total)))
+    with ThreadPoolExecutor(max(4, 64 // CLIENT_PROCS)) as pool:
+        list(pool.map(one, ks))
     return lat, errors
+
+
+def _pool() -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(CLIENT_PROCS, mp_context=get_context("fork"))
+
+
+def _ready(_: int) -> int:
+    time.sleep(0.2)  # every process picks one up, so all are forked before the clock starts
+    return os.getpid()
+
+
+def _spawn(pool: ProcessPoolExecutor) -> None:
+    list(pool.map(_ready, range(CLIENT_PROCS)))
+
+
+def _closed_loop(kind: str, n: int, base: str, tokens: list[dict]) -> tuple[float, list[float], int]:
+    per = n // CLIENTS
+    shares = [range(p, CLIENTS, CLIENT_PROCS) for p in range(CLIENT_PROCS)]
+    with _pool() as pool:
+        _spawn(pool)
+        t0 = time.perf_counter()
+        parts = list(
+            pool.map(
+                _closed_worker,
+                [kind] * CLIENT_PROCS,
+                [base] * CLIENT_PROCS,
+                [tokens] * CLIENT_PROCS,
+                shares,
+                [per] * CLIENT_PROCS,
+            )
+        )
+        elapsed = time.perf_counter() - t0
+    lat = [x for part in parts for x in part[0]]
+    return len(lat) / elapsed, lat, sum(part[1] for part in parts)
+
+
+def _open_loop(rate: float, seconds: float, base: str, tokens: list[dict]) -> tuple[float, list[float], int]:
+    total = int(rate * seconds)
+    with _pool() as pool:
+        _spawn(pool)
+        start = time.time() + 0.5
+        ks = [list(range(p, total, CLIENT_PROCS)) for p in range(CLIENT_PROCS)]
+        parts = list(
+            pool.map(
+                _open_worker,
+                [base] * CLIENT_PROCS,
+                [tokens] * CLIENT_PROCS,
+                [start] * CLIENT_PROCS,
+                ks,
+                [rate] * CLIENT_PROCS,
+            )
+        )
+        elapsed = time.time() - start
+    lat = [x for part in parts for x in part[0]]
+    return len(lat) / elapsed, lat, sum(part[1] for part in parts)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` and its children (the gunicorn workers), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        own = int(stat.parent.name)
+        if own == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def main() -> dict:
@@ -191,40 +275,39 @@ def main() -> dict:
             )
             tokens.append({"Authorization": f"Bearer {r.json()['access_token']}"})
             requests.get(f"{base}/api/v1/portfolio", headers=tokens[-1])  # create the default account
-        body = {"symbol": "RELIANCE", "side": "BUY", "type": "MARKET", "product": "D", "quantity": 1}
-
-        def health(s, i, j) -> bool:
-            return s.get(f"{base}/health/live").status_code == 200
-
-        def order(s, i, j) -> bool:
-            r = s.post(f"{base}/api/v1/orders", json=body, headers=tokens[i % USERS])
-            return r.status_code == 201
-
         for _ in range(200):  # warm-up both paths in every worker
-            order(requests, 0, 0)
-            health(requests, 0, 0)
-        h_rps, h_lat, h_err = _closed_loop(N_HEALTH, health)
-        o_rps, o_lat, o_err = _closed_loop(N_ORDERS, order)
-        r_lat, r_err = _open_loop(RATE, RATE_SECONDS, order)
+            _call("order", requests, base, tokens, 0)
+            _call("health", requests, base, tokens, 0)
+        load_before = os.getloadavg()
+        cpu0 = _cpu_seconds(proc.pid)
+        h_rps, h_lat, h_err = _closed_loop("health", N_HEALTH, base, tokens)
+        cpu1 = _cpu_seconds(proc.pid)
+        o_rps, o_lat, o_err = _closed_loop("order", N_ORDERS, base, tokens)
+        cpu2 = _cpu_seconds(proc.pid)
+        r_rps, r_lat, r_err = _open_loop(RATE, RATE_SECONDS, base, tokens)
+        cpu3 = _cpu_seconds(proc.pid)
+        load_after = os.getloadavg()
     finally:
         proc.terminate()
         proc.wait(10)
         log_file.close()
     ms = 1000.0
     rows = [
-        ("/health/live (ceiling)", h_rps, h_lat, h_err),
-        ("POST /orders closed loop", o_rps, o_lat, o_err),
-        (f"POST /orders at {RATE:.0f}/s", len(r_lat) / RATE_SECONDS, r_lat, r_err),
+        ("/health/live (ceiling)", h_rps, h_lat, h_err, (cpu1 - cpu0) / max(len(h_lat), 1)),
+        ("POST /orders closed loop", o_rps, o_lat, o_err, (cpu2 - cpu1) / max(len(o_lat), 1)),
+        (f"POST /orders offered {RATE:.0f}/s", r_rps, r_lat, r_err, (cpu3 - cpu2) / max(len(r_lat), 1)),
     ]
     print(
-        f"\n{WORKERS} gunicorn gthread workers x {THREADS} threads, {CLIENTS} clients, PostgreSQL + Redis\n"
+        f"\n{WORKERS} gunicorn gthread workers x {THREADS} threads, {CLIENTS} clients in {CLIENT_PROCS} "
+        f"processes, PostgreSQL + Redis; {os.cpu_count()} CPUs, load average {load_before[0]:.1f} before, "
+        f"{load_after[0]:.1f} after\n"
     )
-    print("| scenario | req/s | p50 ms | p95 ms | p99 ms | errors |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for name, rps, lat, err in rows:
+    print("| scenario | req/s | p50 ms | p95 ms | p99 ms | errors | server CPU ms/req |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, rps, lat, err, cpu in rows:
         print(
             f"| {name} | {rps:.0f} | {statistics.median(lat) * ms:.1f} | {_pct(lat, 95) * ms:.1f} | "
-            f"{_pct(lat, 99) * ms:.1f} | {err} |"
+            f"{_pct(lat, 99) * ms:.1f} | {err} | {cpu * ms:.1f} |"
         )
     ratio = o_rps / h_rps
     print(
