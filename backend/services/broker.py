@@ -26,7 +26,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select, update
 
-from backend.domain.broker.upstox import RELOGIN_HINT, UpstoxBroker, UpstoxSettings
+from backend.domain.broker.upstox import UpstoxBroker, UpstoxSettings
 from backend.domain.errors import (
     AuthenticationFailed,
     BrokerTokenExpired,
@@ -37,6 +37,7 @@ from backend.domain.errors import (
 )
 from backend.domain.market.calendar import IST
 from backend.domain.orders.types import OrderStatus
+from backend.domain.upstox_http import RELOGIN_HINT
 from backend.extensions import db, token_store
 from backend.models.broker import BrokerConnection, BrokerOAuthState
 from backend.models.trading import WORKING_STATUSES, Order, Position, TradingAccount

@@ -52,11 +52,11 @@ from backend.domain.errors import (
 )
 from backend.domain.market.calendar import IST
 from backend.domain.orders.types import OrderRequest, OrderStatus, OrderType, Product, Side, Validity
+from backend.domain.upstox_http import dec, handle_response
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-RELOGIN_HINT = "/api/v1/broker/upstox/authorize"
 TAG_MAX = 40
 
 # Every status Upstox documents (order status appendix) -> our lifecycle. Working states that are
@@ -265,7 +265,7 @@ class UpstoxBroker:
                 raise BrokerUnavailable(
                     f"Upstox is unreachable ({type(exc).__name__}).", details={"path": path}
                 ) from exc
-            return handle_response(resp)
+            return handle_response(resp, not_found_code="BROKER_ORDER_NOT_FOUND")
 
         try:
             return self.breaker.call(attempt)
@@ -544,7 +544,7 @@ class UpstoxBroker:
                     return body
                 raise BrokerUnavailable("Upstox returned an unexpected token response.")
             try:
-                handle_response(resp)
+                handle_response(resp, not_found_code="BROKER_ORDER_NOT_FOUND")
             except BrokerTokenExpired as exc:
                 # a 401 here is about the code or the app credentials, not a session
                 raise ValidationFailed(
@@ -579,68 +579,6 @@ class UpstoxBroker:
             raise BrokerUnavailable(
                 "Upstox is failing; calls are paused by the circuit breaker.", details={"circuit": "open"}
             ) from None
-
-
-# --------------------------------------------------------------------------- response mapping
-
-
-def handle_response(resp: requests.Response) -> Any:
-    status = resp.status_code
-    try:
-        body = resp.json()
-    except ValueError:
-        body = None
-    if 200 <= status < 300:
-        if not isinstance(body, dict) or body.get("status") != "success":
-            raise BrokerUnavailable("Upstox returned an unexpected response body.")
-        return body.get("data")
-    code, message, prop = first_error(body)
-    details: dict[str, Any] = {"upstox_error_code": code, "http_status": status}
-    if prop:
-        details["field"] = prop
-    log.warning("upstox error %s %s", status, code)
-    if status == 401:
-        details["relogin"] = RELOGIN_HINT
-        raise BrokerTokenExpired(
-            f"Upstox session expired or revoked ({message or 'invalid token'}); log in to Upstox again.",
-            details=details,
-        )
-    if status == 429:
-        retry = resp.headers.get("Retry-After")
-        # UDAPI10005 carries no Retry-After: one second is the window of Upstox's per-second limit
-        details["retry_after"] = int(retry) if retry and retry.isdigit() else 1
-        raise RateLimited(f"Upstox rate limit exceeded: {message or 'too many requests'}", details=details)
-    if status >= 500:
-        raise BrokerUnavailable(f"Upstox error {status}: {message or 'server error'}", details=details)
-    if status == 404 or code in NOT_FOUND_CODES:
-        raise NotFound(f"Upstox: {message or 'not found'}", details=details, code="BROKER_ORDER_NOT_FOUND")
-    raise ValidationFailed(
-        f"Upstox rejected the request: {message or status}", details=details, code="BROKER_REJECTED"
-    )
-
-
-NOT_FOUND_CODES = {"UDAPI100010"}  # "Order not found"
-
-
-def first_error(body: Any) -> tuple[str | None, str | None, str | None]:
-    if isinstance(body, dict):
-        errors = body.get("errors")
-        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-            e = errors[0]
-            return (
-                e.get("errorCode") or e.get("error_code"),
-                e.get("message"),
-                e.get("propertyPath") or e.get("property_path"),
-            )
-    return None, None, None
-
-
-def dec(value: Any) -> Decimal:
-    if value is None or value == "":
-        return Decimal(0)
-    if isinstance(value, float):
-        return Decimal(str(round(value, 4))).normalize()
-    return Decimal(str(value))
 
 
 def parse_ts(value: Any) -> datetime | None:

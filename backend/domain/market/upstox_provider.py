@@ -25,9 +25,7 @@ from urllib.parse import quote
 import requests
 
 from backend.domain.errors import (
-    BrokerTokenExpired,
     NotFound,
-    RateLimited,
     ServiceUnavailable,
     ValidationFailed,
 )
@@ -35,6 +33,7 @@ from backend.domain.market.instruments import Instrument
 from backend.domain.market.provider import IST, MarketDataProvider, daily_bar_ts, unique, validate_range
 from backend.domain.market.types import Candle, Quote, Tick
 from backend.domain.options.chain import ChainRow, OptionChain, OptionLeg
+from backend.domain.upstox_http import dec, handle_response
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +60,6 @@ class InstrumentLookup(Protocol):
 
 def _direct(fn: Callable[[], T]) -> T:
     return fn()
-
-
-def _dec(value: Any) -> Decimal:
-    # Upstox sends floats such as 52.04999923706055: go through repr-rounded str, not binary.
-    if value is None:
-        return Decimal(0)
-    return (
-        Decimal(str(round(float(value), 4))).normalize() if isinstance(value, float) else Decimal(str(value))
-    )
 
 
 class UpstoxProvider(MarketDataProvider):
@@ -113,7 +103,7 @@ class UpstoxProvider(MarketDataProvider):
                 raise ServiceUnavailable(f"Upstox unreachable: {type(exc).__name__}") from exc
             except requests.RequestException as exc:
                 raise ServiceUnavailable(f"Upstox request failed: {type(exc).__name__}") from exc
-            return _handle(resp)
+            return handle_response(resp)
 
         return self.call_wrapper(call)
 
@@ -147,21 +137,21 @@ class UpstoxProvider(MarketDataProvider):
     def quotes(self, symbols: list[str]) -> dict[str, Quote]:
         out: dict[str, Quote] = {}
         for sym, (key, q) in self._batched("/v2/market-quote/quotes", symbols).items():
-            ltp = _dec(q.get("last_price"))
+            ltp = dec(q.get("last_price"))
             ohlc = q.get("ohlc") or {}
             depth = q.get("depth") or {}
             bid = _best(depth.get("buy"), ltp)
             ask = _best(depth.get("sell"), ltp)
             net = q.get("net_change")
-            prev_close = ltp - _dec(net) if net is not None else _dec(ohlc.get("close"))
+            prev_close = ltp - dec(net) if net is not None else dec(ohlc.get("close"))
             out[sym] = Quote(
                 symbol=sym,
                 ltp=ltp,
                 bid=bid,
                 ask=ask,
-                open=_dec(ohlc.get("open")),
-                high=_dec(ohlc.get("high")),
-                low=_dec(ohlc.get("low")),
+                open=dec(ohlc.get("open")),
+                high=dec(ohlc.get("high")),
+                low=dec(ohlc.get("low")),
                 close=prev_close,
                 volume=int(q.get("volume") or 0),
                 ts=_parse_ts(q.get("timestamp")) or self.clock(),
@@ -172,7 +162,7 @@ class UpstoxProvider(MarketDataProvider):
 
     def ltp(self, symbols: list[str]) -> dict[str, Decimal]:
         return {
-            sym: _dec(p.get("last_price"))
+            sym: dec(p.get("last_price"))
             for sym, (_key, p) in self._batched("/v3/market-quote/ltp", symbols).items()
         }
 
@@ -222,10 +212,10 @@ class UpstoxProvider(MarketDataProvider):
         rows = []
         spot = Decimal(0)
         for item in data:
-            spot = _dec(item.get("underlying_spot_price"))
+            spot = dec(item.get("underlying_spot_price"))
             rows.append(
                 ChainRow(
-                    strike=_dec(item.get("strike_price")),
+                    strike=dec(item.get("strike_price")),
                     call=_leg(item.get("call_options")),
                     put=_leg(item.get("put_options")),
                 )
@@ -249,44 +239,10 @@ class UpstoxProvider(MarketDataProvider):
 # ---------------------------------------------------------------------- response mapping
 
 
-def _handle(resp: requests.Response) -> Any:
-    status = resp.status_code
-    try:
-        body = resp.json()
-    except ValueError:
-        body = None
-    if 200 <= status < 300:
-        if not isinstance(body, dict) or body.get("status") != "success":
-            raise ServiceUnavailable("Upstox returned an unexpected response body")
-        return body.get("data")
-    code, message = _first_error(body)
-    details = {"upstox_error_code": code, "http_status": status}
-    log.warning("upstox error %s %s: %s", status, code, message)
-    if status == 401:
-        raise BrokerTokenExpired(message or "Upstox access token is invalid or expired", details=details)
-    if status == 429:
-        retry = resp.headers.get("Retry-After")
-        if retry and retry.isdigit():
-            details["retry_after"] = int(retry)
-        raise RateLimited(message or "Upstox rate limit exceeded", details=details)
-    if status >= 500:
-        raise ServiceUnavailable(message or f"Upstox error {status}", details=details)
-    raise ValidationFailed(message or f"Upstox rejected the request ({status})", details=details)
-
-
-def _first_error(body: Any) -> tuple[str | None, str | None]:
-    if isinstance(body, dict):
-        errors = body.get("errors")
-        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-            e = errors[0]
-            return e.get("errorCode") or e.get("error_code"), e.get("message")
-    return None, None
-
-
 def _best(levels: Any, fallback: Decimal) -> Decimal:
     if isinstance(levels, list):
         for lvl in levels:
-            price = _dec(lvl.get("price"))
+            price = dec(lvl.get("price"))
             if price > 0:
                 return price
     return fallback
@@ -308,10 +264,10 @@ def _candle_row(row: list, interval: str) -> Candle:
             ts = daily_bar_ts(ts.astimezone(IST).date())
         return Candle(
             ts=ts.astimezone(UTC),
-            open=_dec(row[1]),
-            high=_dec(row[2]),
-            low=_dec(row[3]),
-            close=_dec(row[4]),
+            open=dec(row[1]),
+            high=dec(row[2]),
+            low=dec(row[3]),
+            close=dec(row[4]),
             volume=int(row[5]),
             oi=int(row[6]) if len(row) > 6 and row[6] is not None else 0,
         )
@@ -325,9 +281,9 @@ def _leg(item: Any) -> OptionLeg | None:
     md = item.get("market_data") or {}
     g = item.get("option_greeks") or {}
     return OptionLeg(
-        ltp=_dec(md.get("ltp")),
-        bid=_dec(md.get("bid_price")),
-        ask=_dec(md.get("ask_price")),
+        ltp=dec(md.get("ltp")),
+        bid=dec(md.get("bid_price")),
+        ask=dec(md.get("ask_price")),
         iv=float(g.get("iv") or 0.0) / 100.0,  # Upstox sends percent
         delta=float(g.get("delta") or 0.0),
         gamma=float(g.get("gamma") or 0.0),
