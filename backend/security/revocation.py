@@ -17,7 +17,7 @@ def revoke(jti: str, exp: int) -> None:
     ttl = max(1, int(exp - time.time()))
     client = redis_store.client
     if client is not None:
-        client.setex(_PREFIX + jti, ttl, b"1")
+        client.set(_PREFIX + jti, b"1", ex=ttl)
         return
     if db.session.get(RevokedToken, jti) is None:
         db.session.add(RevokedToken(jti=jti, expires_at=datetime.fromtimestamp(exp, UTC)))
