@@ -318,13 +318,16 @@ def bench(kind: str, args) -> dict:
     port = free_port()
     cmd = [sys.executable, __file__, "--serve", kind, "--port", str(port)]
     cmd += ["--interval-ms", str(args.interval_ms), "--clients", str(args.clients)]
-    server = subprocess.Popen(cmd, stdout=subprocess.PIPE, cwd=ROOT, text=True)
+    errlog = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed in the finally below
+    server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errlog, cwd=ROOT, text=True)
     procs: list = []
     ctx = mp.get_context("spawn")  # no inherited threads/sockets from the parent
     try:
         line = server.stdout.readline()
         if not line:
-            raise RuntimeError(f"{kind} server did not start")
+            server.wait(timeout=10)
+            errlog.seek(0)
+            raise RuntimeError(f"{kind} server did not start:\n{errlog.read()[-3000:]}")
         token = json.loads(line)["token"]
         time.sleep(0.5)  # the token is printed just before the listener starts
         symbols = SYMBOLS[: args.symbols]
@@ -378,6 +381,7 @@ def bench(kind: str, args) -> dict:
             if p.is_alive():
                 p.kill()
         server.terminate()
+        errlog.close()
         try:
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -401,6 +405,8 @@ def main() -> None:
     p.add_argument("--port", type=int)
     args = p.parse_args()
     if args.serve:
+        if os.environ.get("BENCH_SWITCHINTERVAL"):  # experiment knob: GIL switch interval (s) in servers
+            sys.setswitchinterval(float(os.environ["BENCH_SWITCHINTERVAL"]))
         return SERVERS[args.serve](args.port, args.interval_ms, args.clients)
     if not 1 <= args.symbols <= len(SYMBOLS):
         p.error(f"--symbols must be 1..{len(SYMBOLS)}")
