@@ -45,6 +45,8 @@ def test_garbage_bodies_never_500(client, admin, spec):
     failures = []
     sent = 0
     for path, method, op in _operations(spec):
+        if "x-no-body" in op:
+            continue  # action endpoints ignore bodies; calling them would act, not validate
         url = "/api" + re.sub(r"\{[^}]+\}", "1", path)
         bodies = list(GARBAGE)
         for param in op.get("parameters", []):
@@ -54,7 +56,7 @@ def test_garbage_bodies_never_500(client, admin, spec):
         for body in bodies:
             resp = client.open(url, method=method.upper(), json=body, headers=headers)
             sent += 1
-            if resp.status_code >= 500:
+            if resp.status_code == 500 or resp.get_json().get("error", {}).get("code") == "INTERNAL_ERROR":
                 failures.append(f"{method.upper()} {url} {body!r} -> {resp.status_code}")
             elif resp.status_code >= 400:
                 assert set(resp.get_json()) == {"error"}, f"{method.upper()} {url}: not an envelope"
