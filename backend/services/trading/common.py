@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from flask import current_app
@@ -49,12 +49,28 @@ def lock_account(account_id: int) -> TradingAccount:
     return db.session.execute(stmt).scalar_one()
 
 
-def commit_keeping(*keep: Any) -> None:
-    """Commit, leaving ``keep`` (rows this transaction only read, e.g. the authenticated user) loaded.
+def settle_numerics(obj: Any) -> None:
+    """Round every fixed-scale Numeric attribute of ``obj`` to its column scale (half away from zero,
+    as PostgreSQL does), so the value kept in memory is exactly the value the database stores."""
+    from sqlalchemy import Numeric
+    from sqlalchemy import inspect as sa_inspect
 
-    Everything else is expired as a normal commit does, so written rows are re-read with the values
-    the database stored. Not expiring the user saves the reload the access log's ``user.id`` would
-    otherwise cost after every order.
+    for col in sa_inspect(obj).mapper.columns:
+        scale = getattr(col.type, "scale", None)
+        if not isinstance(col.type, Numeric) or scale is None:
+            continue
+        value = getattr(obj, col.key)
+        if value is not None:
+            setattr(obj, col.key, Decimal(value).quantize(Decimal(1).scaleb(-scale), ROUND_HALF_UP))
+
+
+def commit_keeping(*keep: Any) -> None:
+    """Commit, leaving ``keep`` loaded: rows this transaction only read (the authenticated user) or
+    whose numerics went through :func:`settle_numerics` first (so memory equals the stored row).
+
+    Everything else is expired as a normal commit does, so other written rows are re-read with the
+    values the database stored. Keeping the user and the new order saves the two reloads the access
+    log's ``user.id`` and the response body would otherwise cost after every order.
     """
     from sqlalchemy import inspect as sa_inspect
 

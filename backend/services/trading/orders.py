@@ -35,6 +35,7 @@ from backend.services.trading.common import (
     Events,
     commit_keeping,
     lock_account,
+    settle_numerics,
     to_instrument,
     trading_config,
     trading_day,
@@ -347,7 +348,8 @@ def _place_locked(
         # commutes with a fill's loss bookkeeping, and both read the state the other left on ``acct``.
         st = risk.breaker_for(limits).record_order(risk.breaker_state(acct), trading_day())
         risk.save_breaker(acct, st)
-        commit_keeping(user)
+        settle_numerics(row)
+        commit_keeping(user, row)
     except IntegrityError:
         db.session.rollback()
         if key:
