@@ -53,9 +53,17 @@ test: lint
 		echo "PostgreSQL/Redis not reachable: skipped the second run"; \
 	fi
 
-bench: install
-	$(BIN)/python -m pip install --quiet -r benchmarks/requirements.txt
-	$(BIN)/python benchmarks/run_all.py
+## Benchmarks: reference libraries (backtesting.py, vectorbt...) live in their own venv so they never
+## leak into the app's (start-up is measured with the app's own .venv).
+BENCH_BIN := benchmarks/.venv/bin
+$(BENCH_BIN)/.installed: requirements.txt benchmarks/requirements.txt
+	test -x $(BENCH_BIN)/python || $(PYTHON) -m venv benchmarks/.venv
+	$(BENCH_BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt \
+		-r requirements-dev.txt -r benchmarks/requirements.txt
+	touch $@
+
+bench: install $(BENCH_BIN)/.installed
+	APP_PYTHON=$(BIN)/python $(BENCH_BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache

@@ -26,8 +26,10 @@ def main() -> int:
         if only and name not in only:
             continue
         print(f"\n## {name}\n", flush=True)
+        # Start-up is measured with the app's own interpreter (no benchmark-only packages installed).
+        python = os.environ.get("APP_PYTHON", sys.executable) if name == "startup" else sys.executable
         proc = subprocess.run(
-            [sys.executable, str(script)],
+            [python, str(script)],
             cwd=HERE.parent,
             env={**os.environ, "PYTHONPATH": str(HERE.parent)},
             capture_output=True,
