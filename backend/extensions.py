@@ -9,7 +9,6 @@ from flask_compress import Compress
 from flask_cors import CORS
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from flask_migrate import Migrate
 from flask_restx import Api
 from flask_socketio import SocketIO
 from flask_sqlalchemy import SQLAlchemy
@@ -30,6 +29,38 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+class LazyMigrate:
+    """Flask-Migrate, bound when needed.
+
+    Importing flask_migrate pulls in alembic (~0.15 s of every process start), yet only the
+    ``flask`` CLI (``flask db ...``) and the tests use it. Under the CLI (a click context is
+    active while the app is built) it binds at once, which also registers the ``db`` commands;
+    elsewhere the first access to ``app.extensions["migrate"]`` binds it.
+    """
+
+    def init_app(self, app, db, **kwargs) -> None:
+        import click
+
+        if click.get_current_context(silent=True) is not None:
+            from flask_migrate import Migrate
+
+            Migrate().init_app(app, db, **kwargs)
+        else:
+            app.extensions["migrate"] = _PendingMigrate(app, db, kwargs)
+
+
+class _PendingMigrate:
+    def __init__(self, app, db, kwargs: dict) -> None:
+        self._bind = (app, db, kwargs)
+
+    def __getattr__(self, name: str):
+        from flask_migrate import Migrate
+
+        app, db, kwargs = self._bind
+        Migrate().init_app(app, db, **kwargs)  # replaces app.extensions["migrate"]
+        return getattr(app.extensions["migrate"], name)
+
+
 class PlatformApi(Api):
     """restx Api whose errors are rendered by the app-wide envelope handlers.
 
@@ -42,7 +73,7 @@ class PlatformApi(Api):
 
 
 db = SQLAlchemy(model_class=Base)
-migrate = Migrate()
+migrate = LazyMigrate()
 limiter = Limiter(key_func=get_remote_address)
 socketio = SocketIO()
 compress = Compress()

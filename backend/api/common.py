@@ -96,11 +96,11 @@ def _json_safe(value: Any) -> Any:
 
 
 def _sync_definitions() -> None:
-    definitions = _json_safe(_spec.to_dict().get("definitions", {}))
-    for name, definition in definitions.items():
-        if name not in api.models:
-            api.models[name] = MarshmallowModel(name, definition)
-    for name in definitions:
+    """Turn definitions apispec added since the last call into restx models (incremental)."""
+    new = [name for name in _spec.components.schemas if name not in api.models]
+    for name in new:
+        api.models[name] = MarshmallowModel(name, _json_safe(_spec.components.schemas[name]))
+    for name in new:
         model = api.models[name]
         refs = set(_REF.findall(json.dumps(model._schema))) - {name}
         model.__parents__ = [api.models[r] for r in sorted(refs) if r in api.models]
