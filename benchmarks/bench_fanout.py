@@ -18,8 +18,12 @@ stamp (epoch ms, same machine clock) to ``time.time()`` at the client callback. 
 fixed wall-clock window that every client process shares, after a warm-up. CPU columns are CPU
 seconds per wall second (1.0 = one core) of the server process tree and of all client processes.
 
+Experiment knobs (environment, server side): ``BENCH_NO_TICK_BUS=1`` drops our tick-bus subscribers
+(paper matching, alerts), ``BENCH_GC_FREEZE=1`` runs ``gc.freeze()`` after start-up,
+``BENCH_SWITCHINTERVAL=<s>`` sets the GIL switch interval, ``BENCH_REDIS_URL`` turns the message queue on.
+
     .venv/bin/python benchmarks/bench_fanout.py [--clients 100] [--symbols 20] [--interval-ms 1000]
-        [--procs 4] [--warmup 3] [--duration 15] [--servers bare,ours,gunicorn]
+        [--procs 4] [--warmup 3] [--duration 15] [--servers bare,ours,gunicorn] [--client raw|socketio]
 """
 
 from __future__ import annotations
@@ -112,6 +116,15 @@ def _setup_ours(interval_ms: int, clients: int):
         auth.create_user("bench@example.com", "bench-password-123", "trader")
         sqla.session.commit()
         token = auth.login("bench@example.com", "bench-password-123").access_token
+    if os.environ.get("BENCH_NO_TICK_BUS"):  # experiment knob: no paper-trading/alerts subscribers
+        from backend.realtime.bus import tick_bus
+
+        tick_bus.clear()
+    if os.environ.get("BENCH_GC_FREEZE"):  # experiment knob
+        import gc
+
+        gc.collect()
+        gc.freeze()
     print(json.dumps({"token": token}), flush=True)
     return app
 
