@@ -145,7 +145,7 @@ def use_schema(schema_cls: type[Schema], location: str = "json", arg: str = "dat
     def decorator(func: Callable) -> Callable:
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
-            schema = schema_cls()
+            schema = _schema_instance(schema_cls, False, None)
             if location == "json":
                 kwargs[arg] = load(schema, load_json_body(), "body")
             else:
@@ -167,9 +167,16 @@ def _selected_fields() -> tuple[str, ...] | None:
     return tuple(f.strip() for f in raw.split(",") if f.strip())
 
 
+@functools.lru_cache(maxsize=1024)
+def _cached_schema(schema_cls: type[Schema], many: bool, only: tuple[str, ...] | None) -> Schema:
+    # Building a schema deep-copies every declared field (~0.3 ms); instances hold no per-call
+    # state, so one per (class, many, only) is reused. Bounded: ``only`` comes from ?fields=.
+    return schema_cls(many=many, only=only)
+
+
 def _schema_instance(schema_cls: type[Schema], many: bool, only: tuple[str, ...] | None) -> Schema:
     try:
-        return schema_cls(many=many, only=only)
+        return _cached_schema(schema_cls, many, only)
     except ValueError as exc:
         unknown = sorted(set(only or ()) - set(schema_cls().fields))
         raise ApiError(
