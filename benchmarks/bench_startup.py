@@ -35,10 +35,7 @@ assert resp.status_code == 200
 """
 
 # The floor: bare Flask plus importing the extensions the design card mandates.
-FLOOR = (
-    "import flask_sqlalchemy, flask_socketio, flask_restx, flask_limiter, flask_migrate, marshmallow, apispec\n"
-    + BARE
-)
+FLOOR = "import flask_sqlalchemy, flask_socketio, flask_restx, flask_limiter, marshmallow, apispec\n" + BARE
 
 
 def _time(code: str) -> float:
@@ -68,8 +65,10 @@ def main() -> dict:
     print("| start-up (fresh process: import + create_app + first request) | median s | vs bare Flask |")
     print("|---|---:|---:|")
     print(f"| this platform | {result['ours_median_s']:.3f} | {result['ratio']:.2f}x |")
-    print(f"| bare Flask + mandated extensions imported (floor) | {result['floor_median_s']:.3f} "
-          f"| {result['floor_ratio']:.2f}x |")
+    print(
+        f"| bare Flask + mandated extensions imported (floor) | {result['floor_median_s']:.3f} "
+        f"| {result['floor_ratio']:.2f}x |"
+    )
     print(f"| bare Flask | {result['bare_median_s']:.3f} | 1.00x |")
     print(f"\nruns per variant: {RUNS}; goal: < 1 s and within 3x of bare Flask")
     return result

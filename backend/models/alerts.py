@@ -41,9 +41,7 @@ class AlertHistory(db.Model):
     __tablename__ = "alert_history"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    rule_id: Mapped[int | None] = mapped_column(
-        ForeignKey("alert_rules.id", ondelete="SET NULL"), index=True
-    )
+    rule_id: Mapped[int | None] = mapped_column(ForeignKey("alert_rules.id", ondelete="SET NULL"), index=True)
     user_id: Mapped[int] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
     )

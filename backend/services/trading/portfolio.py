@@ -230,4 +230,3 @@ def suggest_quantity(
         "price": entry,
         "stop_price": stop_price,
     }
-
