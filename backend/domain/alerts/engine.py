@@ -90,7 +90,7 @@ class _BaseEngine:
                 f"too many active alert rules: the cap is {self.max_rules_per_user} per user",
                 {"cap": self.max_rules_per_user, "field": "max_rules_per_user"},
             )
-        series.require(*rule.spec.series_needs())
+        rule.spec.require(series)
         self._rules[rule.id] = rule
         self._states[rule.id] = state
         self._seq[rule.id] = self._next_seq
@@ -120,7 +120,7 @@ class _BaseEngine:
             self._index_remove(rule_id)
         self._rules[rule_id] = new
         series = self._series_for(new.symbol)
-        series.require(*new.spec.series_needs())
+        new.spec.require(series)
         if new.params != old.params or new.symbol != old.symbol:
             self._states[rule_id].armed = new.spec.initial_armed(series.last_price)
         self._on_added(rule_id)
@@ -211,7 +211,7 @@ class _BaseEngine:
         for sym, sdata in data.get("symbols", {}).items():
             self._series_for(sym).load(sdata)
         for rule in self._rules.values():
-            self._series_for(rule.symbol).require(*rule.spec.series_needs())
+            rule.spec.require(self._series_for(rule.symbol))
         for entry in data.get("rules", []):
             rid = entry["id"]
             if rid not in self._rules:
@@ -410,9 +410,12 @@ class AlertEngine(_BaseEngine):
 
     @staticmethod
     def _other_key(rule: AlertRule) -> tuple:
-        if rule.spec.source == "pnl":
+        spec = rule.spec
+        if spec.source == "pnl":
             return ("pnl", rule.user_id, rule.symbol)
-        return (rule.spec.source, rule.symbol)
+        if spec.bar_timeframe is not None:
+            return ("bar", rule.symbol, spec.bar_timeframe)
+        return (spec.source, rule.symbol)
 
     def _index_add(self, rid: Any) -> None:
         rule, seq = self._rules[rid], self._seq[rid]
@@ -487,19 +490,31 @@ class AlertEngine(_BaseEngine):
                 self._rearm(book.db_lv, book.db_id, 0, j, book.b_lv, book.b_id)
         others = self._others.get(("tick", tick.symbol))
         if others:
-            # Rules with identical params on this symbol share one observation per tick.
-            cache: dict[tuple, Observation | None] = {}
-            for seq, rid in list(others.items()):
-                rule = self._rules[rid]
-                key = rule.spec_key
-                if key in cache:
-                    obs = cache[key]
-                else:
-                    obs = cache[key] = rule.spec.evaluate(tick, series)
-                if obs is not None:
-                    firing = self._transition(rid, rule, obs, tick.ts, tick.ltp)
-                    if firing is not None:
-                        out.append((seq, firing))
+            self._evaluate_bucket(others, tick, series, out)
+        # Indicator rules change only when a bar of their timeframe completes on this tick.
+        for tf, bars in series.bars.items():
+            if bars.just_closed:
+                bucket = self._others.get(("bar", tick.symbol, tf))
+                if bucket:
+                    self._evaluate_bucket(bucket, tick, series, out)
+
+    def _evaluate_bucket(
+        self, bucket: dict[int, Any], tick: Tick, series: SymbolSeries, out: list[tuple[int, Firing]]
+    ) -> None:
+        # Rules with identical params on this symbol share one observation per tick.
+        cache: dict[tuple, Observation | None] = {}
+        rules = self._rules
+        for seq, rid in list(bucket.items()):
+            rule = rules[rid]
+            key = rule.spec_key
+            if key in cache:
+                obs = cache[key]
+            else:
+                obs = cache[key] = rule.spec.evaluate(tick, series)
+            if obs is not None:
+                firing = self._transition(rid, rule, obs, tick.ts, tick.ltp)
+                if firing is not None:
+                    out.append((seq, firing))
 
     def _cross(
         self,

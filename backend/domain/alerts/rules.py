@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from itertools import islice
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from backend.domain.errors import ValidationFailed
@@ -27,7 +26,8 @@ if TYPE_CHECKING:
 MAX_WINDOW_SECONDS = 7 * 24 * 3600
 MAX_TICK_WINDOW = 1000
 MAX_INDICATOR_PERIOD = 200
-RSI_LOOKBACK_FACTOR = 10  # RSI is computed over the last period*10 prices so results are deterministic
+MAX_TIMEFRAME_SECONDS = 86400
+DEFAULT_TIMEFRAME_SECONDS = 60
 
 
 class Observation(NamedTuple):
@@ -130,9 +130,11 @@ class RuleKind:
         """Armed state of a new rule. Plain conditions start armed; crossings need to see the far side."""
         return True
 
-    def series_needs(self) -> tuple[int, int, int]:
-        """(price window seconds, price ticks to keep, volume ticks to keep) this rule needs."""
-        return (0, 0, 0)
+    #: Indicator kinds only change on completed bars of this timeframe; engines evaluate them then only.
+    bar_timeframe: int | None = None
+
+    def require(self, series: SymbolSeries) -> None:
+        """Make ``series`` keep the history/indicator state this rule needs (shared, never shrinks)."""
 
     def evaluate(self, event: Any, series: SymbolSeries | None) -> Observation | None:
         raise NotImplementedError
@@ -212,11 +214,11 @@ class PctChange(RuleKind):
     def to_params(self) -> dict:
         return {"pct": str(self.pct), "window_seconds": self.window_seconds, "direction": self.direction}
 
-    def series_needs(self) -> tuple[int, int, int]:
-        return (self.window_seconds, 0, 0)
+    def require(self, series: SymbolSeries) -> None:
+        series.require_window(self.window_seconds)
 
     def evaluate(self, event: Tick, series: SymbolSeries | None) -> Observation | None:
-        ref = series.reference_price(event.ts, self.window_seconds) if series else None
+        ref = series.reference_price(self.window_seconds) if series else None
         if ref is None or ref == 0:
             return None
         change = (event.ltp - ref) / ref * 100
@@ -251,16 +253,14 @@ class VolumeSpike(RuleKind):
     def to_params(self) -> dict:
         return {"factor": str(self.factor), "window": self.window}
 
-    def series_needs(self) -> tuple[int, int, int]:
-        return (0, 0, self.window + 1)
+    def require(self, series: SymbolSeries) -> None:
+        series.require_volumes(self.window)
 
     def evaluate(self, event: Tick, series: SymbolSeries | None) -> Observation | None:
-        vols = series.volumes if series else ()
-        n = len(vols)
-        if n < self.window + 1:
+        # Running sum of the `window` volumes before this tick, kept by the series (O(1) per tick).
+        total = series.volume_average_sum(self.window) if series else None
+        if total is None:
             return None
-        # The deque already holds the current tick as its last element; average the ones before it.
-        total = sum(islice(vols, n - self.window - 1, n - 1))
         avg = Decimal(total) / self.window
         cond = event.volume > avg * self.factor
         ratio = (Decimal(event.volume) / avg).quantize(Decimal("0.01")) if avg else None
@@ -271,10 +271,16 @@ class VolumeSpike(RuleKind):
 
 
 class IndicatorRule(RuleKind):
-    """RSI above/below a level, or a fast/slow SMA cross, on the tick price series."""
+    """RSI above/below a level, or a fast/slow SMA cross, on completed bars of ``timeframe_seconds``.
+
+    Ticks are aggregated into bars per symbol (close = last tick price of the bar); the indicator is
+    updated incrementally when a bar completes and the rule is only evaluated on that tick, so between
+    bar closes it costs nothing. The indicator state is shared by every rule on the same
+    (symbol, timeframe, period).
+    """
 
     kind = "indicator"
-    __slots__ = ("indicator", "period", "op", "level", "fast", "slow", "direction")
+    __slots__ = ("indicator", "period", "op", "level", "fast", "slow", "direction", "bar_timeframe")
 
     def __init__(self, indicator: str, **kw: Any):
         self.indicator = indicator
@@ -284,12 +290,14 @@ class IndicatorRule(RuleKind):
         self.fast = kw.get("fast")
         self.slow = kw.get("slow")
         self.direction = kw.get("direction")
+        self.bar_timeframe: int = kw.get("timeframe_seconds", DEFAULT_TIMEFRAME_SECONDS)
 
     @classmethod
     def parse(cls, params: Mapping[str, Any]) -> IndicatorRule:
         ind = _choice(params, "indicator", ("rsi", "sma_cross"))
+        tf = _int(params, "timeframe_seconds", 1, MAX_TIMEFRAME_SECONDS, DEFAULT_TIMEFRAME_SECONDS)
         if ind == "rsi":
-            _known(params, {"indicator", "period", "op", "level"})
+            _known(params, {"indicator", "period", "op", "level", "timeframe_seconds"})
             level = _dec(params, "level")
             if not 0 <= level <= 100:
                 raise ValidationFailed("param 'level' must be between 0 and 100", {"field": "level"})
@@ -298,45 +306,78 @@ class IndicatorRule(RuleKind):
                 period=_int(params, "period", 2, MAX_INDICATOR_PERIOD, 14),
                 op=_choice(params, "op", ("above", "below")),
                 level=level,
+                timeframe_seconds=tf,
             )
-        _known(params, {"indicator", "fast", "slow", "direction"})
+        _known(params, {"indicator", "fast", "slow", "direction", "timeframe_seconds"})
         fast = _int(params, "fast", 1, MAX_INDICATOR_PERIOD)
         slow = _int(params, "slow", 2, MAX_INDICATOR_PERIOD)
         if fast >= slow:
             raise ValidationFailed("param 'fast' must be smaller than 'slow'", {"field": "fast"})
-        return cls("sma_cross", fast=fast, slow=slow, direction=_choice(params, "direction", ("up", "down")))
+        return cls(
+            "sma_cross",
+            fast=fast,
+            slow=slow,
+            direction=_choice(params, "direction", ("up", "down")),
+            timeframe_seconds=tf,
+        )
 
     def to_params(self) -> dict:
+        tf = self.bar_timeframe
         if self.indicator == "rsi":
-            return {"indicator": "rsi", "period": self.period, "op": self.op, "level": str(self.level)}
-        return {"indicator": "sma_cross", "fast": self.fast, "slow": self.slow, "direction": self.direction}
+            return {
+                "indicator": "rsi",
+                "period": self.period,
+                "op": self.op,
+                "level": str(self.level),
+                "timeframe_seconds": tf,
+            }
+        return {
+            "indicator": "sma_cross",
+            "fast": self.fast,
+            "slow": self.slow,
+            "direction": self.direction,
+            "timeframe_seconds": tf,
+        }
 
     def initial_armed(self, last_price: Decimal | None) -> bool:
         # An SMA cross needs to have seen fast on the other side of slow first.
         return self.indicator == "rsi"
 
-    def series_needs(self) -> tuple[int, int, int]:
+    def require(self, series: SymbolSeries) -> None:
+        bars = series.bar_series(self.bar_timeframe)
         if self.indicator == "rsi":
-            return (0, self.period * RSI_LOOKBACK_FACTOR, 0)
-        return (0, self.slow, 0)
+            bars.require_rsi(self.period)
+        else:
+            bars.require_sma(self.fast)
+            bars.require_sma(self.slow)
 
     def evaluate(self, event: Tick, series: SymbolSeries | None) -> Observation | None:
-        if series is None:
-            return None
+        bars = series.bars.get(self.bar_timeframe) if series is not None else None
+        if bars is None or not bars.just_closed:
+            return None  # no bar completed on this tick: nothing new to observe
+        extra = {"timeframe_seconds": self.bar_timeframe, "bar_close": str(bars.last_close)}
         if self.indicator == "rsi":
-            value = series.rsi(self.period, self.period * RSI_LOOKBACK_FACTOR)
+            value = bars.rsi[self.period].value
             if value is None:
                 return None
             cond = value > float(self.level) if self.op == "above" else value < float(self.level)
-            msg = f"{event.symbol} RSI({self.period}) {value:.2f} {self.op} {self.level}"
-            return Observation(cond, round(value, 4), msg, {"rsi": round(value, 4)})
-        fast = series.sma(self.fast, self.slow)
-        slow = series.sma(self.slow, self.slow)
-        if fast is None or slow is None:
+            msg = (
+                f"{event.symbol} RSI({self.period}, {self.bar_timeframe}s bars) {value:.2f} "
+                f"{self.op} {self.level}"
+            )
+            return Observation(cond, round(value, 4), msg, {"rsi": round(value, 4), **extra})
+        if len(bars.closes) < self.slow:
             return None
-        cond = fast > slow if self.direction == "up" else fast < slow
-        msg = f"{event.symbol} SMA({self.fast}) crossed {self.direction} SMA({self.slow})"
-        return Observation(cond, round(fast - slow, 6), msg, {"sma_fast": fast, "sma_slow": slow})
+        fsum, ssum = bars.sma_sums[self.fast], bars.sma_sums[self.slow]
+        # Exact comparison of the two averages (sums are exact Decimals): no float ties.
+        lhs, rhs = fsum * self.slow, ssum * self.fast
+        cond = lhs > rhs if self.direction == "up" else lhs < rhs
+        fast, slow = float(fsum / self.fast), float(ssum / self.slow)
+        msg = (
+            f"{event.symbol} SMA({self.fast}) crossed {self.direction} SMA({self.slow}) "
+            f"on {self.bar_timeframe}s bars"
+        )
+        return Observation(cond, round(fast - slow, 6), msg, {"sma_fast": fast, "sma_slow": slow, **extra})
 
 
 class PositionPnl(RuleKind):

@@ -31,9 +31,11 @@ def random_rule(rng: random.Random, rid: int, horizon_s: int) -> AlertRule:
         kind = "indicator"
         params = {"indicator": "rsi", "period": rng.choice([3, 5]), "op": rng.choice(["above", "below"])}
         params["level"] = rng.choice([30, 50, 70])
+        params["timeframe_seconds"] = rng.choice([1, 3, 20, 60])
     else:
         kind = "indicator"
         params = {"indicator": "sma_cross", "fast": 2, "slow": rng.choice([4, 6]), "direction": "up"}
+        params["timeframe_seconds"] = rng.choice([1, 3, 20, 60])
     return AlertRule(
         id=rid,
         user_id=f"u{rid % 7}",
@@ -100,13 +102,15 @@ def test_indexed_engine_matches_naive(seed):
     rng = random.Random(seed)
     events = random_events(rng, n_ticks=1500, n_rules=400)
     fast, slow = AlertEngine(max_rules_per_user=10_000), NaiveAlertEngine(max_rules_per_user=10_000)
-    total = 0
+    total, kinds = 0, set()
     for i, ev in enumerate(events):
         a, b = apply(fast, ev), apply(slow, ev)
         assert a == b, f"event {i} {ev}"
         if isinstance(a, list):
             total += len(a)
+            kinds.update(f[4] for f in a)
     assert total > 300  # the path really exercises the rules
+    assert {"indicator", "pct_change", "volume_spike", "price_above", "cross_up"} <= kinds
     assert fast.export_state() == slow.export_state()
     assert sorted(fast.pop_expired()) == sorted(slow.pop_expired())
 

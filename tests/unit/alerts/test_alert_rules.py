@@ -281,29 +281,72 @@ def test_volume_spike(engine):
     assert fired == [(3, 1), (7, 1)]
 
 
-def test_indicator_rsi_above(engine):
-    engine.add(
-        rule(1, "indicator", {"indicator": "rsi", "period": 3, "op": "above", "level": 70}, recurring=True)
-    )
-    prices = [1, 2, 3, 4, 5, 4, 3, 2, 5, 6]
-    # rsi(prices, 3) = [nan x3, 100, 100, 66.67, 44.44, 29.63, 71.85, 78.35]
-    fired = []
-    for i, p in enumerate(prices):
-        fired += [(i, f.payload["rsi"]) for f in engine.on_tick(tick(p, i))]
-    assert fired == [(3, 100.0), (8, pytest.approx(71.8519, abs=1e-4))]
-
-
-def test_indicator_sma_cross_up(engine):
+def test_indicator_rsi_above_on_one_second_bars(engine):
     engine.add(
         rule(
             1,
             "indicator",
-            {"indicator": "sma_cross", "fast": 2, "slow": 3, "direction": "up"},
+            {"indicator": "rsi", "period": 3, "op": "above", "level": 70, "timeframe_seconds": 1},
+            recurring=True,
+        )
+    )
+    prices = [1, 2, 3, 4, 5, 4, 3, 2, 5, 6, 6]
+    # One tick per 1 s bar. rsi(closes, 3) = [nan x3, 100, 100, 66.67, 44.44, 29.63, 71.85, 78.35, ..]
+    # Bar i completes (and is evaluated) when the tick of bar i+1 arrives: firings at ticks 4 and 9.
+    fired = []
+    for i, p in enumerate(prices):
+        fired += [(i, f.payload["rsi"], f.payload["bar_close"]) for f in engine.on_tick(tick(p, i))]
+    assert fired == [(4, 100.0, "4"), (9, pytest.approx(71.8519, abs=1e-4), "5")]
+
+
+def test_indicator_sma_cross_up_on_one_second_bars(engine):
+    engine.add(
+        rule(
+            1,
+            "indicator",
+            {"indicator": "sma_cross", "fast": 2, "slow": 3, "direction": "up", "timeframe_seconds": 1},
             recurring=True,
         )
     )
     # sma2 = [nan, 10, 10, 10.5, 11.5, 10.5, 8.5, 10]; sma3 = [nan, nan, 10, 10.33, 11, 10.67, 9.67, 9.67]
-    assert run(engine, [10, 10, 10, 11, 12, 9, 8, 12]) == [(3, 1), (7, 1)]
+    # fast > slow at bars 3 and 7 (after 10 == 10 and 8.5 < 9.67); seen on the next bar's first tick.
+    assert run(engine, [10, 10, 10, 11, 12, 9, 8, 12, 12]) == [(4, 1), (8, 1)]
+
+
+def test_indicator_rules_aggregate_ticks_into_bars_of_the_timeframe(engine):
+    # Default timeframe: 60 s bars; the close is the last tick of the minute.
+    engine.add(
+        rule(1, "indicator", {"indicator": "rsi", "period": 2, "op": "above", "level": 60}, recurring=True)
+    )
+    assert engine.get(1).params["timeframe_seconds"] == 60
+    out = []
+    # minute 0 closes at 100 (the 99 and 105 inside it do not count), minute 1 at 101, minute 2 at 102.
+    path = [(0, 99), (10, 105), (59, 100), (60, 90), (119.5, 101), (120, 50), (150, 102), (180, 102)]
+    for s, p in path:
+        out += [(s, f.payload["rsi"], f.payload["bar_close"]) for f in engine.on_tick(tick(p, s))]
+    # closes 100, 101, 102 -> rsi(2) = 100 after bar 2, known at t=180 (first tick of minute 3).
+    assert out == [(180, 100.0, "102")]
+
+
+def test_indicator_skips_bars_without_ticks_and_counts_late_ticks_in_the_current_bar(engine):
+    engine.add(
+        rule(
+            1,
+            "indicator",
+            {"indicator": "sma_cross", "fast": 1, "slow": 2, "direction": "down", "timeframe_seconds": 10},
+            recurring=True,
+        )
+    )
+    out = []
+    # closes: bar0 = 10, bar5 = 12 (bars 1..4 had no tick), bar6 = 11 (the late tick stamped 55 s
+    # arrives after one at 61 s and counts toward bar 6). After bar 5: SMA1 12 > SMA2 11 (arms);
+    # after bar 6: 11 < 11.5 fires (had the 13 been the close, 13 > 12.5 would not).
+    for s, p in [(1, 10), (50, 12), (61, 13), (55, 11), (70, 11)]:
+        out += [(s, f.payload["sma_fast"], f.payload["sma_slow"]) for f in engine.on_tick(tick(p, s))]
+    assert out == [(70, 11.0, 11.5)]
+    assert [f.payload["sma_slow"] for f in engine.on_tick(tick(20, 80))] == []  # bar 7 = 11: equal, re-arms
+    assert [f.payload["bar_close"] for f in engine.on_tick(tick(5, 90))] == []
+    assert [f.payload["bar_close"] for f in engine.on_tick(tick(5, 100))] == ["5"]
 
 
 # ---------------------------------------------------------------- P&L and signals
