@@ -10,6 +10,7 @@ from config.env import ConfigError, env_bool, env_float, env_int, env_list, env_
 
 ROOT = Path(__file__).resolve().parent.parent
 PROVIDERS = ("simulated", "csv", "upstox")
+QUOTE_MODES = ("single", "batch")  # backend.realtime.feed.QUOTE_MODES
 
 # NSE trading holidays (equity segment). Override with MARKET_HOLIDAYS=YYYY-MM-DD,...
 DEFAULT_HOLIDAYS = [
@@ -51,6 +52,9 @@ def settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     provider = env_str("MARKET_DATA_PROVIDER", "simulated", env=env)
     if provider not in PROVIDERS:
         raise ConfigError(f"MARKET_DATA_PROVIDER must be one of {', '.join(PROVIDERS)}, got {provider!r}")
+    quote_mode = env_str("SOCKETIO_QUOTE_MODE", "single", env=env)
+    if quote_mode not in QUOTE_MODES:
+        raise ConfigError(f"SOCKETIO_QUOTE_MODE must be one of {', '.join(QUOTE_MODES)}, got {quote_mode!r}")
     return {
         "MARKET_DATA_PROVIDER": provider,
         # simulated market
@@ -94,4 +98,7 @@ def settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "FEED_WATCHDOG_STALL_SECONDS": env_float("FEED_WATCHDOG_STALL_SECONDS", 5.0, env=env),
         "FEED_SYMBOLS_ALWAYS": env_list("FEED_SYMBOLS_ALWAYS", [], env=env),
         "SOCKETIO_MAX_SUBSCRIPTIONS": env_int("SOCKETIO_MAX_SUBSCRIPTIONS", 100, env=env),
+        # quote delivery of a connection that does not pick one in `subscribe`: per-tick `quote`
+        # events (single) or one `quotes` list per feed cycle (batch); docs/realtime.md
+        "SOCKETIO_QUOTE_MODE": quote_mode,
     }

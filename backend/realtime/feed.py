@@ -5,13 +5,25 @@ into the shared interest set, (2) contends for the leader lease and renews it (h
 (3) as leader, watches the *producer* task: a producer that died or has not ticked for
 ``FEED_WATCHDOG_STALL_SECONDS`` is replaced (a new generation). The producer, every
 ``FEED_INTERVAL_MS``, asks the provider for the next tick of every wanted symbol, updates the LTP
-cache, emits them to the Socket.IO rooms ``quotes:{symbol}`` (through the Redis message queue when
-configured, so every worker's clients get them), then dispatches them on
+cache, delivers them to Socket.IO clients, then dispatches them on
 :data:`backend.realtime.bus.tick_bus`.
+
+Two delivery modes, chosen per connection (``mode`` in the ``subscribe`` payload, default
+``SOCKETIO_QUOTE_MODE``):
+
+* ``single``: one ``quote`` event per tick to the room ``quotes:{symbol}`` (through the Redis
+  message queue when configured, so every worker's clients get them);
+* ``batch``: one ``quotes`` event per cycle and connection, the list of that connection's ticked
+  symbols. A Socket.IO emit cannot build per-connection subsets on another worker, so the leader
+  publishes the whole cycle once (Redis pub/sub channel :func:`batch_channel`, or a direct call
+  without Redis) and every process's :meth:`FeedService.fan_out` emits to its LOCAL connections
+  only (``ignore_queue``). Twenty times fewer frames per burst at 20 symbols a connection, which is
+  where the fan-out latency went (docs/realtime.md, benchmark section).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -29,12 +41,21 @@ log = logging.getLogger(__name__)
 
 NAMESPACE = "/live"
 LEADER_KEY = "feed:leader"
+QUOTE_MODES = ("single", "batch")
 
 FEED_LAG = Gauge("feed_lag_seconds", "Delay of the last tick cycle behind its schedule")
 FEED_TICK_AGE = Gauge("feed_last_tick_age_seconds", "Seconds since the producer last ticked (leader only)")
 FEED_LEADER = Gauge("feed_is_leader", "1 when this process produces the live feed")
 FEED_TICKS = Counter("feed_ticks_total", "Ticks produced")
 FEED_RESTARTS = Counter("feed_restarts_total", "Producer restarts by the watchdog", ["reason"])
+FEED_BATCH_ERRORS = Counter("feed_batch_errors_total", "Failed cycle-batch publishes or fan-outs", ["stage"])
+
+
+def batch_channel(client: Any) -> str:
+    """The pub/sub channel of cycle batches. Pub/sub ignores the Redis database number, so the
+    name carries it: deployments (or test runs) on other databases of one server stay apart."""
+    db = client.connection_pool.connection_kwargs.get("db", 0) if client is not None else 0
+    return f"feed:quotes:{db}"
 
 
 def quote_payload(tick: Any) -> dict[str, Any]:
@@ -67,6 +88,11 @@ class FeedService:
         )
         self.interest = Interest(client)
         self.local_symbols: dict[str, set[str]] = {}  # symbol -> sids in this process
+        self.batch_sids: dict[str, frozenset[str]] = {}  # batch-mode sid in this process -> symbols
+        self.redis = client
+        self.channel = batch_channel(client)
+        self.batches_out = 0  # cycle batches fanned out by this process
+        self._listen_gen = 0
         self._lock = threading.Lock()
         self.running = False
         self.is_leader = False
@@ -96,6 +122,80 @@ class FeedService:
                     if not sids:
                         del self.local_symbols[s]
 
+    def set_batch(self, sid: str, symbols: set[str] | frozenset[str] | None) -> None:
+        """Deliver ``sid``'s quotes as one ``quotes`` list per cycle (``None``: stop, e.g. single mode)."""
+        with self._lock:
+            if symbols is None:
+                self.batch_sids.pop(sid, None)
+            else:
+                self.batch_sids[sid] = frozenset(symbols)
+
+    def fan_out(self, quotes: list[dict[str, Any]]) -> int:
+        """Emit one cycle's ``quotes`` subset to each local batch-mode connection; returns emits made.
+
+        Connections with the same ticked symbols share one emit (one encode, ``to=[sids]``).
+        ``ignore_queue``: these sids live in this process, and every process runs its own fan-out.
+        """
+        with self._lock:
+            if not self.batch_sids:
+                return 0
+            clients = list(self.batch_sids.items())
+        by_symbol = {q["symbol"]: q for q in quotes}
+        order = list(by_symbol)
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for sid, syms in clients:
+            key = tuple(s for s in order if s in syms)
+            if key:
+                groups.setdefault(key, []).append(sid)
+        for key, sids in groups.items():
+            socketio.emit(
+                "quotes",
+                [by_symbol[s] for s in key],
+                to=sids[0] if len(sids) == 1 else sids,
+                namespace=NAMESPACE,
+                ignore_queue=True,
+            )
+        self.batches_out += 1
+        return len(groups)
+
+    def _publish_batch(self, quotes: list[dict[str, Any]]) -> None:
+        if self.redis is None:
+            self.fan_out(quotes)  # one process is the whole deployment
+        else:
+            self.redis.publish(self.channel, json.dumps(quotes, separators=(",", ":")))
+
+    def _listen(self, gen: int) -> None:
+        """Per process (with Redis): receive the leader's cycle batches and fan them out locally."""
+        import redis
+
+        url = self.app.config.get("REDIS_URL") or redis_store.url
+        while self.running and gen == self._listen_gen:
+            pubsub = None
+            try:
+                # Its own connection without the shared client's 2 s socket timeout: it idles.
+                conn = redis.Redis.from_url(url, socket_connect_timeout=2, health_check_interval=30)
+                pubsub = conn.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(self.channel)
+                while self.running and gen == self._listen_gen:
+                    msg = pubsub.get_message(timeout=1.0)
+                    if msg is None or msg.get("type") != "message":
+                        continue
+                    try:
+                        self.fan_out(json.loads(msg["data"]))
+                    except Exception:  # noqa: BLE001 - one bad batch must not end the listener
+                        FEED_BATCH_ERRORS.labels(stage="fan_out").inc()
+                        log.exception("quote batch fan-out failed")
+            except Exception as exc:  # noqa: BLE001 - Redis down: retry, the feed keeps going
+                self.last_error = f"batch listener: {type(exc).__name__}: {exc}"
+                log.warning("quote batch listener error", extra={"error": str(exc)})
+                socketio.sleep(1.0)
+            finally:
+                if pubsub is not None:
+                    try:
+                        pubsub.close()
+                    except Exception:  # noqa: BLE001 - closing a broken connection
+                        log.debug("pubsub close failed", exc_info=True)
+
     def _interest_ttl(self) -> float:
         return max(3 * self.interval, 5.0)
 
@@ -109,6 +209,9 @@ class FeedService:
             return
         self.running = True
         socketio.start_background_task(self._supervise)
+        if self.redis is not None:
+            self._listen_gen += 1  # a stop() + start() must not leave two listeners (double delivery)
+            socketio.start_background_task(self._listen, self._listen_gen)
 
     def stop(self) -> None:
         self.running = False
@@ -140,6 +243,7 @@ class FeedService:
             "lag_seconds": self.lag,
             "interval_seconds": self.interval,
             "local_symbols": sorted(self.local_symbols),
+            "batch_clients": len(self.batch_sids),
             "last_error": self.last_error,
         }
 
@@ -249,8 +353,14 @@ class FeedService:
         md.record_ticks(ticks, ttl=max(3 * self.interval, 3.0))
         # Clients first: tick-bus subscribers (paper matching, alerts) query the database per tick,
         # which added ~15 ms per cycle to every quote's delivery when they ran before the emits.
-        for t in ticks:
-            socketio.emit("quote", quote_payload(t), to=f"quotes:{t.symbol}", namespace=NAMESPACE)
+        quotes = [quote_payload(t) for t in ticks]
+        try:
+            self._publish_batch(quotes)  # 1 frame per batch client: before the 1-per-tick emits
+        except Exception:  # noqa: BLE001 - single-mode clients and the tick bus still get the cycle
+            FEED_BATCH_ERRORS.labels(stage="publish").inc()
+            log.exception("quote batch publish failed")
+        for q in quotes:
+            socketio.emit("quote", q, to=f"quotes:{q['symbol']}", namespace=NAMESPACE)
         tick_bus.publish(ticks)
         self.ticks += len(ticks)
         FEED_TICKS.inc(len(ticks))

@@ -96,16 +96,29 @@ class LiveNamespace(Namespace):
             db.session.remove()
         sid = request.sid  # type: ignore[attr-defined]
         with self._lock:
-            self.clients[sid] = {"user_id": user_id, "scopes": scopes, "symbols": set()}
+            self.clients[sid] = {
+                "user_id": user_id,
+                "scopes": scopes,
+                "symbols": set(),
+                "mode": self._default_mode(),
+            }
         join_room(user_room(user_id))
-        emit("ready", {"user_id": user_id, "max_subscriptions": self._cap()})
+        emit(
+            "ready",
+            {"user_id": user_id, "max_subscriptions": self._cap(), "quote_mode": self._default_mode()},
+        )
 
     def on_disconnect(self, reason: Any = None) -> None:
         sid = request.sid  # type: ignore[attr-defined]
         with self._lock:
             client = self.clients.pop(sid, None)
         if client:
-            self._feed().remove_interest(sid, list(client["symbols"]))
+            feed = self._feed()
+            feed.set_batch(sid, None)
+            feed.remove_interest(sid, list(client["symbols"]))
+
+    def _default_mode(self) -> str:
+        return str(current_app.config.get("SOCKETIO_QUOTE_MODE", "single"))
 
     def _cap(self) -> int:
         return int(current_app.config.get("SOCKETIO_MAX_SUBSCRIPTIONS", 100))
@@ -125,6 +138,13 @@ class LiveNamespace(Namespace):
         wanted = _symbols_arg(data)
         if wanted is None:
             return self._error(sid, "VALIDATION_ERROR", 'Send {symbols: ["SBIN", ...]}.')
+        from backend.realtime.feed import QUOTE_MODES
+
+        mode = data.get("mode") if isinstance(data, dict) else None
+        if mode is not None and mode not in QUOTE_MODES:
+            return self._error(
+                sid, "VALIDATION_ERROR", f"mode must be one of {', '.join(QUOTE_MODES)}.", field="mode"
+            )
         try:
             known, unknown = md.known_symbols(wanted)
         finally:
@@ -144,11 +164,23 @@ class LiveNamespace(Namespace):
                 limit=cap,
                 current=len(client["symbols"]),
             )
-        for s in new:
-            join_room(quote_room(s))
-            client["symbols"].add(s)
-        self._feed().add_interest(sid, new)
-        body = {"symbols": sorted(client["symbols"]), "added": new}
+        old_mode = client["mode"]
+        client["mode"] = mode or old_mode
+        # Single mode: the quote rooms. Batch mode: no rooms (a client gets either `quote` or
+        # `quotes`, never both); the feed's per-process fan-out addresses the sid directly.
+        if client["mode"] == "single":
+            for s in new if old_mode == "single" else [*client["symbols"], *new]:
+                join_room(quote_room(s))
+        elif old_mode == "single":
+            for s in client["symbols"]:
+                leave_room(quote_room(s))
+        client["symbols"].update(new)
+        feed = self._feed()
+        feed.add_interest(sid, new)
+        feed.set_batch(sid, client["symbols"] if client["mode"] == "batch" else None)
+        body: dict[str, Any] = {"symbols": sorted(client["symbols"]), "added": new}
+        if mode is not None:
+            body["mode"] = client["mode"]
         emit("subscribed", body)
         return {"ok": True, **body}
 
@@ -164,7 +196,10 @@ class LiveNamespace(Namespace):
         for s in removed:
             leave_room(quote_room(s))
             client["symbols"].discard(s)
-        self._feed().remove_interest(sid, removed)
+        feed = self._feed()
+        feed.remove_interest(sid, removed)
+        if client["mode"] == "batch":
+            feed.set_batch(sid, client["symbols"])
         body = {"symbols": sorted(client["symbols"]), "removed": removed}
         emit("unsubscribed", body)
         return {"ok": True, **body}

@@ -8,6 +8,7 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,9 @@ def live(app):
 
     def connect(auth=None, **kw) -> tuple[socketio.Client, dict[str, queue.Queue]]:
         sio = socketio.Client(reconnection=False)
-        events: dict[str, queue.Queue] = {n: queue.Queue() for n in ("quote", "error", "notice", "ready")}
+        events: dict[str, queue.Queue] = {
+            n: queue.Queue() for n in ("quote", "quotes", "error", "notice", "ready")
+        }
         for name, q in events.items():
             sio.on(name, q.put, namespace="/live")
         sio.connect(
@@ -97,6 +100,73 @@ def test_authenticated_client_subscribes_and_receives_quotes(live, trader):
     # Unsubscribing stops the flow for that symbol only.
     ack = sio.call("unsubscribe", {"symbols": ["SBIN"]}, namespace="/live", timeout=WAIT)
     assert ack["symbols"] == ["NIFTY"] and ack["removed"] == ["SBIN"]
+
+
+def test_batch_mode_client_receives_one_quotes_list_per_cycle_for_its_symbols_only(live, trader):
+    _feed, connect = live
+    token = _token(trader[1])
+    batch, bev = connect({"token": token})
+    assert bev["ready"].get(timeout=WAIT)["quote_mode"] == "single"  # SOCKETIO_QUOTE_MODE default
+    ack = batch.call(
+        "subscribe", {"symbols": ["SBIN", "TCS"], "mode": "batch"}, namespace="/live", timeout=WAIT
+    )
+    assert ack == {"ok": True, "symbols": ["SBIN", "TCS"], "added": ["SBIN", "TCS"], "mode": "batch"}
+    # Another connection in single mode makes INFY tick too: it must not reach the batch client.
+    single, sev = connect({"token": token})
+    single.call("subscribe", {"symbols": ["INFY", "SBIN"]}, namespace="/live", timeout=WAIT)
+    _quote_for(sev["quote"], "INFY")
+    # Wait for a full cycle (both symbols of the batch client ticking in it).
+    while True:
+        batch_msg = bev["quotes"].get(timeout=WAIT)
+        assert isinstance(batch_msg, list) and {q["symbol"] for q in batch_msg} <= {"SBIN", "TCS"}
+        if len(batch_msg) == 2:
+            break
+    by = {q["symbol"]: q for q in batch_msg}
+    assert set(by) == {"SBIN", "TCS"}
+    for q in batch_msg:
+        assert set(q) == {"symbol", "ltp", "bid", "ask", "volume", "cum_volume", "ts", "ts_ms"}
+        assert float(q["bid"]) <= float(q["ltp"]) <= float(q["ask"])
+    assert by["SBIN"]["ts_ms"] == by["TCS"]["ts_ms"]  # one cycle, one producer stamp
+    # Batch mode: no per-tick `quote` events; single mode: no `quotes` lists.
+    assert bev["quote"].empty() and sev["quotes"].empty()
+    # Unsubscribing narrows the list; switching back to single mode restores `quote` events.
+    batch.call("unsubscribe", {"symbols": ["TCS"]}, namespace="/live", timeout=WAIT)
+    after = int(time.time() * 1000)
+    while True:
+        batch_msg = bev["quotes"].get(timeout=WAIT)
+        if batch_msg[0]["ts_ms"] > after:  # a cycle produced after the unsubscribe took effect
+            break
+    assert [q["symbol"] for q in batch_msg] == ["SBIN"]
+    ack = batch.call("subscribe", {"symbols": [], "mode": "single"}, namespace="/live", timeout=WAIT)
+    assert ack["mode"] == "single" and ack["symbols"] == ["SBIN"]
+    assert _quote_for(bev["quote"], "SBIN")["symbol"] == "SBIN"
+    bad = batch.call("subscribe", {"symbols": ["SBIN"], "mode": "bulk"}, namespace="/live", timeout=WAIT)
+    assert bad["ok"] is False and bad["code"] == "VALIDATION_ERROR" and bad["field"] == "mode"
+
+
+def test_batch_fan_out_groups_local_connections_by_symbol_set(app, monkeypatch):
+    """Unit level: one emit per distinct ticked-symbol set, subsets in the cycle's order, local only."""
+    from backend.realtime import feed as feed_mod
+
+    emits = []
+    monkeypatch.setattr(feed_mod.socketio, "emit", lambda *a, **kw: emits.append((a, kw)))
+    svc = feed_mod.FeedService(app)
+    svc.set_batch("a", {"SBIN", "TCS"})
+    svc.set_batch("b", {"TCS", "SBIN"})
+    svc.set_batch("c", {"INFY", "NOPE"})
+    svc.set_batch("d", {"ITC"})  # did not tick: nothing sent
+    svc.set_batch("e", {"WIPRO"})
+    svc.set_batch("e", None)  # back to single mode
+    quotes = [{"symbol": "TCS", "ltp": "1"}, {"symbol": "INFY", "ltp": "2"}, {"symbol": "SBIN", "ltp": "3"}]
+    assert svc.fan_out(quotes) == 2
+    sent = sorted((str(kw["to"]), a[1]) for a, kw in emits)
+    assert sent == [
+        ("['a', 'b']", [{"symbol": "TCS", "ltp": "1"}, {"symbol": "SBIN", "ltp": "3"}]),
+        ("c", [{"symbol": "INFY", "ltp": "2"}]),
+    ]
+    assert all(
+        a[0] == "quotes" and kw["ignore_queue"] is True and kw["namespace"] == "/live" for a, kw in emits
+    )
 
 
 def test_api_key_auth_and_private_user_room(live, trader, client):
