@@ -3,6 +3,15 @@
 N clients each subscribe to S symbols; the server ticks every symbol every --interval-ms, so the
 offered load is N * S * 1000 / interval messages per second (default 100 * 20 * 1 = 2,000/s).
 
+Delivery modes (``--modes single,batch``, each server runs once per mode):
+
+* ``single``: one ``quote`` event per tick to the room ``quotes:{symbol}`` (2,000 frames per burst);
+* ``batch``: one ``quotes`` event per cycle and client, the list of its ticked symbols (100 frames
+  per burst). Ours: the client subscribes with ``mode: "batch"``; bare: the producer groups the
+  clients by symbol set and emits each group's list once (``to=[sids]``), as our fan-out does.
+  Every quote inside a list counts as one delivered message, with its own latency (same receive
+  time, the quote's own ``ts_ms``), so rates and latencies compare across modes.
+
 Servers (each in its own subprocess, one after the other, same client set-up and tick schedule):
 
 * ``bare``: python-socketio ``Server(async_mode="threading")`` under werkzeug, a producer thread
@@ -91,7 +100,7 @@ def cpu_seconds(root_pid: int) -> float:
 # --------------------------------------------------------------------------- servers
 
 
-def _setup_ours(interval_ms: int, clients: int):
+def _setup_ours(interval_ms: int, clients: int, mode: str = "single"):
     db = Path(tempfile.mkdtemp(prefix="bench-")) / "bench.db"
     os.environ.update(LOG_LEVEL="WARNING")
     from flask_migrate import upgrade
@@ -129,14 +138,14 @@ def _setup_ours(interval_ms: int, clients: int):
     return app
 
 
-def serve_ours(port: int, interval_ms: int, clients: int) -> None:
+def serve_ours(port: int, interval_ms: int, clients: int, mode: str = "single") -> None:
     from werkzeug.serving import make_server
 
-    app = _setup_ours(interval_ms, clients)
+    app = _setup_ours(interval_ms, clients, mode)
     make_server("127.0.0.1", port, app, threaded=True).serve_forever()
 
 
-def serve_gunicorn(port: int, interval_ms: int, clients: int) -> None:
+def serve_gunicorn(port: int, interval_ms: int, clients: int, mode: str = "single") -> None:
     from gunicorn.app.base import BaseApplication
 
     class Bench(BaseApplication):
@@ -153,23 +162,31 @@ def serve_gunicorn(port: int, interval_ms: int, clients: int) -> None:
 
         def load(self):
             # Built in the worker (no preload), so the feed's threads live in the serving process.
-            return _setup_ours(interval_ms, clients)
+            return _setup_ours(interval_ms, clients, mode)
 
     Bench().run()
 
 
-def serve_bare(port: int, interval_ms: int, clients: int) -> None:
+def serve_bare(port: int, interval_ms: int, clients: int, mode: str = "single") -> None:
     import socketio
     from werkzeug.serving import make_server
 
     sio = socketio.Server(async_mode="threading")
     app = socketio.WSGIApp(sio)
+    batch_sids: dict[str, frozenset[str]] = {}
 
     @sio.on("subscribe", namespace="/live")
     def subscribe(sid, data):
-        for s in data["symbols"]:
-            sio.enter_room(sid, f"quotes:{s}", namespace="/live")
+        if mode == "batch":
+            batch_sids[sid] = frozenset(data["symbols"])
+        else:
+            for s in data["symbols"]:
+                sio.enter_room(sid, f"quotes:{s}", namespace="/live")
         return {"ok": True, "symbols": data["symbols"]}
+
+    @sio.on("disconnect", namespace="/live")
+    def disconnect(sid, reason=None):
+        batch_sids.pop(sid, None)
 
     def producer():
         next_at = time.monotonic()
@@ -177,14 +194,33 @@ def serve_bare(port: int, interval_ms: int, clients: int) -> None:
         while True:
             now = datetime.now(UTC)
             n += 1
-            for s in SYMBOLS:
+            quotes = [
                 # Same shape and sizes as backend.realtime.feed.quote_payload.
-                payload = {
-                    "symbol": s, "ltp": f"{812 + n % 7}.35", "bid": "812.30", "ask": "812.40",
-                    "volume": 10 + n % 5, "cum_volume": 1000 + n, "ts": now.isoformat(),
+                {
+                    "symbol": s,
+                    "ltp": f"{812 + n % 7}.35",
+                    "bid": "812.30",
+                    "ask": "812.40",
+                    "volume": 10 + n % 5,
+                    "cum_volume": 1000 + n,
+                    "ts": now.isoformat(),
                     "ts_ms": int(now.timestamp() * 1000),
                 }  # fmt: skip
-                sio.emit("quote", payload, to=f"quotes:{s}", namespace="/live")
+                for s in SYMBOLS
+            ]
+            if mode == "batch":  # the equivalent of backend.realtime.feed.FeedService.fan_out
+                groups: dict[tuple[str, ...], list[str]] = {}
+                for sid, syms in list(batch_sids.items()):
+                    key = tuple(q["symbol"] for q in quotes if q["symbol"] in syms)
+                    if key:
+                        groups.setdefault(key, []).append(sid)
+                by = {q["symbol"]: q for q in quotes}
+                for key, sids in groups.items():
+                    to = sids[0] if len(sids) == 1 else sids
+                    sio.emit("quotes", [by[s] for s in key], to=to, namespace="/live")
+            else:
+                for q in quotes:
+                    sio.emit("quote", q, to=f"quotes:{q['symbol']}", namespace="/live")
             next_at += interval_ms / 1000
             time.sleep(max(0, next_at - time.monotonic()))
 
@@ -200,9 +236,11 @@ SERVERS = {"bare": serve_bare, "ours": serve_ours, "gunicorn": serve_gunicorn}
 # --------------------------------------------------------------------------- clients
 
 
-def client_process(port: int, token: str | None, n: int, symbols: list[str], kind: str, conn) -> None:
+def client_process(
+    port: int, token: str | None, n: int, symbols: list[str], kind: str, mode: str, conn
+) -> None:
     """One client process: ``n`` asyncio clients; reports (count, latencies ms, cpu s) over ``conn``."""
-    asyncio.run(_client_main(port, token, n, symbols, kind, conn))
+    asyncio.run(_client_main(port, token, n, symbols, kind, mode, conn))
 
 
 class RawClient:
@@ -215,9 +253,11 @@ class RawClient:
     """
 
     PREFIX = '42/live,["quote",'
+    BATCH_PREFIX = '42/live,["quotes",'
 
-    def __init__(self, session, port: int, on_quote) -> None:
-        self.session, self.port, self.on_quote = session, port, on_quote
+    def __init__(self, session, port: int, on_quote, on_quotes, mode: str = "single") -> None:
+        self.session, self.port, self.mode = session, port, mode
+        self.on_quote, self.on_quotes = on_quote, on_quotes
         self.ws = None
         self.task: asyncio.Task | None = None
 
@@ -227,7 +267,8 @@ class RawClient:
         if not (await self.ws.receive_str()).startswith("0{"):
             raise RuntimeError("no Engine.IO open packet")
         await self.ws.send_str("40/live," + (json.dumps({"token": token}) if token else ""))
-        await self.ws.send_str("42/live,1" + json.dumps(["subscribe", {"symbols": symbols}]))
+        body = {"symbols": symbols, **({"mode": "batch"} if self.mode == "batch" else {})}
+        await self.ws.send_str("42/live,1" + json.dumps(["subscribe", body]))
         while True:
             msg = await self.ws.receive_str()
             if msg.startswith("44/live"):
@@ -245,12 +286,15 @@ class RawClient:
         import aiohttp
 
         prefix, n = self.PREFIX, len(self.PREFIX)
+        bprefix, bn = self.BATCH_PREFIX, len(self.BATCH_PREFIX)
         async for msg in self.ws:
             if msg.type != aiohttp.WSMsgType.TEXT:
                 break
             data = msg.data
             if data.startswith(prefix):
                 self.on_quote(json.loads(data[n:-1]))
+            elif data.startswith(bprefix):
+                self.on_quotes(json.loads(data[bn:-1]))
             elif data == "2":
                 await self.ws.send_str("3")
 
@@ -262,7 +306,9 @@ class RawClient:
             await self.ws.close()
 
 
-async def _client_main(port: int, token: str | None, n: int, symbols: list[str], kind: str, conn) -> None:
+async def _client_main(
+    port: int, token: str | None, n: int, symbols: list[str], kind: str, mode: str, conn
+) -> None:
     import aiohttp
     import socketio
 
@@ -275,15 +321,22 @@ async def _client_main(port: int, token: str | None, n: int, symbols: list[str],
         if window[0] <= now < window[1]:
             lat.append(now * 1000.0 - msg["ts_ms"])
 
+    def on_quotes(batch):
+        now = time.time()
+        if window[0] <= now < window[1]:
+            ms = now * 1000.0
+            lat.extend(ms - q["ts_ms"] for q in batch)
+
     session = aiohttp.ClientSession()
 
     async def one():
         if kind == "raw":
-            c = RawClient(session, port, on_quote)
+            c = RawClient(session, port, on_quote, on_quotes, mode)
             await c.connect(token, symbols)
             return c
         c = socketio.AsyncClient(reconnection=False)
         c.on("quote", on_quote, namespace="/live")
+        c.on("quotes", on_quotes, namespace="/live")
         await c.connect(
             f"http://127.0.0.1:{port}",
             namespaces=["/live"],
@@ -291,7 +344,8 @@ async def _client_main(port: int, token: str | None, n: int, symbols: list[str],
             transports=["websocket"],
             wait_timeout=30,
         )
-        ack = await c.call("subscribe", {"symbols": symbols}, namespace="/live", timeout=30)
+        body = {"symbols": symbols, **({"mode": "batch"} if mode == "batch" else {})}
+        ack = await c.call("subscribe", body, namespace="/live", timeout=30)
         if not ack.get("ok"):
             raise RuntimeError(f"subscribe refused: {ack}")
         return c
@@ -327,9 +381,9 @@ def pct(sorted_vals: list[float], p: float) -> float:
     return sorted_vals[min(len(sorted_vals) - 1, int(p * len(sorted_vals)))]
 
 
-def bench(kind: str, args) -> dict:
+def bench(kind: str, mode: str, args) -> dict:
     port = free_port()
-    cmd = [sys.executable, __file__, "--serve", kind, "--port", str(port)]
+    cmd = [sys.executable, __file__, "--serve", kind, "--port", str(port), "--mode", mode]
     cmd += ["--interval-ms", str(args.interval_ms), "--clients", str(args.clients)]
     errlog = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed in the finally below
     server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errlog, cwd=ROOT, text=True)
@@ -349,7 +403,9 @@ def bench(kind: str, args) -> dict:
         for n in per:
             parent_end, child_end = ctx.Pipe()
             p = ctx.Process(
-                target=client_process, args=(port, token, n, symbols, args.client, child_end), daemon=True
+                target=client_process,
+                args=(port, token, n, symbols, args.client, mode, child_end),
+                daemon=True,
             )
             p.start()
             procs.append(p)
@@ -411,6 +467,8 @@ def main() -> None:
     p.add_argument("--warmup", type=float, default=3.0)
     p.add_argument("--duration", type=float, default=15.0)
     p.add_argument("--servers", default="bare,ours,gunicorn")
+    p.add_argument("--modes", default="single,batch", help="delivery modes to run, each with every server")
+    p.add_argument("--mode", choices=["single", "batch"], default="single", help=argparse.SUPPRESS)
     p.add_argument(
         "--client", choices=["raw", "socketio"], default="raw", help="raw protocol or socketio.AsyncClient"
     )
@@ -420,25 +478,31 @@ def main() -> None:
     if args.serve:
         if os.environ.get("BENCH_SWITCHINTERVAL"):  # experiment knob: GIL switch interval (s) in servers
             sys.setswitchinterval(float(os.environ["BENCH_SWITCHINTERVAL"]))
-        return SERVERS[args.serve](args.port, args.interval_ms, args.clients)
+        return SERVERS[args.serve](args.port, args.interval_ms, args.clients, args.mode)
     if not 1 <= args.symbols <= len(SYMBOLS):
         p.error(f"--symbols must be 1..{len(SYMBOLS)}")
     kinds = [k.strip() for k in args.servers.split(",") if k.strip()]
     offered = args.clients * args.symbols * 1000 / args.interval_ms
-    results = {k: bench(k, args) for k in kinds}
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not set(modes) <= {"single", "batch"}:
+        p.error("--modes: single and/or batch")
+    results = {(k, m): bench(k, m, args) for m in modes for k in kinds}
     print(
         f"\n{args.clients} {args.client} clients ({args.procs} processes) x {args.symbols} symbols, tick "
         f"every "
         f"{args.interval_ms} ms (offered {offered:,.0f} msg/s), {args.warmup:.0f} s warm-up, "
         f"{args.duration:.0f} s measured, load average {os.getloadavg()[0]:.2f}\n"
     )
-    print("| server | clients | delivered msg/s | vs bare | p50 ms | p99 ms | max ms | srv CPU | cli CPU |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    bare = results.get("bare", {}).get("rate")
-    for k, r in results.items():
+    print(
+        "| server | mode | clients | delivered quotes/s | vs bare | p50 ms | p99 ms | max ms | srv CPU "
+        "| cli CPU |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for (k, m), r in results.items():
+        bare = results.get(("bare", m), {}).get("rate")  # the bare server in the same mode
         ratio = f"{r['rate'] / bare:.0%}" if bare else "-"
         print(
-            f"| {k} | {r['clients']} | {r['rate']:,.0f} | {ratio} | {r['p50']:.1f} | {r['p99']:.1f} "
+            f"| {k} | {m} | {r['clients']} | {r['rate']:,.0f} | {ratio} | {r['p50']:.1f} | {r['p99']:.1f} "
             f"| {r['max']:.1f} | {r['server_cpu']:.2f} | {r['client_cpu']:.2f} |"
         )
 
