@@ -24,14 +24,22 @@ from backend.domain.market.types import Tick  # noqa: E402
 T0 = datetime(2024, 1, 2, 9, 15, tzinfo=UTC)
 
 
-def make_rules(n: int, symbols: list[str], base: dict[str, Decimal], level_only: bool, seed: int):
+MIXES = {
+    "level": "level kinds only",
+    "mixed": "96% level, 4% pct/volume/RSI/SMA (60 s bars)",
+    "mixed-1s": "96% level, 4% pct/volume/RSI/SMA (1 s bars: a bar closes on every tick)",
+}
+
+
+def make_rules(n: int, symbols: list[str], base: dict[str, Decimal], mix: str, seed: int):
     rng = random.Random(seed)
     rules = []
     for i in range(n):
         sym = symbols[i % len(symbols)]
         p = base[sym]
         r = rng.random()
-        if level_only or r < 0.96:
+        tf = 1 if mix == "mixed-1s" else 60
+        if mix == "level" or r < 0.96:
             kind = rng.choice(["price_above", "price_below", "cross_up", "cross_down"])
             level = (p * Decimal(1 + rng.uniform(-0.05, 0.05))).quantize(Decimal("0.05"))
             params = {"level": level}
@@ -39,8 +47,18 @@ def make_rules(n: int, symbols: list[str], base: dict[str, Decimal], level_only:
             kind, params = "pct_change", {"pct": 1, "window_seconds": 60, "direction": "abs"}
         elif r < 0.99:
             kind, params = "volume_spike", {"factor": 3, "window": 20}
+        elif r < 0.995:
+            kind = "indicator"
+            params = {"indicator": "rsi", "period": 14, "op": "above", "level": 70, "timeframe_seconds": tf}
         else:
-            kind, params = "indicator", {"indicator": "rsi", "period": 14, "op": "above", "level": 70}
+            kind = "indicator"
+            params = {
+                "indicator": "sma_cross",
+                "fast": 5,
+                "slow": 20,
+                "direction": "up",
+                "timeframe_seconds": tf,
+            }
         rules.append(
             AlertRule(
                 id=i,
@@ -76,13 +94,13 @@ def run(engine, ticks: list[Tick]) -> tuple[float, int, list]:
     return time.perf_counter() - start, sum(len(f) for f in fired), fired
 
 
-def bench(args: argparse.Namespace, level_only: bool) -> dict:
+def bench(args: argparse.Namespace, mix: str) -> dict:
     symbols = [f"SYM{i:03d}" for i in range(args.symbols)]
     rng = random.Random(args.seed)
     base = {s: Decimal(rng.randint(50, 5000)) for s in symbols}
-    rules = make_rules(args.rules, symbols, base, level_only, args.seed)
+    rules = make_rules(args.rules, symbols, base, mix, args.seed)
     ticks = make_ticks(args.ticks, symbols, base, args.seed + 1)
-    out = {"mix": "level kinds only" if level_only else "96% level, 4% pct/volume/RSI"}
+    out = {"mix": MIXES[mix]}
     for name, cls, n in (
         ("AlertEngine", AlertEngine, args.ticks),
         ("NaiveAlertEngine", NaiveAlertEngine, args.naive_ticks),
@@ -110,13 +128,14 @@ def main() -> None:
     ap.add_argument("--ticks", type=int, default=50_000)
     ap.add_argument("--naive-ticks", type=int, default=300)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--mix", action="append", choices=list(MIXES), help="repeatable; default: all")
     args = ap.parse_args()
     print(f"{args.rules:,} active rules over {args.symbols} symbols, seed {args.seed}\n")
     print("| rule mix | engine | ticks | seconds | ticks/s | firings | load rules (s) |")
     print("|---|---|---:|---:|---:|---:|---:|")
     summaries = []
-    for level_only in (True, False):
-        res = bench(args, level_only)
+    for mix in args.mix or list(MIXES):
+        res = bench(args, mix)
         for name in ("AlertEngine", "NaiveAlertEngine"):
             r = res[name]
             print(
