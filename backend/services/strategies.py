@@ -2,7 +2,7 @@
 
 Saved strategies are versioned: version 1 on create, +1 on every update and on the soft delete,
 each state kept in ``saved_strategy_versions``. Orders go through :class:`TradingGateway`, a thin
-adapter over ``backend.services.trading.orders`` (tests swap it for a recording fake).
+adapter over ``backend.services.trading.orders`` (the real paper broker, in tests too).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 from flask import Flask, current_app
 from sqlalchemy import select
 
-from backend.domain.errors import NotFound, RiskRejected, ValidationFailed
+from backend.domain.errors import NotFound, ValidationFailed
 from backend.domain.strategies import StrategyFactory
 from backend.domain.strategies.options import DEFAULT_RATE, OptionsStrategy, StrategyLeg
 from backend.extensions import db
@@ -32,11 +32,10 @@ log = logging.getLogger(__name__)
 
 
 class TradingGateway:
-    """Adapter to the paper-trading service (backend.services.trading, owned by the trading issue).
+    """Adapter to the paper-trading service (``backend.services.trading.orders``).
 
-    ``place_basket`` asks the service's ``place_basket`` when it exists; otherwise it previews every
-    leg through the risk coordinator first (nothing is placed unless every leg passes) and then
-    places the legs, cancelling the placed ones if a later leg is still refused.
+    ``place_basket`` is the service's atomic basket: one transaction, one risk decision for the
+    combined effect of every leg, every leg accepted or none.
     """
 
     def place_order(self, user: Any, order: dict[str, Any]) -> Any:
@@ -45,31 +44,12 @@ class TradingGateway:
         placed, _status = orders.place_order(user, order)
         return placed
 
-    def place_basket(self, user: Any, legs: list[dict[str, Any]]) -> list[Any]:
+    def place_basket(
+        self, user: Any, legs: list[dict[str, Any]], account_id: int | None = None, tag: str | None = None
+    ) -> list[Any]:
         from backend.services.trading import orders
 
-        native = getattr(orders, "place_basket", None)
-        if native is not None:
-            return list(native(user, legs))
-        refused = []
-        for i, leg in enumerate(legs):
-            verdict = orders.preview_order(user, leg)
-            if not verdict["allowed"]:
-                refused.append({"leg": i, "symbol": leg["symbol"], "checks": verdict["checks"]})
-        if refused:
-            raise RiskRejected("basket refused: not every leg passes the risk checks", {"legs": refused})
-        placed: list[Any] = []
-        try:
-            for leg in legs:
-                placed.append(self.place_order(user, leg))
-        except RiskRejected:
-            for order in placed:
-                try:
-                    orders.cancel_order(user, order.id)
-                except Exception:  # noqa: BLE001 - a filled leg cannot be cancelled; it is reported
-                    log.warning("could not cancel basket leg order %s", getattr(order, "id", None))
-            raise
-        return placed
+        return orders.place_basket(user, legs, account_id=account_id, tag=tag)
 
 
 def gateway(app: Flask | None = None) -> TradingGateway:
@@ -150,7 +130,7 @@ def place(user: User, name: str, params: dict[str, Any], account_id: int | None,
         }
         for leg in analysis.legs
     ]
-    orders = gateway().place_basket(user, legs)
+    orders = gateway().place_basket(user, legs, account_id=account_id, tag=f"options:{name}"[:64])
     audit.record(
         "strategy.options.place",
         target_type="strategy",
