@@ -40,36 +40,40 @@ def test_incremental_rsi_and_sma_match_the_indicator_library(tf):
         bars.require_rsi(period)
         bars.require_sma(period)
     expected_closes: list[Decimal] = []
+    got: dict[int, list] = {p: [] for p in (2, 14, 50)}  # (rsi, sma) after each completed bar
     current, last_bar = None, None
-    checked = 0
     for t, p, _ in random_walk(6000, seed=tf):
         epoch = (T0 + timedelta(seconds=t)).timestamp()
         b = int(epoch // tf)
-        if last_bar is not None and b > last_bar:
+        completed = last_bar is not None and b > last_bar
+        if completed:
             expected_closes.append(current)
         last_bar, current = b, p
         bars.observe(p, epoch)
-        if not bars.just_closed:
+        assert bars.just_closed == completed
+        if not completed:
             continue
         assert bars.last_close == expected_closes[-1]
-        closes = np.array([float(c) for c in expected_closes])
-        for period in (2, 14, 50):
-            ref_rsi = rsi(closes, period)[-1]
-            got = bars.rsi[period].value
-            if np.isnan(ref_rsi):
-                assert got is None
-            else:
-                assert got == pytest.approx(ref_rsi, abs=1e-9)
-            ref_sma = sma(closes, period)[-1]
-            got_sma = bars.sma(period)
-            if np.isnan(ref_sma):
-                assert got_sma is None
-            else:
-                assert float(got_sma) == pytest.approx(ref_sma, abs=1e-9)
+        for period in got:
+            got[period].append((bars.rsi[period].value, bars.sma(period)))
+            if bars.sma(period) is not None:
                 # The rolling sum is exact: equal to the Decimal sum of the window.
-                assert got_sma == sum(expected_closes[-period:], Decimal(0)) / period
-        checked += 1
-    assert checked > 150 and bars.rsi[50].value is not None  # long enough to warm up every period
+                assert bars.sma(period) == sum(expected_closes[-period:], Decimal(0)) / period
+    closes = np.array([float(c) for c in expected_closes])
+    assert closes.size > 150  # long enough to warm up every period
+    # The library indicators are causal: value k over all closes == value over closes[: k + 1].
+    for period, values in got.items():
+        ref_rsi, ref_sma = rsi(closes, period), sma(closes, period)
+        for k, (r, m) in enumerate(values):
+            if np.isnan(ref_rsi[k]):
+                assert r is None
+            else:
+                assert abs(r - ref_rsi[k]) <= 1e-9
+            if np.isnan(ref_sma[k]):
+                assert m is None
+            else:
+                assert abs(float(m) - ref_sma[k]) <= 1e-9
+        assert values[-1][0] is not None
 
 
 def test_pct_change_reference_and_volume_sums_match_brute_force():
