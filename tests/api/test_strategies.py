@@ -8,41 +8,23 @@ from decimal import Decimal
 
 import pytest
 
-from backend.domain.errors import RiskRejected
 from backend.domain.market.types import Tick
 from backend.domain.strategies import StrategyFactory
-from backend.services import deployments, market_data, strategies
+from backend.services import deployments, market_data
+from tests.services import trading_support
+from tests.services.trading_support import check_invariants
 
 URL = "/api/v1/strategies"
 
 
-class RecordingGateway(strategies.TradingGateway):
-    """Stands in for the paper broker: records orders, or refuses them all when ``refuse`` is set."""
-
-    def __init__(self, refuse: bool = False) -> None:
-        self.orders: list[dict] = []
-        self.baskets: list[list[dict]] = []
-        self.refuse = refuse
-
-    def place_order(self, user, order):
-        if self.refuse:
-            raise RiskRejected("refused", {"checks": [{"name": "max_order_value"}]})
-        self.orders.append(order)
-        return type("Placed", (), {"id": len(self.orders)})()
-
-    def place_basket(self, user, legs):
-        if self.refuse:
-            raise RiskRejected("basket refused", {"legs": [{"leg": 0}]})
-        self.baskets.append(legs)
-        return [type("Placed", (), {"id": i + 1})() for i in range(len(legs))]
+market = trading_support.market  # shared fake market fixture: RELIANCE 1000, SBIN 800, INFY 1500
 
 
 @pytest.fixture
-def recorder(app):
-    gw = RecordingGateway()
-    strategies.set_gateway(app, gw)
-    yield gw
-    strategies.set_gateway(app, None)
+def feed_market(market):
+    """The fake market with no stored history (deployments warm up from an empty candle store)."""
+    market.candles = lambda *a: []
+    return market
 
 
 def test_catalog_lists_every_registered_strategy(client, trader):
@@ -98,20 +80,22 @@ def test_options_analyze_bad_input(app, client, trader):
     assert bad.status_code == 422 and "lots" in bad.get_json()["error"]["details"]
 
 
-def test_options_place_is_one_basket_all_or_none(app, client, trader, recorder):
+def test_options_place_is_refused_whole_on_the_shipped_config(app, client, trader):
+    """config/trading.yaml allows the EQ segment only: the real basket check refuses both option legs
+    together and places nothing (tests/api/test_options_basket.py places them with F&O allowed)."""
     _, headers = trader
     params = {"underlying": "NIFTY", "expiry": _expiry(app)}
     resp = client.post(f"{URL}/options/bull_call_spread/place", json={"params": params}, headers=headers)
-    assert resp.status_code == 201, resp.get_json()
-    assert len(recorder.baskets) == 1
-    legs = recorder.baskets[0]
-    assert [(leg["side"], leg["type"]) for leg in legs] == [("BUY", "MARKET"), ("SELL", "MARKET")]
-    assert all(leg["symbol"].startswith("NIFTY ") and leg["symbol"].split()[2] == "CE" for leg in legs)
-    assert resp.get_json()["order_ids"] == [1, 2]
-    recorder.refuse = True
-    refused = client.post(f"{URL}/options/bull_call_spread/place", json={"params": params}, headers=headers)
-    assert refused.status_code == 422 and refused.get_json()["error"]["code"] == "RISK_REJECTED"
-    assert len(recorder.baskets) == 1  # nothing more was placed
+    assert resp.status_code == 422, resp.get_json()
+    err = resp.get_json()["error"]
+    assert err["code"] == "RISK_REJECTED"
+    instrument = [c for c in err["details"]["checks"] if c["name"] == "instrument"]
+    assert [c["legs"] for c in instrument] == [[0], [1]]
+    assert all("segment not allowed" in c["reason"] for c in instrument)
+    rows = client.get("/api/v1/orders", headers=headers).get_json()["items"]
+    assert [r["status"] for r in rows] == ["rejected", "rejected"]
+    assert all(r["symbol"].startswith("NIFTY ") and r["symbol"].split()[2] == "CE" for r in rows)
+    assert client.get("/api/v1/portfolio/positions", headers=headers).get_json() in ([], {"items": []})
 
 
 def test_saved_strategy_crud_versions_and_soft_delete(client, trader, make_user):
@@ -159,7 +143,15 @@ def _ticks(symbol: str, closes: list[float], start: datetime) -> list[Tick]:
     return out
 
 
-def test_deployment_places_tagged_orders_from_feed_bars(app, client, trader, recorder):
+def _feed(engine, market, ticks: list[Tick]) -> None:
+    """Each tick moves the fake market's quote first, so an order a closing bar triggers is filled
+    at the price of the tick that closed that bar."""
+    for tick in ticks:
+        market.set(tick.symbol, tick.ltp)
+        engine.on_tick(tick)
+
+
+def test_deployment_places_real_paper_orders_from_feed_bars(app, client, trader, feed_market):
     _, headers = trader
     body = {
         "name": "live", "strategy": "sma_crossover", "params": {"fast": 2, "slow": 3},
@@ -171,23 +163,34 @@ def test_deployment_places_tagged_orders_from_feed_bars(app, client, trader, rec
     dep_id = resp.get_json()["id"]
     assert client.post(f"{URL}/{sid}/deploy", json={}, headers=headers).status_code == 409
     engine = deployments.engine(app)
-    engine.live[dep_id].history["RELIANCE"].clear()  # decide on the bars below only
+    assert list(engine.live[dep_id].history["RELIANCE"]) == []  # no stored history: live bars only
     # closes 100..96 then up (2-bar SMA crosses above 3-bar at 105), then down (crosses below at 90)
     closes = [100, 99, 98, 97, 96, 105, 110, 90, 80, 81]
-    for tick in _ticks("RELIANCE", closes, datetime(2026, 1, 5, 4, 0, tzinfo=UTC)):
-        engine.on_tick(tick)
-    assert [(o["side"], o["quantity"], o["symbol"]) for o in recorder.orders] == [
-        ("BUY", 5, "RELIANCE"),
-        ("SELL", 5, "RELIANCE"),
+    _feed(engine, feed_market, _ticks("RELIANCE", closes, datetime(2026, 1, 5, 4, 0, tzinfo=UTC)))
+
+    orders = client.get("/api/v1/orders?symbol=RELIANCE", headers=headers).get_json()["items"]
+    orders.sort(key=lambda o: o["id"])
+    assert [(o["side"], o["quantity"], o["status"]) for o in orders] == [
+        ("BUY", 5, "filled"),
+        ("SELL", 5, "filled"),
     ]
-    assert {o["strategy_id"] for o in recorder.orders} == {str(sid)}
-    assert {o["tag"] for o in recorder.orders} == {f"deploy:{dep_id}"}
+    assert {o["strategy_id"] for o in orders} == {str(sid)}
+    assert {o["tag"] for o in orders} == {f"deploy:{dep_id}"}
+    # the bar closing at 105 is closed by the 110 tick: BUY at ask 110.05 + 5 bps = 110.105025, up to
+    # the 0.05 tick; the bar closing at 90 is closed by the 80 tick: SELL at bid 79.95 - 5 bps =
+    # 79.910025, down to the tick
+    assert [Decimal(o["average_price"]) for o in orders] == [Decimal("110.15"), Decimal("79.90")]
+    trades = client.get(f"/api/v1/orders/{orders[0]['id']}/trades", headers=headers).get_json()
+    assert [(t["quantity"], Decimal(t["price"])) for t in trades] == [(5, Decimal("110.15"))]
+    check_invariants(app, orders[0]["account_id"])
+
     status = client.get(f"{URL}/{sid}/status", headers=headers).get_json()
     assert status["state"] == "running"
     assert status["runtime"]["positions"] == {"RELIANCE": 0}
     assert status["runtime"]["bars"] == len(closes) - 1  # the last bar is still open
     logs = client.get(f"{URL}/{sid}/logs", headers=headers).get_json()["items"]
     assert [entry["event"] for entry in logs][:2] == ["order", "order"]
+    assert {entry["details"]["order_id"] for entry in logs[:2]} == {o["id"] for o in orders}
 
     # a restart re-attaches the running deployment with its persisted state
     engine.stop(dep_id)
@@ -198,18 +201,28 @@ def test_deployment_places_tagged_orders_from_feed_bars(app, client, trader, rec
     assert dep_id not in engine.live
 
 
-def test_deployment_logs_risk_rejections(app, client, trader, recorder):
+def test_deployment_logs_risk_rejections(app, client, trader, feed_market):
     _, headers = trader
-    body = {"name": "r", "strategy": "sma_crossover", "params": {"fast": 2, "slow": 3}, "symbols": ["SBIN"]}
+    # 100,000 shares at ~105 is far over the 1,000,000 starting cash and the order value limit
+    body = {
+        "name": "r", "strategy": "sma_crossover", "params": {"fast": 2, "slow": 3}, "symbols": ["SBIN"],
+        "quantity": 100000,
+    }  # fmt: skip
     sid = client.post(URL, json=body, headers=headers).get_json()["id"]
     dep_id = client.post(f"{URL}/{sid}/deploy", json={}, headers=headers).get_json()["id"]
     engine = deployments.engine(app)
-    engine.live[dep_id].history["SBIN"].clear()
-    recorder.refuse = True
-    for tick in _ticks("SBIN", [100, 99, 98, 97, 96, 105, 106], datetime(2026, 1, 5, 4, 0, tzinfo=UTC)):
-        engine.on_tick(tick)
+    _feed(
+        engine,
+        feed_market,
+        _ticks("SBIN", [100, 99, 98, 97, 96, 105, 106], datetime(2026, 1, 5, 4, 0, tzinfo=UTC)),
+    )
     status = client.get(f"{URL}/{sid}/status", headers=headers).get_json()
     assert status["runtime"]["positions"] == {}
     logs = client.get(f"{URL}/{sid}/logs", headers=headers).get_json()["items"]
     assert logs[0]["event"] == "order_rejected" and logs[0]["level"] == "warning"
+    assert logs[0]["details"]["code"] == "RISK_REJECTED"
+    rows = client.get("/api/v1/orders?symbol=SBIN", headers=headers).get_json()["items"]
+    assert [(r["status"], r["strategy_id"]) for r in rows] == [("rejected", str(sid))]
+    assert {c["name"] for c in rows[0]["reject_reasons"]} >= {"buying_power", "max_order_value"}
+    assert dep_id in engine.live
     client.post(f"{URL}/{sid}/stop", headers=headers)
