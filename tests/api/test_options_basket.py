@@ -166,10 +166,28 @@ def test_bad_leg_names_leg_and_field_and_stores_nothing(app, client, trader, mar
     assert _cash(client, h, aid) == D("100000")
 
 
-def test_leg_that_cannot_be_placed_rolls_the_whole_basket_back(app, client, trader, market):
-    """The F&O segment is allowed on the account (an admin's override) but config/trading.yaml has no
-    F&O charge schedule: the risk check passes, the paper broker fails on the option leg after the
-    equity leg already filled in the same transaction; the rollback leaves nothing at all."""
+@pytest.fixture
+def no_fo_charges(app, tmp_path):
+    """config/trading.yaml with F&O allowed but its charge schedule removed."""
+    with open(app.config["TRADING_CONFIG"], encoding="utf-8") as fh:
+        cfg = yaml.safe_load(fh)
+    cfg["charges"]["segments"].pop("FO", None)
+    path = tmp_path / "trading.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    old = app.config["TRADING_CONFIG"]
+    app.config["TRADING_CONFIG"] = str(path)
+    for k in ("trading_config", "trading_coordinator"):
+        app.extensions.pop(k, None)
+    yield
+    app.config["TRADING_CONFIG"] = old
+    for k in ("trading_config", "trading_coordinator"):
+        app.extensions.pop(k, None)
+
+
+def test_leg_that_cannot_be_placed_rolls_the_whole_basket_back(app, client, trader, market, no_fo_charges):
+    """F&O is allowed but the config has no F&O charge schedule: the risk check passes, the paper
+    broker fails on the option leg after the equity leg already filled in the same transaction;
+    the rollback leaves nothing at all."""
     uid, h = trader
     aid = _account(client, h, "100000")
     from backend.extensions import db

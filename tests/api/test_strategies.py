@@ -80,10 +80,18 @@ def test_options_analyze_bad_input(app, client, trader):
     assert bad.status_code == 422 and "lots" in bad.get_json()["error"]["details"]
 
 
-def test_options_place_is_refused_whole_on_the_shipped_config(app, client, trader):
-    """config/trading.yaml allows the EQ segment only: the real basket check refuses both option legs
-    together and places nothing (tests/api/test_options_basket.py places them with F&O allowed)."""
+def test_options_place_is_refused_whole_when_the_account_excludes_options(app, client, trader):
+    """The owner tightened the account to the EQ segment: the real basket check refuses both option
+    legs together and places nothing (tests/api/test_options_basket.py places them when allowed)."""
+    from backend.extensions import db
+    from backend.models.trading import TradingAccount
+
     _, headers = trader
+    account_id = client.get("/api/v1/portfolio/accounts", headers=headers).get_json()[0]["id"]
+    with app.app_context():
+        db.session.get(TradingAccount, account_id).risk_overrides = {"allowed_segments": ["EQ"]}
+        db.session.commit()
+        db.session.remove()
     params = {"underlying": "NIFTY", "expiry": _expiry(app)}
     resp = client.post(f"{URL}/options/bull_call_spread/place", json={"params": params}, headers=headers)
     assert resp.status_code == 422, resp.get_json()

@@ -78,7 +78,7 @@ def test_delivery_sell_contract_note():
 
 def test_unknown_segment_rejected():
     with pytest.raises(ValidationFailed):
-        estimate(Side.BUY, Product.I, 1, D("10"), segment="FO")
+        estimate(Side.BUY, Product.I, 1, D("10"), segment="CDS")
 
 
 def _raw():
@@ -91,7 +91,8 @@ def test_shipped_config_loads_typed():
     assert cfg.charges.gst_pct == D("18")
     assert cfg.charges.segments["EQ"].exchange_txn_pct == D("0.00297")
     assert cfg.risk.max_orders_per_day == 200
-    assert cfg.risk.allowed_segments == frozenset({"EQ"})
+    assert cfg.risk.allowed_segments == frozenset({"EQ", "FO"})
+    assert cfg.charges.segments["FO"].exchange_txn_pct == D("0.03503")
     assert cfg.fills.market_collar_pct == D("2") and cfg.fills.partial_fills is False
 
 
