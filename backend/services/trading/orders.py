@@ -170,8 +170,12 @@ def snapshot(
     if rows is not None:
         rows.extend(loaded)
     rows = loaded
-    figs = cash_figures(acct, rows, limits.short_margin_pct)
-    available = figs.available
+    if acct.mode == "live":
+        # A live account's cash is at the broker (our ledger holds none): buying power is the
+        # broker's available margin, which already nets its open orders.
+        available = resolve_broker(acct).funds(str(acct.id)).available_cash
+    else:
+        available = cash_figures(acct, rows, limits.short_margin_pct).available
     if exclude_order is not None:
         available += Decimal(exclude_order.reserved_cash or 0)
     positions = {p.symbol: p.quantity for p in rows if p.quantity}
@@ -776,7 +780,7 @@ def modify_order(user: Any, order_id: int, changes: dict[str, Any]) -> Order:
         broker = resolve_broker(acct, {ins.symbol: quote}, events)
         broker.modify_order(
             str(acct.id),
-            str(row.id),
+            _broker_ref(acct, row),
             OrderModification(quantity=new_qty, price=full.price, trigger_price=full.trigger_price),
         )
         row.reserved_cash = decision.cash_required
@@ -788,9 +792,20 @@ def modify_order(user: Any, order_id: int, changes: dict[str, Any]) -> Order:
     return row
 
 
+def _broker_ref(acct: TradingAccount, row: Order) -> str:
+    """The id the account's broker knows the order by: Upstox's order id, or our row id on paper."""
+    if acct.mode == "paper":
+        return str(row.id)
+    if not row.broker_order_id:
+        raise Conflict(
+            "The broker has not acknowledged this order yet; retry shortly.", code="ORDER_NOT_ACKNOWLEDGED"
+        )
+    return row.broker_order_id
+
+
 def _cancel_locked(acct: TradingAccount, row: Order, events: Events) -> None:
     broker = resolve_broker(acct, None, events)
-    broker.cancel_order(str(acct.id), str(row.id))
+    broker.cancel_order(str(acct.id), _broker_ref(acct, row))
 
 
 def cancel_order(user: Any, order_id: int) -> Order:
