@@ -286,6 +286,7 @@ def test_paper_account_never_reaches_live_broker(client, trader, market, app):
             calls.append(("place", account))
             raise AssertionError("a live client was reached")
 
+    previous = orders.live_broker_factory[0]
     orders.live_broker_factory[0] = lambda acct: calls.append(("resolve", acct.id)) or LiveSpy()
     try:
         uid, h = trader
@@ -302,7 +303,7 @@ def test_paper_account_never_reaches_live_broker(client, trader, market, app):
             assert isinstance(orders.resolve_broker(live), LiveSpy)
         assert calls and calls[0][0] == "resolve"
     finally:
-        orders.live_broker_factory[0] = None
+        orders.live_broker_factory[0] = previous
 
 
 def test_order_rate_limit_per_user(client, make_user, market, app, monkeypatch):
