@@ -22,6 +22,7 @@ from backend import create_app
 app = create_app({"ENV_NAME": "testing", "SQLALCHEMY_DATABASE_URI": "sqlite://", "LOG_LEVEL": "WARNING"})
 resp = app.test_client().get("/health/live")
 assert resp.status_code == 200, resp.status_code
+print("ready", flush=True)
 """
 
 BARE = """
@@ -32,6 +33,7 @@ def live():
     return {"status": "ok"}
 resp = app.test_client().get("/health/live")
 assert resp.status_code == 200
+print("ready", flush=True)
 """
 
 # The floor: bare Flask plus importing the extensions the design card mandates.
@@ -40,11 +42,23 @@ FLOOR = "import flask_sqlalchemy, flask_socketio, flask_restx, flask_limiter, ma
 
 def _time(code: str) -> float:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # A deployed app has bytecode caches (site-packages got theirs from pip); let the warm-up run
+    # write ours too, or every run would re-compile the project's modules from source.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.pop("DATABASE_URL", None)
     env.pop("REDIS_URL", None)
+    # Timed from spawn to the first answered request ("ready" on stdout); interpreter shutdown is
+    # not start-up (limits' in-memory storage keeps a non-daemon timer thread that delays exit).
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], cwd=tempfile.gettempdir(), env=env, check=True)
-    return time.perf_counter() - start
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=tempfile.gettempdir(), env=env, stdout=subprocess.PIPE, text=True
+    )
+    line = proc.stdout.readline()
+    elapsed = time.perf_counter() - start
+    proc.stdout.close()
+    if proc.wait(timeout=60) != 0 or line.strip() != "ready":
+        raise RuntimeError(f"start-up probe failed: {line!r}")
+    return elapsed
 
 
 def main() -> dict:
