@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -952,7 +952,7 @@ def check_stops_tick(tick: Any) -> int:
                 Decimal(tick.ltp),
                 Decimal(tick.ltp),
                 int(tick.volume or 0),
-                tick.ts if isinstance(tick.ts, datetime) else datetime.now(),
+                tick.ts if isinstance(tick.ts, datetime) else datetime.now(UTC),
             )
             _place_locked(_SystemUser(user_id), account_id, exit_req, ins, quote, None, None)
             exits += 1
