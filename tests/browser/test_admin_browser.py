@@ -109,3 +109,38 @@ def test_admin_logs_in_sees_health_and_halts_trading(live_server, browser, make_
     )
     assert resp.status_code == 422, resp.text
     assert "kill" in resp.text.lower()
+
+
+def test_swagger_authorize_button_logs_in_and_calls_an_endpoint(live_server, browser, make_user, client):
+    """The login flow from /api/docs: Authorize with a Bearer token, then "Try it out" on /auth/me."""
+    make_user("trader", email="swagger@example.com")
+    token = client.post(
+        "/api/v1/auth/login", json={"email": "swagger@example.com", "password": PASSWORD}
+    ).get_json()["access_token"]
+    wait = WebDriverWait(browser, 20)
+    browser.set_window_size(1280, 1200)
+    browser.get(f"{live_server}/api/docs")
+    wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "button.authorize"))).click()
+    field = wait.until(
+        ec.visibility_of_element_located((By.CSS_SELECTOR, ".auth-container input[type=text]"))
+    )
+    field.send_keys(f"Bearer {token}")
+    browser.find_element(By.CSS_SELECTOR, ".auth-container .auth-btn-wrapper button.authorize").click()
+    browser.find_element(By.CSS_SELECTOR, "button.btn-done").click()
+
+    op = wait.until(ec.presence_of_element_located((By.ID, "operations-auth-get_me")))
+    op.find_element(By.CSS_SELECTOR, ".opblock-summary").click()
+    wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "#operations-auth-get_me .try-out__btn"))).click()
+    wait.until(
+        ec.element_to_be_clickable((By.CSS_SELECTOR, "#operations-auth-get_me button.execute"))
+    ).click()
+    status = wait.until(
+        ec.visibility_of_element_located(
+            (By.CSS_SELECTOR, "#operations-auth-get_me .live-responses-table tbody .response-col_status")
+        )
+    )
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "swagger_authorized_me.png"))
+    assert status.text.strip().startswith("200")
+    body = browser.find_element(By.CSS_SELECTOR, "#operations-auth-get_me .live-responses-table .microlight")
+    assert "swagger@example.com" in body.text
