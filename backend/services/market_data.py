@@ -45,7 +45,7 @@ from backend.models.market import Candle as CandleRow
 from backend.models.market import CandleCoverage
 from backend.models.market import Instrument as InstrumentRow
 from backend.services.cache import get_cache
-from backend.services.pagination import Page
+from backend.services.pagination import Page, keyset_page
 
 log = logging.getLogger(__name__)
 
@@ -221,12 +221,7 @@ def search_instruments(q: str | None, itype: str | None, limit: int, cursor: dic
         )
     if itype:
         stmt = stmt.where(InstrumentRow.instrument_type == itype)
-    if cursor and "id" in cursor:
-        stmt = stmt.where(InstrumentRow.id > int(cursor["id"]))
-    rows = db.session.scalars(stmt.order_by(InstrumentRow.id).limit(limit + 1)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page(list(rows), {"id": rows[-1].id} if more and rows else None)
+    return keyset_page(stmt, InstrumentRow.id, limit, cursor, descending=False)
 
 
 def upsert_instruments(instruments: Iterable[DomainInstrument], commit: bool = True) -> tuple[int, int]:
