@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Select
 
+from backend.domain.errors import ValidationFailed
 from backend.extensions import db
 
 
@@ -18,8 +19,12 @@ class Page:
 
 def keyset_page(stmt: Select, id_col: Any, limit: int, cursor: dict | None, descending: bool = True) -> Page:
     """Page ``stmt`` by ``id_col``; the cursor is ``{"id": last_seen_id}``."""
-    if cursor and "id" in cursor:
-        stmt = stmt.where(id_col < cursor["id"] if descending else id_col > cursor["id"])
+    if cursor:
+        last = cursor.get("id")
+        if not isinstance(last, int) or isinstance(last, bool):
+            # A hand-made cursor must be a 422, not a type error in the database.
+            raise ValidationFailed("cursor is malformed.", {"fields": {"cursor": ["Malformed cursor."]}})
+        stmt = stmt.where(id_col < last if descending else id_col > last)
     stmt = stmt.order_by(id_col.desc() if descending else id_col.asc()).limit(limit + 1)
     rows = list(db.session.scalars(stmt).all())
     has_more = len(rows) > limit

@@ -101,3 +101,12 @@ def test_audit_time_filter_validates_dates(client, admin):
     _, headers = admin
     resp = client.get("/api/v1/admin/audit?from=yesterday", headers=headers)
     assert resp.status_code == 422 and "from" in resp.json["error"]["details"]["fields"]
+
+
+def test_cursor_with_a_non_integer_position_is_422(client, admin):
+    from backend.api.common import encode_cursor
+
+    _, headers = admin
+    for forged in ({"id": "1 OR 1=1"}, {"id": True}, {"x": 1}):
+        resp = client.get(f"/api/v1/admin/users?cursor={encode_cursor(forged)}", headers=headers)
+        assert resp.status_code == 422 and "cursor" in resp.json["error"]["details"]["fields"]
