@@ -95,6 +95,9 @@ def _clean_state(request):
             limiter.reset()
         if redis_store.client is not None:
             redis_store.client.flushdb()
+        from backend.services.cache import get_cache
+
+        get_cache(app).flush()  # the in-process LRU outlives a test just like Redis would
 
 
 @pytest.fixture
