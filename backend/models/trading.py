@@ -21,14 +21,20 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    bindparam,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 from backend.extensions import db
 from backend.models.base import SoftDeleteMixin, TimestampMixin, utcnow
 
 MONEY = Numeric(20, 4)
 WORKING_STATUSES = ("pending", "open", "trigger_pending", "partially_filled")
+# Partial-index predicate: working orders are few while filled/cancelled ones pile up for ever, so the
+# per-order "cash held by working orders" sum and the tick matcher's look-ups index only working rows.
+WORKING_PREDICATE = text("status IN ('pending', 'open', 'trigger_pending', 'partially_filled')")
 
 
 class TradingAccount(TimestampMixin, SoftDeleteMixin, db.Model):
@@ -55,8 +61,19 @@ class Order(TimestampMixin, db.Model):
     __tablename__ = "orders"
     __table_args__ = (
         UniqueConstraint("account_id", "client_order_id", name="uq_orders_account_client_order_id"),
-        Index("ix_orders_symbol_status", "symbol", "status"),
         Index("ix_orders_account_id_id", "account_id", "id"),
+        Index(
+            "ix_orders_working_account",
+            "account_id",
+            postgresql_where=WORKING_PREDICATE,
+            sqlite_where=WORKING_PREDICATE,
+        ),
+        Index(
+            "ix_orders_working_symbol",
+            "symbol",
+            postgresql_where=WORKING_PREDICATE,
+            sqlite_where=WORKING_PREDICATE,
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -88,6 +105,12 @@ class Order(TimestampMixin, db.Model):
     estimated_charges: Mapped[Decimal] = mapped_column(MONEY, nullable=False, default=Decimal(0))
     tag: Mapped[str | None] = mapped_column(String(64))
     strategy_id: Mapped[str | None] = mapped_column(String(64))
+
+
+def is_working() -> ColumnElement[bool]:
+    """``Order.status IN (working statuses)`` rendered with literal values: a bound list would leave a
+    prepared statement's generic plan unable to prove the partial indexes' predicate, and scan."""
+    return Order.status.in_(bindparam("working_statuses", list(WORKING_STATUSES), literal_execute=True))
 
 
 class Trade(db.Model):

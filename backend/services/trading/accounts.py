@@ -13,12 +13,12 @@ from sqlalchemy.exc import IntegrityError
 from backend.domain.errors import Conflict, NotFound, ValidationFailed
 from backend.extensions import db
 from backend.models.trading import (
-    WORKING_STATUSES,
     LedgerEntry,
     Order,
     Position,
     Trade,
     TradingAccount,
+    is_working,
 )
 from backend.services import audit
 from backend.services.trading.common import lock_account
@@ -210,7 +210,7 @@ def cash_figures(acct: TradingAccount, positions: list[Position], short_margin_p
     """
     reserved = db.session.scalar(
         select(func.coalesce(func.sum(Order.reserved_cash), 0)).where(
-            Order.account_id == acct.id, Order.status.in_(WORKING_STATUSES)
+            Order.account_id == acct.id, is_working()
         )
     )
     shorts = sum((-p.cost_basis for p in positions if p.quantity < 0), Decimal(0))

@@ -34,7 +34,7 @@ from backend.domain.orders.types import OrderRequest, OrderStatus, OrderType, Pr
 from backend.domain.orders.validation import validate_order, validate_trigger_against_ltp
 from backend.domain.risk import AccountSnapshot, RiskCoordinator, RiskDecision
 from backend.extensions import db
-from backend.models.trading import WORKING_STATUSES, Order, Position, Trade, TradingAccount
+from backend.models.trading import WORKING_STATUSES, Order, Position, Trade, TradingAccount, is_working
 from backend.services.pagination import Page, keyset_page
 from backend.services.trading import risk
 from backend.services.trading.accounts import cash_figures, default_account, resolve_account
@@ -828,7 +828,7 @@ def cancel_all(user: Any, account_id: int | None, symbol: str | None) -> list[Or
     events = Events()
     try:
         acct = lock_account(acct.id)
-        stmt = select(Order).where(Order.account_id == acct.id, Order.status.in_(WORKING_STATUSES))
+        stmt = select(Order).where(Order.account_id == acct.id, is_working())
         if symbol:
             stmt = stmt.where(Order.symbol == symbol.upper())
         rows = list(db.session.scalars(stmt.order_by(Order.id).execution_options(populate_existing=True)))
@@ -846,7 +846,7 @@ def cancel_all(user: Any, account_id: int | None, symbol: str | None) -> list[Or
 
 
 def working_symbols() -> set[str]:
-    rows = db.session.execute(select(Order.symbol).where(Order.status.in_(WORKING_STATUSES)).distinct())
+    rows = db.session.execute(select(Order.symbol).where(is_working()).distinct())
     syms = {r[0] for r in rows}
     syms |= {
         r[0]
@@ -866,9 +866,7 @@ def match_tick(tick: Any) -> int:
             for r in db.session.execute(
                 select(Order.account_id)
                 .join(TradingAccount, TradingAccount.id == Order.account_id)
-                .where(
-                    Order.symbol == symbol, Order.status.in_(WORKING_STATUSES), TradingAccount.mode == "paper"
-                )
+                .where(Order.symbol == symbol, is_working(), TradingAccount.mode == "paper")
             )
         }
     )
@@ -880,9 +878,7 @@ def match_tick(tick: Any) -> int:
             acct = lock_account(account_id)
             rows = db.session.scalars(
                 select(Order)
-                .where(
-                    Order.account_id == account_id, Order.symbol == symbol, Order.status.in_(WORKING_STATUSES)
-                )
+                .where(Order.account_id == account_id, Order.symbol == symbol, is_working())
                 .order_by(Order.id)
                 .execution_options(populate_existing=True)
             )
@@ -983,7 +979,7 @@ def expire_day_orders() -> int:
         db.session.scalars(
             select(
                 Order.id,
-            ).where(Order.status.in_(WORKING_STATUSES), Order.validity == "DAY")
+            ).where(is_working(), Order.validity == "DAY")
         )
     )
     db.session.rollback()
