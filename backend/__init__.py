@@ -78,13 +78,18 @@ def register_extensions(app: Flask) -> None:
 
 def socketio_options(app: Flask) -> dict[str, Any]:
     """Flask-SocketIO settings: threading mode (werkzeug and gunicorn gthread), Redis queue if any."""
-    return {
+    options: dict[str, Any] = {
         "async_mode": "threading",
         "message_queue": app.config["REDIS_URL"],
         "cors_allowed_origins": app.config["CORS_ORIGINS"] or [],
         "logger": False,
         "engineio_logger": False,
     }
+    if app.config["REDIS_URL"]:
+        from backend.realtime.pubsub import BatchingRedisManager
+
+        options["client_manager"] = BatchingRedisManager(app.config["REDIS_URL"], channel="flask-socketio")
+    return options
 
 
 def register_request_hooks(app: Flask) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from flask import Flask
@@ -23,12 +24,26 @@ from backend.realtime.live import NAMESPACE, LiveNamespace, quote_room, user_roo
 log = logging.getLogger(__name__)
 _live_namespace: LiveNamespace | None = None
 
-__all__ = ["emit_to_user", "emit_quote_room", "init_app", "user_room", "quote_room", "NAMESPACE"]
+__all__ = [
+    "emit_batch",
+    "emit_to_user",
+    "emit_quote_room",
+    "init_app",
+    "user_room",
+    "quote_room",
+    "NAMESPACE",
+]
 
 
 def emit_to_user(user_id: int, event: str, payload: Any) -> None:
     """Send ``event`` to every connection of ``user_id`` (room ``user:{id}`` on ``/live``)."""
     socketio.emit(event, payload, to=user_room(user_id), namespace=NAMESPACE)
+
+
+def emit_batch() -> AbstractContextManager[None]:
+    """Emits inside this block reach the other servers as one queue message (see ``pubsub``)."""
+    batch = getattr(getattr(socketio.server, "manager", None), "batch", None)
+    return batch() if batch is not None else nullcontext()
 
 
 def emit_quote_room(symbol: str, event: str, payload: Any) -> None:

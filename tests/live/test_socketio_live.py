@@ -297,3 +297,26 @@ def test_emit_from_another_process_through_redis_reaches_the_client(live, trader
         timeout=60,
     )
     assert ev["notice"].get(timeout=WAIT) == {"from": "worker"}
+
+
+@pytest.mark.skipif(not os.environ.get("TEST_REDIS_URL"), reason="the message queue needs TEST_REDIS_URL")
+def test_a_batch_from_another_process_reaches_the_client_as_separate_events_in_order(live, trader):
+    _feed, connect = live
+    user_id, headers = trader
+    sio, ev = connect({"token": _token(headers)})
+    ev["ready"].get(timeout=WAIT)
+    code = (
+        "import sys; from flask_socketio import SocketIO; "
+        "from backend.realtime.pubsub import BatchingRedisManager; "
+        "m = BatchingRedisManager(sys.argv[1], channel='flask-socketio', write_only=True); "
+        "s = SocketIO(message_queue=sys.argv[1], client_manager=m)\n"
+        "with m.batch():\n"
+        "    for n in (1, 2, 3): s.emit('notice', {'n': n}, to='user:' + sys.argv[2], namespace='/live')"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, os.environ["TEST_REDIS_URL"], str(user_id)],
+        check=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert [ev["notice"].get(timeout=WAIT) for _ in range(3)] == [{"n": 1}, {"n": 2}, {"n": 3}]

@@ -140,12 +140,20 @@ class Events:
         self.add(user_id, "position_update", position_payload(row))
 
     def send(self) -> None:
+        from backend.realtime import emit_batch
+
         items, self.items = self.items, []
-        for user_id, event, payload in items:
-            try:
-                emitter[0](user_id, event, payload)
-            except Exception:  # noqa: BLE001 - a dead socket layer must not undo a committed order
-                log.exception("event emit failed", extra={"event": event})
+        if not items:
+            return
+        try:
+            with emit_batch():  # one queue message for the whole transaction's events
+                for user_id, event, payload in items:
+                    try:
+                        emitter[0](user_id, event, payload)
+                    except Exception:  # noqa: BLE001 - a dead socket layer must not undo a committed order
+                        log.exception("event emit failed", extra={"event": event})
+        except Exception:  # noqa: BLE001 - the batch's publish failed: the order stays committed
+            log.exception("event publish failed")
 
 
 def _s(v: Any) -> str | None:
