@@ -52,18 +52,19 @@ def _finish(response: Response) -> Response:
     status = str(response.status_code)
     REQUESTS.labels(request.method, endpoint, status).inc()
     LATENCY.labels(request.method, endpoint, status).observe(duration)
-    user = g.get("current_user")
-    access_log.info(
-        "request",
-        extra={
-            "method": request.method,
-            "path": request.path,
-            "status": response.status_code,
-            "duration_ms": round(duration * 1000, 2),
-            "user_id": getattr(user, "id", None),
-            "request_id": g.get("request_id"),
-        },
-    )
+    if access_log.isEnabledFor(logging.INFO):
+        access_log.info(
+            "request",
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                "duration_ms": round(duration * 1000, 2),
+                # set at authentication: the user row itself may be expired by the request's commit
+                "user_id": g.get("user_id"),
+                "request_id": g.get("request_id"),
+            },
+        )
     return response
 
 

@@ -51,6 +51,8 @@ def authenticate_request() -> None:
     else:
         return
     g.current_user = user
+    # read now, while loaded: after a commit or rollback ``user.id`` would cost a reload
+    g.user_id = user.id
     g.auth_scopes = auth_service.scopes_for(user, g.api_key)
 
 
