@@ -313,3 +313,32 @@ def test_order_rate_limit_per_user(client, make_user, market, app, monkeypatch):
     codes = [client.post(URL, json=order_body(quantity=1), headers=h1).status_code for _ in range(3)]
     assert codes == [201, 201, 429]
     assert client.post(URL, json=order_body(quantity=1), headers=h2).status_code == 201
+
+
+def test_working_orders_hold_buying_power_from_the_next_order(client, trader, market, app):
+    """The pre-trade snapshot counts cash held by resting orders (read with the positions, after the lock)."""
+    _, h = trader
+    for _ in range(2):  # 480 x 985 = 472,800 each (+ charges): two of them leave < 50,000 of 1,000,000
+        r = client.post(URL, json=order_body(type="LIMIT", price="985.00", quantity=480), headers=h)
+        assert r.status_code == 201 and r.get_json()["status"] == "open", r.get_json()
+    resting = r.get_json()
+    r = client.post(URL, json=order_body(quantity=60), headers=h)  # ~60,036: more than is left
+    assert r.status_code == 422 and r.get_json()["error"]["code"] == "RISK_REJECTED"
+    assert [c["name"] for c in r.get_json()["error"]["details"]["checks"]] == ["buying_power"]
+    assert client.delete(f"{URL}/{resting['id']}", headers=h).status_code == 200
+    r = client.post(URL, json=order_body(quantity=60), headers=h)
+    assert r.status_code == 201 and r.get_json()["status"] == "filled", r.get_json()
+    check_invariants(app, r.get_json()["account_id"])
+
+
+def test_working_order_queries_render_their_statuses_literally():
+    """A bound status list would keep PostgreSQL's generic plans off the partial working-order index."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from backend.services.trading.accounts import reserved_cash_query
+
+    for dialect in (postgresql.dialect(), sqlite.dialect()):
+        sql = str(
+            reserved_cash_query(7).compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+        )
+        assert "IN ('pending', 'open', 'trigger_pending', 'partially_filled')" in sql, sql

@@ -202,17 +202,43 @@ class CashFigures:
         return self.cash - self.margin_used
 
 
-def cash_figures(acct: TradingAccount, positions: list[Position], short_margin_pct: Decimal) -> CashFigures:
+def reserved_cash_query(account_id: int) -> Any:
+    """Cash held by the account's working orders (served by the partial index on working orders)."""
+    return select(func.coalesce(func.sum(Order.reserved_cash), 0)).where(
+        Order.account_id == account_id, is_working()
+    )
+
+
+def positions_and_reserved(acct: TradingAccount) -> tuple[list[Position], Decimal]:
+    """Every position row of the account (freshly loaded) and its reserved cash, in one statement.
+
+    Read after the account lock is taken: a statement that starts after the lock sees every order
+    committed by the transaction that held it before."""
+    anchor = select(reserved_cash_query(acct.id).scalar_subquery().label("reserved")).subquery("r")
+    stmt = (
+        select(anchor.c.reserved, Position)
+        .select_from(anchor)
+        .outerjoin(Position, Position.account_id == acct.id)
+        .order_by(Position.id)
+        .execution_options(populate_existing=True)
+    )
+    rows = db.session.execute(stmt).all()
+    return [r[1] for r in rows if r[1] is not None], Decimal(rows[0][0] or 0)
+
+
+def cash_figures(
+    acct: TradingAccount,
+    positions: list[Position],
+    short_margin_pct: Decimal,
+    reserved: Decimal | None = None,
+) -> CashFigures:
     """Cash, cash held for working orders, and cash blocked by open shorts.
 
     A short's sale proceeds are in ``cash`` but not spendable; on top of them ``short_margin_pct`` of
-    the short's value is blocked.
+    the short's value is blocked. ``reserved``: the working orders' cash if already read.
     """
-    reserved = db.session.scalar(
-        select(func.coalesce(func.sum(Order.reserved_cash), 0)).where(
-            Order.account_id == acct.id, is_working()
-        )
-    )
+    if reserved is None:
+        reserved = db.session.scalar(reserved_cash_query(acct.id))
     shorts = sum((-p.cost_basis for p in positions if p.quantity < 0), Decimal(0))
     blocked = shorts * (1 + short_margin_pct / 100)
     return CashFigures(Decimal(acct.cash), Decimal(reserved or 0), blocked)

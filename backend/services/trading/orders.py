@@ -37,7 +37,12 @@ from backend.extensions import db
 from backend.models.trading import WORKING_STATUSES, Order, Position, Trade, TradingAccount, is_working
 from backend.services.pagination import Page, keyset_page
 from backend.services.trading import risk
-from backend.services.trading.accounts import cash_figures, default_account, resolve_account
+from backend.services.trading.accounts import (
+    cash_figures,
+    default_account,
+    positions_and_reserved,
+    resolve_account,
+)
 from backend.services.trading.common import (
     Events,
     commit_keeping,
@@ -162,11 +167,7 @@ def snapshot(
     so the fill that follows in the same transaction needs no second positions query.
     """
     limits = risk.limits_for(acct)
-    loaded = list(
-        db.session.scalars(
-            select(Position).where(Position.account_id == acct.id).execution_options(populate_existing=True)
-        )
-    )
+    loaded, reserved = positions_and_reserved(acct)
     if rows is not None:
         rows.extend(loaded)
     rows = loaded
@@ -175,7 +176,7 @@ def snapshot(
         # broker's available margin, which already nets its open orders.
         available = resolve_broker(acct).funds(str(acct.id)).available_cash
     else:
-        available = cash_figures(acct, rows, limits.short_margin_pct).available
+        available = cash_figures(acct, rows, limits.short_margin_pct, reserved).available
     if exclude_order is not None:
         available += Decimal(exclude_order.reserved_cash or 0)
     positions = {p.symbol: p.quantity for p in rows if p.quantity}
