@@ -24,7 +24,7 @@ from sqlalchemy import (
     bindparam,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql.elements import ColumnElement
 
 from backend.extensions import db
@@ -135,6 +135,9 @@ class Trade(db.Model):
     realised_pnl: Mapped[Decimal] = mapped_column(MONEY, nullable=False, default=Decimal(0))
     executed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
 
+    # write-side links: a fill may be added before its order row is flushed (one flush per order)
+    order: Mapped[Order] = relationship(lazy="raise")
+
 
 class LedgerEntry(db.Model):
     """Every cash movement: ``fill`` (trade value), ``charge``, ``deposit`` and ``reset``."""
@@ -151,6 +154,9 @@ class LedgerEntry(db.Model):
     trade_id: Mapped[int | None] = mapped_column(ForeignKey("trades.id", ondelete="SET NULL"))
     note: Mapped[str] = mapped_column(String(255), nullable=False, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+    order: Mapped[Order | None] = relationship(lazy="raise")
+    trade: Mapped[Trade | None] = relationship(lazy="raise")
 
 
 class Position(db.Model):

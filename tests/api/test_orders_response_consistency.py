@@ -71,12 +71,24 @@ def test_placement_issues_no_reload_queries(client, trader, market, app):
         event.remove(engine, "before_cursor_execute", record)
     selects = [s for s in seen if s.startswith("select")]
     assert len([s for s in selects if " from users " in s]) == 1, selects  # authentication only
+    # the positions and the working orders' reserved cash: one statement
     order_reads = [s for s in selects if " from orders " in s]
     assert len(order_reads) == 1 and "sum(orders.reserved_cash)" in order_reads[0], order_reads
+    assert "join positions" in order_reads[0], order_reads
+    assert len([s for s in selects if "positions" in s]) == 1, selects
     # the account is locked and read once, together with the global kill switch
     account_reads = [s for s in selects if " from trading_accounts" in s]
     assert len(account_reads) == 1 and "trading_settings" in account_reads[0], account_reads
-    assert len([s for s in selects if " from positions " in s]) == 1, selects
-    # each row is written once: no UPDATE of the order right after its INSERT
-    assert len([s for s in seen if s.startswith("update orders")]) == 1, seen
-    assert len([s for s in seen if s.startswith("update trading_accounts")]) == 1, seen
+    # each row is written once: the order is inserted filled (one flush), never updated after
+    writes = [
+        s.split(" (")[0].split(" set ")[0] for s in seen if s.startswith(("insert", "update", "delete"))
+    ]
+    assert "update orders" not in writes and writes.count("insert into orders") == 1, seen
+    assert writes.count("update trading_accounts") == writes.count("update positions") == 1, seen
+    assert sorted(set(writes)) == [
+        "insert into ledger_entries",
+        "insert into orders",
+        "insert into trades",
+        "update positions",
+        "update trading_accounts",
+    ], seen

@@ -122,26 +122,39 @@ emitter: list[Emitter] = [_default_emitter]
 
 
 class Events:
-    """Collects Socket.IO events during a transaction; ``send()`` is called only after the commit."""
+    """Collects Socket.IO events during a transaction; ``send()`` is called only after the commit.
 
-    def __init__(self) -> None:
-        self.items: list[tuple[int, str, dict]] = []
+    ``deferred``: payloads of rows are built by ``render()`` (after the transaction's flush, when new
+    rows have their ids) instead of when the event is added, so the caller may flush once at the end.
+    """
 
-    def add(self, user_id: int, event: str, payload: dict) -> None:
+    def __init__(self, deferred: bool = False) -> None:
+        self.deferred = deferred
+        self.items: list[tuple[int, str, Any]] = []
+
+    def add(self, user_id: int, event: str, payload: dict | Callable[[], dict]) -> None:
         self.items.append((user_id, event, payload))
 
+    def _row(self, user_id: int, event: str, build: Callable[[Any], dict], row: Any) -> None:
+        self.add(user_id, event, (lambda: build(row)) if self.deferred else build(row))
+
     def order(self, row: Order) -> None:
-        self.add(row.user_id, "order_update", order_payload(row))
+        self._row(row.user_id, "order_update", order_payload, row)
 
     def fill(self, user_id: int, row: Trade) -> None:
-        self.add(user_id, "fill", trade_payload(row))
+        self._row(user_id, "fill", trade_payload, row)
 
     def position(self, user_id: int, row: Position) -> None:
-        self.add(user_id, "position_update", position_payload(row))
+        self._row(user_id, "position_update", position_payload, row)
+
+    def render(self) -> None:
+        """Build the deferred payloads now (call after the flush, before the commit expires rows)."""
+        self.items = [(u, e, p() if callable(p) else p) for u, e, p in self.items]
 
     def send(self) -> None:
         from backend.realtime import emit_batch
 
+        self.render()
         items, self.items = self.items, []
         if not items:
             return

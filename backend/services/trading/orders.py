@@ -264,6 +264,9 @@ def _new_row(
         product=str(req.product),
         validity=str(req.validity),
         quantity=req.quantity,
+        # explicit rather than column defaults: the paper broker works the row before its INSERT
+        filled_quantity=0,
+        status_message="",
         price=req.price,
         trigger_price=req.trigger_price,
         status="pending",
@@ -290,13 +293,14 @@ def _reject(row: Order, reasons: list[dict[str, Any]], message: str, events: Eve
 
 def _send(broker: Any, acct: TradingAccount, row: Order, req: OrderRequest) -> None:
     """Hand a recorded row to the broker. The paper broker works that very row (no look-up, no flush)."""
-    broker_req = replace(req, client_order_id=row.client_order_id or f"oid:{row.id}")
     if acct.mode == "paper":
-        broker.recorded[broker_req.client_order_id] = row
-    placed = broker.place_order(str(acct.id), broker_req)
-    if acct.mode != "paper":
-        row.broker_order_id = placed.order_id
-        row.status = str(placed.status)
+        broker.place_recorded(acct, row, req.is_stop)
+        return
+    placed = broker.place_order(
+        str(acct.id), replace(req, client_order_id=row.client_order_id or f"oid:{row.id}")
+    )
+    row.broker_order_id = placed.order_id
+    row.status = str(placed.status)
 
 
 def _count_orders(acct: TradingAccount, limits: Any, n: int) -> None:
@@ -370,7 +374,7 @@ def _place_locked(
 ) -> tuple[Order, int]:
     """One transaction under the account lock. ``account_id`` None: the user's default account.
     ``data`` is the request body the idempotency digest is computed from (None: no digest)."""
-    events = Events()
+    events = Events(deferred=True)
     digest: str | None = None
     try:
         acct, global_kill = _lock_for_order(user, account_id)
@@ -394,12 +398,17 @@ def _place_locked(
             decision.cash_required if decision.allowed else None,
         )
         db.session.add(row)
-        db.session.flush()  # the idempotency key is recorded before any broker is called
         if not decision.allowed:
             _reject(row, [f.to_dict() for f in decision.failed], _reason(decision.failed), events)
+            db.session.flush()
+            events.render()
             db.session.commit()
             events.send()
             raise _rejection(row)
+        if acct.mode != "paper":
+            # The idempotency key is recorded before a live broker is called. The paper broker runs
+            # in this very transaction, so its row, fill and ledger go out in the one flush below.
+            db.session.flush()
         broker = resolve_broker(acct, {ins.symbol: quote}, events)
         if acct.mode == "paper":
             # reuse the position rows the snapshot just loaded under this lock
@@ -409,6 +418,8 @@ def _place_locked(
         # commutes with a fill's loss bookkeeping, and both read the state the other left on ``acct``.
         _count_orders(acct, limits, 1)
         settle_numerics(row)
+        db.session.flush()  # every row of the order at once; then the events can carry their ids
+        events.render()
         commit_keeping(user, row)
     except IntegrityError:
         db.session.rollback()

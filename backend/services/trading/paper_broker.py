@@ -133,7 +133,7 @@ def apply_fill(
     result = account_fill(before, side, qty, price)
     trade = Trade(
         account_id=acct.id,
-        order_id=row.id,
+        order=row,
         symbol=row.symbol,
         side=row.side,
         product=row.product,
@@ -143,15 +143,16 @@ def apply_fill(
         realised_pnl=result.realised,
     )
     db.session.add(trade)
-    db.session.flush()
+    if not events.deferred:
+        db.session.flush()  # the fill event's payload carries the trade id
     value = -(qty * price) if side is Side.BUY else qty * price
     db.session.add(
         LedgerEntry(
             account_id=acct.id,
             kind="fill",
             amount=value,
-            order_id=row.id,
-            trade_id=trade.id,
+            order=row,
+            trade=trade,
             note=f"{row.side} {qty} {row.symbol} @ {price}",
         )
     )
@@ -161,8 +162,8 @@ def apply_fill(
                 account_id=acct.id,
                 kind="charge",
                 amount=-charges,
-                order_id=row.id,
-                trade_id=trade.id,
+                order=row,
+                trade=trade,
                 note="charges",
             )
         )
@@ -285,7 +286,12 @@ class PaperBroker:
             )
         if row is None:
             raise NotFound("Order was not recorded before placement.", code="ORDER_NOT_FOUND")
-        if order.is_stop:
+        self.place_recorded(acct, row, order.is_stop)
+        return to_broker_order(row)
+
+    def place_recorded(self, acct: TradingAccount, row: Order, is_stop: bool) -> None:
+        """Work an order row the caller added in this transaction (it may not be flushed yet)."""
+        if is_stop:
             set_status(row, OrderStatus.TRIGGER_PENDING, "awaiting_trigger")
             self.events.order(row)
         else:
@@ -293,7 +299,6 @@ class PaperBroker:
             if row.status == "pending":  # limit not crossed / beyond protection: rest on the book
                 set_status(row, OrderStatus.OPEN, row.status_message or "open")
                 self.events.order(row)
-        return to_broker_order(row)
 
     def modify_order(self, account: str, order_id: str, changes: OrderModification) -> BrokerOrder:
         row = self._order(account, order_id)
