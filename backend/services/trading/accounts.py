@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from backend.domain.errors import Conflict, NotFound, ValidationFailed
@@ -202,10 +203,24 @@ class CashFigures:
         return self.cash - self.margin_used
 
 
-def reserved_cash_query(account_id: int) -> Any:
+def reserved_cash_query(account_id: Any) -> Any:
     """Cash held by the account's working orders (served by the partial index on working orders)."""
     return select(func.coalesce(func.sum(Order.reserved_cash), 0)).where(
         Order.account_id == account_id, is_working()
+    )
+
+
+@functools.cache
+def _positions_and_reserved_statement() -> Any:
+    """Built once (``:account``): constructing it per order cost more than executing it."""
+    account = bindparam("account")
+    anchor = select(reserved_cash_query(account).scalar_subquery().label("reserved")).subquery("r")
+    return (
+        select(anchor.c.reserved, Position)
+        .select_from(anchor)
+        .outerjoin(Position, Position.account_id == account)
+        .order_by(Position.id)
+        .execution_options(populate_existing=True)
     )
 
 
@@ -214,15 +229,7 @@ def positions_and_reserved(acct: TradingAccount) -> tuple[list[Position], Decima
 
     Read after the account lock is taken: a statement that starts after the lock sees every order
     committed by the transaction that held it before."""
-    anchor = select(reserved_cash_query(acct.id).scalar_subquery().label("reserved")).subquery("r")
-    stmt = (
-        select(anchor.c.reserved, Position)
-        .select_from(anchor)
-        .outerjoin(Position, Position.account_id == acct.id)
-        .order_by(Position.id)
-        .execution_options(populate_existing=True)
-    )
-    rows = db.session.execute(stmt).all()
+    rows = db.session.execute(_positions_and_reserved_statement(), {"account": acct.id}).all()
     return [r[1] for r in rows if r[1] is not None], Decimal(rows[0][0] or 0)
 
 

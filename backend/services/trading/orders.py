@@ -7,6 +7,7 @@ the cash left by the previous one. Events go out only after the commit.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -17,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from backend.domain.broker.base import Broker, OrderModification
@@ -341,21 +342,29 @@ def place_order(user: Any, data: dict[str, Any], idempotency_key: str | None = N
     return _place_locked(user, account_id, req, ins, quote, key, data, data.get("strategy_id"))
 
 
-def _lock_for_order(user: Any, account_id: int | None) -> tuple[TradingAccount, bool]:
-    """Row-lock the order's account (None: the user's default, created on a first order) and read the
-    global kill switch in the same statement: (account, global kill on)."""
+@functools.cache
+def _lock_statement(default: bool) -> Any:
+    """The account-lock statement, built once: ``:key`` is the user id (default account) or the
+    account id. Built per call, constructing it and deriving its cache key cost more than its SQL."""
     where = (
-        (TradingAccount.default_for_user == user.id, TradingAccount.deleted_at.is_(None))
-        if account_id is None
-        else (TradingAccount.id == account_id,)
+        (TradingAccount.default_for_user == bindparam("key"), TradingAccount.deleted_at.is_(None))
+        if default
+        else (TradingAccount.id == bindparam("key"),)
     )
-    stmt = (
+    return (
         select(TradingAccount, risk.global_kill_subquery())
         .where(*where)
         .with_for_update(of=TradingAccount)
         .execution_options(populate_existing=True)
     )
-    got = db.session.execute(stmt).one_or_none()
+
+
+def _lock_for_order(user: Any, account_id: int | None) -> tuple[TradingAccount, bool]:
+    """Row-lock the order's account (None: the user's default, created on a first order) and read the
+    global kill switch in the same statement: (account, global kill on)."""
+    stmt = _lock_statement(account_id is None)
+    key = user.id if account_id is None else account_id
+    got = db.session.execute(stmt, {"key": key}).one_or_none()
     if got is None:
         acct = lock_account(default_account(user).id if account_id is None else account_id)
         return acct, risk.get_global_kill_switch()
