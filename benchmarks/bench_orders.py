@@ -13,8 +13,9 @@ The load generator runs in BENCH_CLIENT_PROCS processes (default 4), each with i
 BENCH_CLIENTS threads: one Python process with 16 threads is GIL-bound near ~1000 req/s and would
 measure itself rather than the server. Open-loop latencies are measured from each request's
 scheduled send time, so a request that waited for a free client thread counts that wait
-(no coordinated omission). The table also reports the server's CPU time per request (gunicorn
-master + workers, from /proc) and the machine's load average, since the client shares the machine.
+(no coordinated omission). A second table splits the CPU time per request between the server
+(gunicorn master + workers), PostgreSQL, Redis and the load generator (from /proc and the client
+processes' own clocks), since they all share the machine; the machine's load average is printed too.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ RATE = float(os.environ.get("BENCH_RATE", "200"))
 RATE_SECONDS = float(os.environ.get("BENCH_RATE_SECONDS", "5"))
 CLIENT_PROCS = int(os.environ.get("BENCH_CLIENT_PROCS", "4"))
 USERS = 16
+CLIENT_CPU: dict[str, float] = {}  # load-generator CPU seconds per scenario (all client processes)
+ELAPSED: dict[str, float] = {}
 BODY = {"symbol": "RELIANCE", "side": "BUY", "type": "MARKET", "product": "D", "quantity": 1}
 
 
@@ -110,6 +113,7 @@ def _call(kind: str, s: requests.Session, base: str, tokens: list[dict], i: int)
 
 def _closed_worker(kind: str, base: str, tokens: list[dict], clients: range, per: int) -> tuple:
     """One client process: ``len(clients)`` threads, each sending ``per`` requests back to back."""
+    cpu0 = time.process_time()
     lat: list[float] = []
     errors = 0
     lock = threading.Lock()
@@ -127,11 +131,12 @@ def _closed_worker(kind: str, base: str, tokens: list[dict], clients: range, per
 
     with ThreadPoolExecutor(len(clients)) as pool:
         list(pool.map(run, clients))
-    return lat, errors
+    return lat, errors, time.process_time() - cpu0
 
 
 def _open_worker(base: str, tokens: list[dict], start: float, ks: list[int], rate: float) -> tuple:
     """One client process sending requests ``ks`` at ``start + k / rate`` (wall clock)."""
+    cpu0 = time.process_time()
     lat: list[float] = []
     errors = 0
     lock = threading.Lock()
@@ -152,7 +157,7 @@ def _open_worker(base: str, tokens: list[dict], start: float, ks: list[int], rat
 
     with ThreadPoolExecutor(max(4, 64 // CLIENT_PROCS)) as pool:
         list(pool.map(one, ks))
-    return lat, errors
+    return lat, errors, time.process_time() - cpu0
 
 
 def _pool() -> ProcessPoolExecutor:
@@ -186,6 +191,8 @@ def _closed_loop(kind: str, n: int, base: str, tokens: list[dict]) -> tuple[floa
         )
         elapsed = time.perf_counter() - t0
     lat = [x for part in parts for x in part[0]]
+    CLIENT_CPU[kind] = sum(part[2] for part in parts)
+    ELAPSED[kind] = elapsed
     return len(lat) / elapsed, lat, sum(part[1] for part in parts)
 
 
@@ -207,22 +214,38 @@ def _open_loop(rate: float, seconds: float, base: str, tokens: list[dict]) -> tu
         )
         elapsed = time.time() - start
     lat = [x for part in parts for x in part[0]]
+    CLIENT_CPU["open"] = sum(part[2] for part in parts)
+    ELAPSED["open"] = elapsed
     return len(lat) / elapsed, lat, sum(part[1] for part in parts)
 
 
-def _cpu_seconds(pid: int) -> float:
-    """utime + stime of ``pid`` and its children (the gunicorn workers), from /proc."""
+def _cpu_seconds(pid: int) -> dict[str, float]:
+    """utime + stime from /proc: the server (gunicorn ``pid`` and its workers), the PostgreSQL
+    processes and Redis, which all share the machine with the load generator."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
+    total = {"server": 0.0, "postgres": 0.0, "redis": 0.0}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            raw = stat.read_text()
         except OSError:
             continue
+        name = raw[raw.find("(") + 1 : raw.rfind(")")]
+        fields = raw.rsplit(")", 1)[1].split()
         own = int(stat.parent.name)
         if own == pid or int(fields[1]) == pid:
-            total += (int(fields[11]) + int(fields[12])) / tick
+            group = "server"
+        elif name.startswith("postgres"):
+            group = "postgres"
+        elif name.startswith("redis-server"):
+            group = "redis"
+        else:
+            continue
+        total[group] += (int(fields[11]) + int(fields[12])) / tick
     return total
+
+
+def _delta(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+    return {k: b[k] - a[k] for k in a}
 
 
 def main() -> dict:
@@ -292,10 +315,11 @@ def main() -> dict:
         proc.wait(10)
         log_file.close()
     ms = 1000.0
+    spent = [_delta(cpu0, cpu1), _delta(cpu1, cpu2), _delta(cpu2, cpu3)]
     rows = [
-        ("/health/live (ceiling)", h_rps, h_lat, h_err, (cpu1 - cpu0) / max(len(h_lat), 1)),
-        ("POST /orders closed loop", o_rps, o_lat, o_err, (cpu2 - cpu1) / max(len(o_lat), 1)),
-        (f"POST /orders offered {RATE:.0f}/s", r_rps, r_lat, r_err, (cpu3 - cpu2) / max(len(r_lat), 1)),
+        ("/health/live (ceiling)", h_rps, h_lat, h_err, spent[0]["server"] / max(len(h_lat), 1)),
+        ("POST /orders closed loop", o_rps, o_lat, o_err, spent[1]["server"] / max(len(o_lat), 1)),
+        (f"POST /orders offered {RATE:.0f}/s", r_rps, r_lat, r_err, spent[2]["server"] / max(len(r_lat), 1)),
     ]
     print(
         f"\n{WORKERS} gunicorn gthread workers x {THREADS} threads, {CLIENTS} clients in {CLIENT_PROCS} "
@@ -309,6 +333,20 @@ def main() -> dict:
             f"| {name} | {rps:.0f} | {statistics.median(lat) * ms:.1f} | {_pct(lat, 95) * ms:.1f} | "
             f"{_pct(lat, 99) * ms:.1f} | {err} | {cpu * ms:.1f} |"
         )
+    print(
+        "\nCPU per request, every process on the machine that takes part (ms; capacity = "
+        f"{os.cpu_count()} CPUs x elapsed / requests: a total near it means the run was CPU-bound)\n"
+    )
+    print("| scenario | server | PostgreSQL | Redis | load generator | total | capacity |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for (name, _rps, lat, _err, _cpu), cpu, kind in zip(
+        rows, spent, ("health", "order", "open"), strict=True
+    ):
+        n = max(len(lat), 1)
+        parts = [cpu["server"], cpu["postgres"], cpu["redis"], CLIENT_CPU[kind]]
+        cells = " | ".join(f"{x / n * ms:.1f}" for x in parts)
+        capacity = (os.cpu_count() or 1) * ELAPSED[kind] / n
+        print(f"| {name} | {cells} | {sum(parts) / n * ms:.1f} | {capacity * ms:.1f} |")
     ratio = o_rps / h_rps
     print(
         f"\norder throughput / ceiling = {ratio:.0%} (goal >= 35%); p99 at {RATE:.0f}/s = "
