@@ -27,7 +27,7 @@ def configure_engine_options(app: Flask) -> None:
             "pool_size": app.config["DB_POOL_SIZE"],
             "max_overflow": app.config["DB_MAX_OVERFLOW"],
             "pool_recycle": app.config["DB_POOL_RECYCLE"],
-            "pool_pre_ping": True,
+            "pool_pre_ping": app.config["DB_POOL_PRE_PING"],
             "connect_args": {"options": f"-c statement_timeout={int(app.config['DB_STATEMENT_TIMEOUT_MS'])}"},
         }
     elif url.startswith("sqlite"):

@@ -75,6 +75,7 @@ class BaseConfig:
             "DB_POOL_SIZE": env_int("DB_POOL_SIZE", 10, env=env),
             "DB_MAX_OVERFLOW": env_int("DB_MAX_OVERFLOW", 20, env=env),
             "DB_POOL_RECYCLE": env_int("DB_POOL_RECYCLE", 1800, env=env),
+            "DB_POOL_PRE_PING": env_bool("DB_POOL_PRE_PING", True, env=env),
             "DB_STATEMENT_TIMEOUT_MS": env_int("DB_STATEMENT_TIMEOUT_MS", 15000, env=env),
             "SLOW_QUERY_MS": env_float("SLOW_QUERY_MS", 200.0, env=env),
             # redis (absent -> in-process fallbacks)

@@ -94,3 +94,22 @@ def test_env_example_documents_every_variable():
     missing_docs = sorted(n for n in names if n not in docs)
     assert not missing_example, f".env.example lacks {missing_example}"
     assert not missing_docs, f"docs/configuration.md lacks {missing_docs}"
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, True), ("false", False), ("true", True)])
+def test_postgresql_pool_settings_come_from_config(tmp_path, value, expected):
+    from flask import Flask
+
+    from backend.database import configure_engine_options
+
+    env = {"DB_POOL_SIZE": "3", "DB_POOL_RECYCLE": "60"}
+    if value is not None:
+        env["DB_POOL_PRE_PING"] = value
+    app = Flask("probe")
+    app.config.update(load_config("testing", env=env, instance_path=str(tmp_path)))
+    app.config["SQLALCHEMY_DATABASE_URI"] = "postgresql://u@db:5432/x"  # testing pins its own URL
+    configure_engine_options(app)
+    opts = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+    assert app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql+psycopg://")
+    assert (opts["pool_size"], opts["pool_recycle"], opts["pool_pre_ping"]) == (3, 60, expected)
+    assert "statement_timeout=" in opts["connect_args"]["options"]
