@@ -234,18 +234,14 @@ def positions_and_reserved(acct: TradingAccount) -> tuple[list[Position], Decima
 
 
 def cash_figures(
-    acct: TradingAccount,
-    positions: list[Position],
-    short_margin_pct: Decimal,
-    reserved: Decimal | None = None,
+    acct: TradingAccount, positions: list[Position], short_margin_pct: Decimal, reserved: Decimal
 ) -> CashFigures:
-    """Cash, cash held for working orders, and cash blocked by open shorts.
+    """Cash, cash held for working orders (``reserved``, from :func:`positions_and_reserved`), and cash
+    blocked by open shorts.
 
     A short's sale proceeds are in ``cash`` but not spendable; on top of them ``short_margin_pct`` of
-    the short's value is blocked. ``reserved``: the working orders' cash if already read.
+    the short's value is blocked.
     """
-    if reserved is None:
-        reserved = db.session.scalar(reserved_cash_query(acct.id))
     shorts = sum((-p.cost_basis for p in positions if p.quantity < 0), Decimal(0))
     blocked = shorts * (1 + short_margin_pct / 100)
     return CashFigures(Decimal(acct.cash), Decimal(reserved or 0), blocked)

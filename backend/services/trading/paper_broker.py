@@ -351,10 +351,10 @@ class PaperBroker:
         ]
 
     def funds(self, account: str) -> Funds:
-        from backend.services.trading.accounts import cash_figures
+        from backend.services.trading.accounts import cash_figures, positions_and_reserved
         from backend.services.trading.risk import limits_for
 
         acct = self._account(account)
-        rows = list(db.session.scalars(select(Position).where(Position.account_id == acct.id)))
-        figs = cash_figures(acct, rows, limits_for(acct).short_margin_pct)
+        rows, reserved = positions_and_reserved(acct)
+        figs = cash_figures(acct, rows, limits_for(acct).short_margin_pct, reserved)
         return Funds(available_cash=figs.available, used_margin=figs.margin_used, total=figs.cash)

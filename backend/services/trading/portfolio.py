@@ -19,7 +19,7 @@ from backend.extensions import db
 from backend.models.trading import Order, Position, Trade, TradingAccount
 from backend.services.pagination import Page, keyset_page
 from backend.services.trading import risk
-from backend.services.trading.accounts import cash_figures, resolve_account
+from backend.services.trading.accounts import cash_figures, positions_and_reserved, resolve_account
 from backend.services.trading.common import lock_account
 
 ZERO = Decimal(0)
@@ -48,10 +48,9 @@ def _prices(symbols: list[str]) -> dict[str, Decimal]:
     return {q.symbol.upper(): q.ltp for q in market_data.quotes(symbols)}  # one batched call
 
 
-def _positions(acct: TradingAccount, open_only: bool = True) -> list[Position]:
-    stmt = select(Position).where(Position.account_id == acct.id)
-    if open_only:
-        stmt = stmt.where(Position.quantity != 0)
+def _positions(acct: TradingAccount) -> list[Position]:
+    """The account's open positions, by symbol."""
+    stmt = select(Position).where(Position.account_id == acct.id, Position.quantity != 0)
     return list(db.session.scalars(stmt.order_by(Position.symbol)))
 
 
@@ -87,11 +86,11 @@ def holdings(user: Any, account_id: int | None) -> list[PositionView]:
 
 def summary(user: Any, account_id: int | None) -> dict[str, Any]:
     acct = resolve_account(user, account_id)
-    rows = _positions(acct, open_only=False)
+    rows, reserved = positions_and_reserved(acct)
     open_rows = [p for p in rows if p.quantity]
     prices = _prices([p.symbol for p in open_rows])
     views = [_view(p, prices) for p in open_rows]
-    figs = cash_figures(acct, rows, risk.limits_for(acct).short_margin_pct)
+    figs = cash_figures(acct, rows, risk.limits_for(acct).short_margin_pct, reserved)
     value = sum((v.market_value for v in views if v.market_value is not None), ZERO)
     unrealised = sum((v.unrealised_pnl for v in views if v.unrealised_pnl is not None), ZERO)
     realised = sum((Decimal(p.realised_pnl) for p in rows), ZERO)
