@@ -246,9 +246,7 @@ class PaperBroker:
     def __init__(self, quotes: dict[str, Quote] | None = None, events: Events | None = None) -> None:
         self.quotes = dict(quotes or {})
         self.events = events or Events()
-        # Filled in by the order service for the current transaction: rows it has just recorded
-        # (by client order id) and every position row of the account read under the lock.
-        self.recorded: dict[str, Order] = {}
+        # Filled in by the order service: every position row of the account read under the lock.
         self.positions: dict[str, Position] | None = None
 
     # -- helpers
@@ -277,13 +275,9 @@ class PaperBroker:
     def place_order(self, account: str, order: OrderRequest) -> BrokerOrder:
         """Work a recorded order (found by its client order id): stops wait, others trade at the quote."""
         acct = self._account(account)
-        row = self.recorded.get(order.client_order_id or "")
-        if row is None or row.account_id != acct.id:
-            row = db.session.scalar(
-                select(Order).where(
-                    Order.account_id == acct.id, Order.client_order_id == order.client_order_id
-                )
-            )
+        row = db.session.scalar(
+            select(Order).where(Order.account_id == acct.id, Order.client_order_id == order.client_order_id)
+        )
         if row is None:
             raise NotFound("Order was not recorded before placement.", code="ORDER_NOT_FOUND")
         self.place_recorded(acct, row, order.is_stop)
