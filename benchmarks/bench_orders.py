@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -47,9 +48,25 @@ RATE = float(os.environ.get("BENCH_RATE", "200"))
 RATE_SECONDS = float(os.environ.get("BENCH_RATE_SECONDS", "5"))
 CLIENT_PROCS = int(os.environ.get("BENCH_CLIENT_PROCS", "4"))
 USERS = 16
-CLIENT_CPU: dict[str, float] = {}  # load-generator CPU seconds per scenario (all client processes)
-ELAPSED: dict[str, float] = {}
 BODY = {"symbol": "RELIANCE", "side": "BUY", "type": "MARKET", "product": "D", "quantity": 1}
+
+
+@dataclass
+class Run:
+    """One scenario: latencies, errors, wall time and the load generator's CPU seconds."""
+
+    lat: list[float]
+    errors: int
+    elapsed: float
+    client_cpu: float
+
+    @property
+    def rps(self) -> float:
+        return len(self.lat) / self.elapsed
+
+
+def _run(parts: list[tuple], elapsed: float) -> Run:
+    return Run([x for p in parts for x in p[0]], sum(p[1] for p in parts), elapsed, sum(p[2] for p in parts))
 
 
 def _pct(xs: list[float], p: float) -> float:
@@ -173,7 +190,7 @@ def _spawn(pool: ProcessPoolExecutor) -> None:
     list(pool.map(_ready, range(CLIENT_PROCS)))
 
 
-def _closed_loop(kind: str, n: int, base: str, tokens: list[dict]) -> tuple[float, list[float], int]:
+def _closed_loop(kind: str, n: int, base: str, tokens: list[dict]) -> Run:
     per = n // CLIENTS
     shares = [range(p, CLIENTS, CLIENT_PROCS) for p in range(CLIENT_PROCS)]
     with _pool() as pool:
@@ -190,13 +207,10 @@ def _closed_loop(kind: str, n: int, base: str, tokens: list[dict]) -> tuple[floa
             )
         )
         elapsed = time.perf_counter() - t0
-    lat = [x for part in parts for x in part[0]]
-    CLIENT_CPU[kind] = sum(part[2] for part in parts)
-    ELAPSED[kind] = elapsed
-    return len(lat) / elapsed, lat, sum(part[1] for part in parts)
+    return _run(parts, elapsed)
 
 
-def _open_loop(rate: float, seconds: float, base: str, tokens: list[dict]) -> tuple[float, list[float], int]:
+def _open_loop(rate: float, seconds: float, base: str, tokens: list[dict]) -> Run:
     total = int(rate * seconds)
     with _pool() as pool:
         _spawn(pool)
@@ -213,10 +227,7 @@ def _open_loop(rate: float, seconds: float, base: str, tokens: list[dict]) -> tu
             )
         )
         elapsed = time.time() - start
-    lat = [x for part in parts for x in part[0]]
-    CLIENT_CPU["open"] = sum(part[2] for part in parts)
-    ELAPSED["open"] = elapsed
-    return len(lat) / elapsed, lat, sum(part[1] for part in parts)
+    return _run(parts, elapsed)
 
 
 def _cpu_seconds(pid: int) -> dict[str, float]:
@@ -303,11 +314,11 @@ def main() -> dict:
             _call("health", requests, base, tokens, 0)
         load_before = os.getloadavg()
         cpu0 = _cpu_seconds(proc.pid)
-        h_rps, h_lat, h_err = _closed_loop("health", N_HEALTH, base, tokens)
+        health = _closed_loop("health", N_HEALTH, base, tokens)
         cpu1 = _cpu_seconds(proc.pid)
-        o_rps, o_lat, o_err = _closed_loop("order", N_ORDERS, base, tokens)
+        order = _closed_loop("order", N_ORDERS, base, tokens)
         cpu2 = _cpu_seconds(proc.pid)
-        r_rps, r_lat, r_err = _open_loop(RATE, RATE_SECONDS, base, tokens)
+        offered = _open_loop(RATE, RATE_SECONDS, base, tokens)
         cpu3 = _cpu_seconds(proc.pid)
         load_after = os.getloadavg()
     finally:
@@ -317,9 +328,9 @@ def main() -> dict:
     ms = 1000.0
     spent = [_delta(cpu0, cpu1), _delta(cpu1, cpu2), _delta(cpu2, cpu3)]
     rows = [
-        ("/health/live (ceiling)", h_rps, h_lat, h_err, spent[0]["server"] / max(len(h_lat), 1)),
-        ("POST /orders closed loop", o_rps, o_lat, o_err, spent[1]["server"] / max(len(o_lat), 1)),
-        (f"POST /orders offered {RATE:.0f}/s", r_rps, r_lat, r_err, spent[2]["server"] / max(len(r_lat), 1)),
+        ("/health/live (ceiling)", health, spent[0]),
+        ("POST /orders closed loop", order, spent[1]),
+        (f"POST /orders offered {RATE:.0f}/s", offered, spent[2]),
     ]
     print(
         f"\n{WORKERS} gunicorn gthread workers x {THREADS} threads, {CLIENTS} clients in {CLIENT_PROCS} "
@@ -328,10 +339,11 @@ def main() -> dict:
     )
     print("| scenario | req/s | p50 ms | p95 ms | p99 ms | errors | server CPU ms/req |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for name, rps, lat, err, cpu in rows:
+    for name, run, cpu in rows:
+        lat = run.lat
         print(
-            f"| {name} | {rps:.0f} | {statistics.median(lat) * ms:.1f} | {_pct(lat, 95) * ms:.1f} | "
-            f"{_pct(lat, 99) * ms:.1f} | {err} | {cpu * ms:.1f} |"
+            f"| {name} | {run.rps:.0f} | {statistics.median(lat) * ms:.1f} | {_pct(lat, 95) * ms:.1f} | "
+            f"{_pct(lat, 99) * ms:.1f} | {run.errors} | {cpu['server'] / max(len(lat), 1) * ms:.1f} |"
         )
     print(
         "\nCPU per request, every process on the machine that takes part (ms; capacity = "
@@ -339,20 +351,19 @@ def main() -> dict:
     )
     print("| scenario | server | PostgreSQL | Redis | load generator | total | capacity |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for (name, _rps, lat, _err, _cpu), cpu, kind in zip(
-        rows, spent, ("health", "order", "open"), strict=True
-    ):
-        n = max(len(lat), 1)
-        parts = [cpu["server"], cpu["postgres"], cpu["redis"], CLIENT_CPU[kind]]
+    for name, run, cpu in rows:
+        n = max(len(run.lat), 1)
+        parts = [cpu["server"], cpu["postgres"], cpu["redis"], run.client_cpu]
         cells = " | ".join(f"{x / n * ms:.1f}" for x in parts)
-        capacity = (os.cpu_count() or 1) * ELAPSED[kind] / n
+        capacity = (os.cpu_count() or 1) * run.elapsed / n
         print(f"| {name} | {cells} | {sum(parts) / n * ms:.1f} | {capacity * ms:.1f} |")
-    ratio = o_rps / h_rps
+    ratio = order.rps / health.rps
     print(
         f"\norder throughput / ceiling = {ratio:.0%} (goal >= 35%); p99 at {RATE:.0f}/s = "
-        f"{_pct(r_lat, 99) * ms:.1f} ms (goal < 25 ms)"
+        f"{_pct(offered.lat, 99) * ms:.1f} ms (goal < 25 ms)"
     )
-    return {"health_rps": h_rps, "orders_rps": o_rps, "ratio": ratio, "p99_at_rate_ms": _pct(r_lat, 99) * ms}
+    p99 = _pct(offered.lat, 99) * ms
+    return {"health_rps": health.rps, "orders_rps": order.rps, "ratio": ratio, "p99_at_rate_ms": p99}
 
 
 if __name__ == "__main__":
