@@ -3,7 +3,11 @@
 Measures, in one run against one server:
 * ``/health/live`` closed-loop throughput (the framework ceiling on this machine);
 * ``POST /api/v1/orders`` (MARKET BUY 1 share, risk checks, fill, ledger, events) closed-loop throughput;
-* ``POST /api/v1/orders`` latency p50/p95/p99 at a fixed 200 orders/s (open loop).
+* ``POST /api/v1/orders`` latency p50/p95/p99 at a fixed 200 orders/s (open loop);
+* the order's I/O floor, closed loop and at the same offered rate: ``POST /bench/floor-order`` on the
+  same server (``benchmarks/floor_app.py``), the statements and Redis calls of a paper MARKET BUY with
+  no ORM, schemas or risk logic. Its share of the ceiling bounds what any order path doing that I/O
+  on this stack could reach.
 
 Bounded request counts, loopback only. Needs PostgreSQL (BENCH_DATABASE_URL, default
 postgresql://postgres@127.0.0.1:5432/trading_bench, recreated) and Redis (BENCH_REDIS_URL).
