@@ -9,7 +9,7 @@ input/output a paper MARKET BUY must do and nothing else:
 * the quote, as the order path reads it (the cache: one Redis MGET);
 * in one transaction: the account row lock, positions + reserved cash, INSERT order, INSERT trade,
   INSERT of two ledger entries, UPDATE position, UPDATE account, COMMIT;
-* one Redis PUBLISH of the events.
+* the three events, as one Redis PUBLISH (``emit_batch``, as the order path sends them).
 
 Statements go through SQLAlchemy Core with cached constructs; there is no ORM unit of work, no
 Marshmallow, no risk coordinator, no charges model and no Decimal accounting beyond one product.
@@ -21,7 +21,6 @@ this I/O, could reach on the same server.
 from __future__ import annotations
 
 import functools
-import json
 from decimal import Decimal
 from typing import Any
 
@@ -29,9 +28,10 @@ from flask import current_app, g, jsonify
 from sqlalchemy import bindparam, insert, select, update
 
 from backend import create_app
-from backend.extensions import db, limiter, redis_store
+from backend.extensions import db, limiter
 from backend.models import LedgerEntry, Order, Position, Trade, TradingAccount
 from backend.models.base import utcnow
+from backend.realtime import emit_batch, emit_to_user
 from backend.services.market_data import quotes
 from backend.services.trading.accounts import reserved_cash_query
 
@@ -136,7 +136,9 @@ def floor_order() -> Any:
     conn.execute(st["account"], {"aid": acct.id, "cash": cash, "updated_at": now})
     db.session.commit()
     event = {"order_id": order_id, "trade_id": trade_id, "price": str(price), "status": "filled"}
-    redis_store.client.publish("flask-socketio", json.dumps({"method": "batch", "messages": [event] * 3}))
+    with emit_batch():  # as Events.send: one queue message that every worker unpacks
+        for name in ("fill", "position_update", "order_update"):
+            emit_to_user(g.user_id, name, event)
     return jsonify({"id": order_id, "status": "filled", "average_price": str(price)}), 201
 
 
