@@ -24,10 +24,11 @@ import functools
 from decimal import Decimal
 from typing import Any
 
-from flask import current_app, g, jsonify
+from flask import g, jsonify
 from sqlalchemy import bindparam, insert, select, update
 
 from backend import create_app
+from backend.api.orders.routes import _orders_limit
 from backend.extensions import db, limiter
 from backend.models import LedgerEntry, Order, Position, Trade, TradingAccount
 from backend.models.base import utcnow
@@ -62,10 +63,6 @@ def _statements() -> dict[str, Any]:
         "position": update(pos).where(pos.c.id == bindparam("pid")),
         "account": update(acct).where(acct.c.id == bindparam("aid")),
     }
-
-
-def _limit() -> str:
-    return current_app.config["RATELIMIT_ORDERS"]
 
 
 def _key() -> str:
@@ -146,6 +143,6 @@ app = create_app()
 app.add_url_rule(
     "/bench/floor-order",
     "bench_floor_order",
-    limiter.limit(_limit, key_func=_key)(floor_order),
+    limiter.limit(_orders_limit, key_func=_key)(floor_order),  # POST /orders' own limit
     methods=["POST"],
 )
