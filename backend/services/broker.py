@@ -87,9 +87,9 @@ def init_app(app: Flask) -> None:
     _runtime(app)
     register_readiness_check("broker", lambda: _readiness(app))
     # The trading service resolves live accounts through this factory (paper accounts never ask it).
-    from backend.services.trading import orders as trading_orders
+    from backend.services.trading.orders import set_live_broker_factory
 
-    trading_orders.live_broker_factory[0] = broker_for_account
+    set_live_broker_factory(app, broker_for_account)
     if app.config.get("BROKER_RECONCILE_ON_START") and not app.testing:
         threading.Thread(
             target=_reconcile_on_start, args=(app,), daemon=True, name="broker-reconcile"

@@ -206,7 +206,8 @@ def test_paper_account_never_reaches_upstox(client, trader, upstox, app, market)
     from backend.services.trading import orders as trading_orders
 
     _, headers = trader
-    assert trading_orders.live_broker_factory[0] is svc.broker_for_account  # live accounts come to us
+    with app.app_context():
+        assert trading_orders.live_broker_factory() is svc.broker_for_account  # live accounts come to us
     placed = client.post("/api/v1/orders", json=order_body(), headers=headers)
     assert placed.status_code == 201, placed.get_json()
     paper_id = placed.get_json()["account_id"]

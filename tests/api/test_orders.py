@@ -246,7 +246,7 @@ def test_events_are_emitted_after_commit(client, trader, market, events, app):
             seen_status.append(row[0] if row else None)
         events.append((user_id, event, payload))
 
-    common.emitter[0] = emit
+    common.set_emitter(app, emit)
     o = client.post(URL, json=order_body(quantity=1), headers=h).get_json()
     probe.dispose()
     kinds = [e[1] for e in events]
@@ -286,8 +286,11 @@ def test_paper_account_never_reaches_live_broker(client, trader, market, app):
             calls.append(("place", account))
             raise AssertionError("a live client was reached")
 
-    previous = orders.live_broker_factory[0]
-    orders.live_broker_factory[0] = lambda acct: calls.append(("resolve", acct.id)) or LiveSpy()
+    def spy_factory(acct):
+        calls.append(("resolve", acct.id))
+        return LiveSpy()
+
+    previous = orders.set_live_broker_factory(app, spy_factory)
     try:
         uid, h = trader
         assert client.post(URL, json=order_body(quantity=1), headers=h).status_code == 201
@@ -303,7 +306,7 @@ def test_paper_account_never_reaches_live_broker(client, trader, market, app):
             assert isinstance(orders.resolve_broker(live), LiveSpy)
         assert calls and calls[0][0] == "resolve"
     finally:
-        orders.live_broker_factory[0] = previous
+        orders.set_live_broker_factory(app, previous)
 
 
 def test_order_rate_limit_per_user(client, make_user, market, app, monkeypatch):

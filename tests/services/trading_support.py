@@ -72,15 +72,14 @@ def market(app):
 
 
 @pytest.fixture
-def events():
+def events(app):
     """Record emitted events instead of sending them."""
     from backend.services.trading import common
 
     seen: list[tuple[int, str, dict]] = []
-    original = common.emitter[0]
-    common.emitter[0] = lambda uid, ev, payload: seen.append((uid, ev, payload))
+    original = common.set_emitter(app, lambda uid, ev, payload: seen.append((uid, ev, payload)))
     yield seen
-    common.emitter[0] = original
+    common.set_emitter(app, original)
 
 
 def order_body(**kw) -> dict:

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from flask import current_app
+from flask import Flask, current_app
 from sqlalchemy import select
 
 from backend.domain.charges import TradingConfig, load_trading_config
@@ -117,8 +117,19 @@ def _default_emitter(user_id: int, event: str, payload: dict) -> None:
     emit_to_user(user_id, event, payload)
 
 
-# Replaced in tests to observe what is emitted (and when).
-emitter: list[Emitter] = [_default_emitter]
+_EMITTER = "trading.emitter"
+
+
+def set_emitter(app: Flask, emit: Emitter | None) -> Emitter | None:
+    """Route this app's trading events through ``emit`` (None: Socket.IO). Kept in ``app.extensions``
+    so tests can observe what is emitted, and when, without a module global. Returns the previous one."""
+    previous = app.extensions.get(_EMITTER)
+    app.extensions[_EMITTER] = emit
+    return previous
+
+
+def _emitter() -> Emitter:
+    return current_app.extensions.get(_EMITTER) or _default_emitter
 
 
 class Events:
@@ -158,11 +169,12 @@ class Events:
         items, self.items = self.items, []
         if not items:
             return
+        emit = _emitter()
         try:
             with emit_batch():  # one queue message for the whole transaction's events
                 for user_id, event, payload in items:
                     try:
-                        emitter[0](user_id, event, payload)
+                        emit(user_id, event, payload)
                     except Exception:  # noqa: BLE001 - a dead socket layer must not undo a committed order
                         log.exception("event emit failed", extra={"event": event})
         except Exception:  # noqa: BLE001 - the batch's publish failed: the order stays committed
