@@ -160,10 +160,14 @@ class LedgerEntry(db.Model):
 
 
 class Position(db.Model):
-    """Net position per account and symbol (average cost); ``stops`` holds a ProtectedPosition dict."""
+    """Net position per account, symbol and product (average cost); ``stops`` holds a ProtectedPosition
+    dict. Intraday (I) and delivery (D) are separate positions, as at the broker: a fill moves the
+    position of its order's product."""
 
     __tablename__ = "positions"
-    __table_args__ = (UniqueConstraint("account_id", "symbol", name="uq_positions_account_symbol"),)
+    __table_args__ = (
+        UniqueConstraint("account_id", "symbol", "product", name="uq_positions_account_symbol_product"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[int] = mapped_column(

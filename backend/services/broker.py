@@ -497,14 +497,16 @@ def _reconcile_account(acct: TradingAccount, broker: UpstoxBroker, report: Recon
             o.status = OrderStatus.CANCELLED.value
             o.status_message = "not found at the broker during reconciliation"
 
+    # one position per symbol and product (intraday and delivery are separate, as at the broker)
     positions = {
-        p.symbol: p for p in db.session.scalars(select(Position).where(Position.account_id == acct.id))
+        (p.symbol, p.product): p
+        for p in db.session.scalars(select(Position).where(Position.account_id == acct.id))
     }
     seen = set()
     for rp in remote_positions:
-        seen.add(rp.symbol)
+        seen.add((rp.symbol, rp.product.value))
         cost = (rp.average_price * rp.quantity).quantize(Decimal("0.0001"))
-        mine = positions.get(rp.symbol)
+        mine = positions.get((rp.symbol, rp.product.value))
         if mine is None:
             if rp.quantity == 0:
                 continue
@@ -530,8 +532,8 @@ def _reconcile_account(acct: TradingAccount, broker: UpstoxBroker, report: Recon
                 Difference(acct.id, "position", rp.symbol, "cost_basis", mine.cost_basis, cost, "updated")
             )
             mine.cost_basis = cost
-    for sym, mine in positions.items():
-        if sym not in seen and mine.quantity != 0:
+    for (sym, product), mine in positions.items():
+        if (sym, product) not in seen and mine.quantity != 0:
             diffs.append(Difference(acct.id, "position", sym, "quantity", mine.quantity, 0, "closed"))
             mine.quantity = 0
             mine.cost_basis = Decimal(0)

@@ -11,6 +11,7 @@ from backend.api.portfolio.schemas import (
     AccountUpdateSchema,
     CloseResultSchema,
     KillSwitchSchema,
+    PositionQuerySchema,
     PositionSchema,
     ResetSchema,
     RiskSchema,
@@ -61,23 +62,24 @@ class CloseAll(Resource):
 @ns.route("/positions/<string:symbol>/close")
 class ClosePosition(Resource):
     @require_scope("trade")
-    @use_schema(AccountQuerySchema, location="query", arg="query")
+    @use_schema(PositionQuerySchema, location="query", arg="query")
     @no_body
     @responds(OrderSchema, 201, "Created")
     def post(self, symbol, query):
-        """Flatten one position with a MARKET order tagged ``close``."""
-        return portfolio.close_position(current_user(), query["account_id"], symbol), 201
+        """Flatten one position with a MARKET order tagged ``close`` in the position's product (selling
+        holdings uses D); its working stop and take-profit orders are cancelled when it is accepted."""
+        return portfolio.close_position(current_user(), query["account_id"], symbol, query["product"]), 201
 
 
 @ns.route("/positions/<string:symbol>/stops")
 class PositionStops(Resource):
     @require_scope("trade")
-    @use_schema(AccountQuerySchema, location="query", arg="query")
+    @use_schema(PositionQuerySchema, location="query", arg="query")
     @use_schema(StopsSchema)
     @responds(PositionSchema)
     def put(self, symbol, query, data):
         """Set stop-loss / take-profit / trailing exits (all null removes them)."""
-        return portfolio.set_stops(current_user(), query["account_id"], symbol, data)
+        return portfolio.set_stops(current_user(), query["account_id"], symbol, data, query["product"])
 
 
 @ns.route("/holdings")

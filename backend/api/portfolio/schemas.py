@@ -16,6 +16,14 @@ class AccountQuerySchema(Schema):
     account_id = fields.Integer(load_default=None, validate=validate.Range(min=1))
 
 
+class PositionQuerySchema(AccountQuerySchema):
+    product = fields.String(
+        load_default=None,
+        validate=validate.OneOf(["I", "D"]),
+        metadata={"description": "I (intraday) or D (delivery); needed when the symbol is held in both"},
+    )
+
+
 class TradeListQuerySchema(ListQuerySchema):
     account_id = fields.Integer(load_default=None, validate=validate.Range(min=1))
     symbol = fields.String(load_default=None, validate=validate.Length(max=64))

@@ -7,6 +7,7 @@ from backend.domain.risk.coordinator import (
     CheckResult,
     RiskCoordinator,
     RiskDecision,
+    WorkingOrder,
 )
 from backend.domain.risk.limits import RiskLimits, merge_limits
 from backend.domain.risk.metrics import RiskMetricsCalculator
@@ -28,6 +29,7 @@ __all__ = [
     "StopLossManager",
     "TradingCircuitBreaker",
     "TradingState",
+    "WorkingOrder",
     "check_stops",
     "merge_limits",
 ]

@@ -7,10 +7,18 @@ every failure, so the caller can show the user everything that is wrong at once.
 A basket is checked for its combined effect: positions are projected order by order, cash needed and
 order counts are summed, and the basket is allowed only if every check passes for the whole basket.
 
-Short selling: only intraday (product I) shorts are allowed, and only when ``allow_short_selling``;
-opening or increasing a short blocks ``short_margin_pct`` of its notional (plus charges) from available
-cash. Delivery (product D) sells beyond the long quantity held are refused. Orders that only reduce an
-existing position (sell <= long, buy <= short) need no buying power, so an account can always exit.
+Reducing or increasing: each order is classified against its position (per symbol AND product: I and
+D are separate positions) *net of working orders* (``classify``). A SELL reduces only the long quantity
+that no resting SELL already reserves; a BUY covers only the short quantity no resting BUY already covers.
+The rest of the order opens (or adds to) exposure. A pure reduction (nothing opens) passes every risk
+state and limit: HALTED, REDUCING, the kill switches, the daily loss limit, ``max_order_value``,
+``max_orders_per_day``, ``max_position``, buying power and the allowed segments/symbols. An exit is
+always possible; it is never sliced by ``max_order_value`` (it is a limit on new risk).
+
+Working orders count in every exposure check: resting BUYs add to the position they would build
+(max position, quantity and value), resting SELLs reserve the quantity they would sell, so a SELL of
+reserved quantity is a short and follows the short rules (only product I, only with
+``allow_short_selling``; opening a short blocks ``short_margin_pct`` of its notional plus charges).
 """
 
 from __future__ import annotations
@@ -41,14 +49,33 @@ class CheckResult:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkingOrder:
+    """The unfilled rest of a resting order, as the exposure checks count it."""
+
+    symbol: str
+    product: Product
+    side: Side
+    quantity: int  # unfilled quantity
+
+
+@dataclass(frozen=True, slots=True)
 class AccountSnapshot:
     """What the service knows about the account at decision time."""
 
     available_cash: Decimal  # free cash after blocked margin of open orders/shorts
-    positions: Mapping[str, int] = field(default_factory=dict)  # signed net qty per symbol
+    positions: Mapping[str, int] = field(default_factory=dict)  # signed net qty per symbol (all products)
     breaker: BreakerState = field(default_factory=BreakerState)
     day_unrealised_pnl: Decimal = Decimal(0)  # counted against the daily loss limit with realised P&L
     global_kill: bool = False
+    # signed qty per (symbol, product). None: ``positions`` is taken as held in each order's own product
+    # (a caller that knows only one product per symbol, e.g. a strategy's simulation).
+    product_positions: Mapping[tuple[str, str], int] | None = None
+    working: Sequence[WorkingOrder] = ()  # the account's resting orders
+
+    def held(self, symbol: str, product: Product) -> int:
+        if self.product_positions is None:
+            return self.positions.get(symbol, 0)
+        return self.product_positions.get((symbol, str(product)), 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,14 +88,17 @@ class OrderImpact:
     ref_price: Decimal | None  # price used for notional: limit price, or ltp + market collar
     notional: Decimal
     charges: ChargeBreakdown | None
-    position_before: int
-    position_after: int
+    position_before: int  # held in the order's product (fills only, working orders not counted)
+    position_after: int  # held after the order fills, in its product
     cash_needed: Decimal
+    reduce_qty: int = 0  # part of the order that closes free (unreserved) held quantity
+    open_qty: int = 0  # part that opens or adds to exposure (a SELL's is a short)
+    exposure_after: int = 0  # symbol's worst-case signed position if every working order and this fill
 
     @property
     def reduces_risk(self) -> bool:
-        b, a = self.position_before, self.position_after
-        return b != 0 and abs(a) < abs(b) and (a == 0 or (a > 0) == (b > 0))
+        """A pure reduction: the whole order closes quantity held and not already reserved."""
+        return self.reduce_qty > 0 and self.open_qty == 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +135,11 @@ class RiskDecision:
 # ----------------------------------------------------------------------------- checks
 
 
+def all_reducing(ctx: CheckContext) -> bool:
+    """Every order of the decision is a pure reduction: no limit or risk state may block it."""
+    return all(i.reduces_risk for i in ctx.impacts)
+
+
 class TradingStateCheck:
     name = "trading_state"
 
@@ -118,13 +153,15 @@ class TradingStateCheck:
             why = f"account kill switch engaged: {ctx.account.breaker.kill_reason or 'manual'}"
         else:
             why = ctx.account.breaker.trip_reason or str(st)
-        if st is TradingState.HALTED:
-            return [CheckResult(self.name, f"trading halted ({why})", "ACTIVE", str(st))]
+        # HALTED and REDUCING both let pure reductions through: an exit is always possible
         bad = [i.request.symbol for i in ctx.impacts if not i.reduces_risk]
-        if bad:
-            reason = f"only risk-reducing orders allowed ({why}); not reducing: {', '.join(bad)}"
-            return [CheckResult(self.name, reason, "ACTIVE", str(st))]
-        return []
+        if not bad:
+            return []
+        if st is TradingState.HALTED:
+            reason = f"trading halted ({why}); only orders that reduce a position are accepted"
+        else:
+            reason = f"only risk-reducing orders allowed ({why})"
+        return [CheckResult(self.name, f"{reason}; not reducing: {', '.join(bad)}", "ACTIVE", str(st))]
 
 
 class DailyLossCheck:
@@ -132,7 +169,7 @@ class DailyLossCheck:
 
     def run(self, ctx: CheckContext) -> list[CheckResult]:
         loss = -(ctx.account.breaker.day_realised_pnl + ctx.account.day_unrealised_pnl)
-        if loss >= ctx.limits.daily_loss_limit and not all(i.reduces_risk for i in ctx.impacts):
+        if loss >= ctx.limits.daily_loss_limit and not all_reducing(ctx):
             return [
                 CheckResult(
                     self.name, "daily loss limit reached", str(ctx.limits.daily_loss_limit), str(loss)
@@ -145,6 +182,8 @@ class MaxOrdersPerDayCheck:
     name = "max_orders_per_day"
 
     def run(self, ctx: CheckContext) -> list[CheckResult]:
+        if all_reducing(ctx):
+            return []
         after = ctx.account.breaker.orders_today + len(ctx.impacts)
         if after > ctx.limits.max_orders_per_day:
             return [
@@ -156,6 +195,8 @@ class MaxOrdersPerDayCheck:
 
 
 class MaxOrderValueCheck:
+    """A limit on new risk: an exit larger than ``max_order_value`` is allowed whole (not sliced)."""
+
     name = "max_order_value"
 
     def run(self, ctx: CheckContext) -> list[CheckResult]:
@@ -163,39 +204,41 @@ class MaxOrderValueCheck:
         return [
             CheckResult(self.name, f"{i.request.symbol}: order value above limit", str(lim), str(i.notional))
             for i in ctx.impacts
-            if i.notional > lim
+            if i.notional > lim and not i.reduces_risk
         ]
 
 
 class MaxPositionCheck:
+    """Worst-case position per symbol (every product), counting working orders: resting BUYs as if
+    filled for the long side, resting SELLs for the short side. Only orders that open exposure are
+    judged; one that leaves the position smaller never is."""
+
     name = "max_position"
 
     def run(self, ctx: CheckContext) -> list[CheckResult]:
         out: list[CheckResult] = []
-        final: dict[str, OrderImpact] = {}
-        for i in ctx.impacts:  # last projection per symbol = combined basket effect
-            final[i.request.symbol] = i
-        for sym, i in final.items():
-            start = ctx.account.positions.get(sym, 0)
-            after = i.position_after
-            if abs(after) <= abs(start):
-                continue  # never block an order that leaves the position smaller
-            if abs(after) > ctx.limits.max_position_qty:
+        final: dict[tuple[str, Side], OrderImpact] = {}
+        for i in ctx.impacts:  # the last opening leg per symbol and side sees the whole basket
+            if i.open_qty > 0:
+                final[(i.request.symbol, i.request.side)] = i
+        for (sym, _side), i in final.items():
+            after = abs(i.exposure_after)
+            if after > ctx.limits.max_position_qty:
                 out.append(
                     CheckResult(
                         self.name,
-                        f"{sym}: position quantity above limit",
+                        f"{sym}: position quantity above limit (working orders included)",
                         str(ctx.limits.max_position_qty),
-                        str(abs(after)),
+                        str(after),
                     )
                 )
             if i.ref_price is not None:
-                value = abs(after) * i.ref_price
+                value = after * i.ref_price
                 if value > ctx.limits.max_position_value:
                     out.append(
                         CheckResult(
                             self.name,
-                            f"{sym}: position value above limit",
+                            f"{sym}: position value above limit (working orders included)",
                             str(ctx.limits.max_position_value),
                             str(value),
                         )
@@ -204,30 +247,31 @@ class MaxPositionCheck:
 
 
 class ShortSellingCheck:
+    """A SELL beyond the free long of its product (held minus what resting SELLs reserve) is a short."""
+
     name = "short_selling"
 
     def run(self, ctx: CheckContext) -> list[CheckResult]:
         out = []
         for i in ctx.impacts:
-            opens_short = i.position_after < 0 and i.position_after < min(i.position_before, 0)
-            if not opens_short:
+            if i.request.side is not Side.SELL or i.open_qty == 0:
                 continue
+            sym = i.request.symbol
+            reserved = i.position_before > 0 and i.reduce_qty < min(i.request.quantity, i.position_before)
+            why = " (the held quantity is already reserved by working sell orders)" if reserved else ""
             if i.request.product is not Product.I:
                 out.append(
                     CheckResult(
-                        self.name,
-                        f"{i.request.symbol}: delivery short selling is not allowed",
-                        "0",
-                        str(i.position_after),
+                        self.name, f"{sym}: delivery short selling is not allowed{why}", "0", str(-i.open_qty)
                     )
                 )
             elif not ctx.limits.allow_short_selling:
                 out.append(
                     CheckResult(
                         self.name,
-                        f"{i.request.symbol}: short selling disabled for this account",
+                        f"{sym}: short selling disabled for this account{why}",
                         "0",
-                        str(i.position_after),
+                        str(-i.open_qty),
                     )
                 )
         return out
@@ -238,7 +282,7 @@ class BuyingPowerCheck:
 
     def run(self, ctx: CheckContext) -> list[CheckResult]:
         need = sum((i.cash_needed for i in ctx.impacts), Decimal(0))
-        if need > ctx.account.available_cash:
+        if need > ctx.account.available_cash and not all_reducing(ctx):
             return [
                 CheckResult(
                     self.name,
@@ -261,7 +305,7 @@ class InstrumentCheck:
             if i.instrument is None:
                 out.append(CheckResult(self.name, f"{sym}: unknown instrument"))
                 continue
-            if i.instrument.segment not in lim.allowed_segments:
+            if i.instrument.segment not in lim.allowed_segments and not i.reduces_risk:
                 out.append(
                     CheckResult(
                         self.name,
@@ -270,7 +314,11 @@ class InstrumentCheck:
                         i.instrument.segment,
                     )
                 )
-            if lim.allowed_symbols is not None and sym.upper() not in lim.allowed_symbols:
+            if (
+                lim.allowed_symbols is not None
+                and sym.upper() not in lim.allowed_symbols
+                and not i.reduces_risk
+            ):
                 out.append(CheckResult(self.name, f"{sym}: symbol not allowed", None, sym))
             if i.ltp is None:
                 out.append(CheckResult(self.name, f"{sym}: no market price available"))
@@ -318,6 +366,64 @@ DEFAULT_CHECKS: tuple[RiskCheck, ...] = (
 )
 
 
+# ----------------------------------------------------------------------------- working orders
+
+
+class WorkingBook:
+    """Held positions and resting orders of one account, to classify orders net of working orders.
+
+    Per (symbol, product): ``held`` (filled), ``buys`` and ``sells`` (unfilled quantity of resting
+    orders). The free long a SELL may close is ``held - sells``; the free short a BUY may cover is
+    ``-held - buys``. Per symbol, the worst-case position counts every product's held quantity plus
+    all resting BUYs (long side) or minus all resting SELLs (short side).
+    """
+
+    def __init__(self, account: AccountSnapshot) -> None:
+        self.account = account
+        self.buys: dict[tuple[str, str], int] = {}
+        self.sells: dict[tuple[str, str], int] = {}
+        self.symbol_buys: dict[str, int] = {}
+        self.symbol_sells: dict[str, int] = {}
+
+    @classmethod
+    def of(cls, account: AccountSnapshot) -> WorkingBook:
+        book = cls(account)
+        for w in account.working:
+            book._rest(w.symbol, w.product, w.side, w.quantity)
+        return book
+
+    def held(self, symbol: str, product: Product) -> int:
+        return self.account.held(symbol, product)
+
+    def _rest(self, symbol: str, product: Product | str, side: Side, qty: int) -> None:
+        key = (symbol, str(product))
+        if side is Side.BUY:
+            self.buys[key] = self.buys.get(key, 0) + qty
+            self.symbol_buys[symbol] = self.symbol_buys.get(symbol, 0) + qty
+        else:
+            self.sells[key] = self.sells.get(key, 0) + qty
+            self.symbol_sells[symbol] = self.symbol_sells.get(symbol, 0) + qty
+
+    def classify(self, req: OrderRequest) -> tuple[int, int]:
+        """(reducing quantity, opening quantity) of ``req`` against what is held and not reserved."""
+        key = (req.symbol, str(req.product))
+        held = self.held(req.symbol, req.product)
+        if req.side is Side.SELL:
+            free = max(held - self.sells.get(key, 0), 0)
+        else:
+            free = max(-held - self.buys.get(key, 0), 0)
+        reduce_qty = min(req.quantity, free)
+        return reduce_qty, req.quantity - reduce_qty
+
+    def add(self, req: OrderRequest) -> int:
+        """Count ``req`` as working; returns the symbol's worst-case signed position on its side."""
+        self._rest(req.symbol, req.product, req.side, req.quantity)
+        net = self.account.positions.get(req.symbol, 0)
+        if req.side is Side.BUY:
+            return net + self.symbol_buys.get(req.symbol, 0)
+        return net - self.symbol_sells.get(req.symbol, 0)
+
+
 # ----------------------------------------------------------------------------- coordinator
 
 
@@ -350,7 +456,7 @@ class RiskCoordinator:
         account: AccountSnapshot,
         limits: RiskLimits,
     ) -> list[OrderImpact]:
-        positions = dict(account.positions)
+        book = WorkingBook.of(account)
         impacts = []
         for req in orders:
             inst = instruments.get(req.symbol)
@@ -360,25 +466,30 @@ class RiskCoordinator:
             charges = None
             if ref is not None and inst is not None and inst.segment in self.charges.segments:
                 charges = self.charges.estimate(req.side, req.product, req.quantity, ref, inst.segment)
-            before = positions.get(req.symbol, 0)
-            after = before + (req.quantity if req.side is Side.BUY else -req.quantity)
-            positions[req.symbol] = after
+            reduce_qty, open_qty = book.classify(req)
+            before = book.held(req.symbol, req.product)
+            exposure = book.add(req)  # later legs of a basket see this one as working
+            after = before + req.side.sign * req.quantity
             fee = charges.total if charges else Decimal(0)
-            if ref is None:
-                cash = Decimal(0)
-            elif req.side is Side.BUY:
-                # covering a short needs no buying power; any excess that opens a long does
-                covered = min(req.quantity, max(-before, 0))
-                cash = (req.quantity - covered) * ref + (fee if covered < req.quantity else Decimal(0))
-            else:
-                new_short = max(-after, 0) - max(-before, 0)
-                cash = (
-                    new_short * ref * limits.short_margin_pct / _HUNDRED + fee
-                    if new_short > 0
-                    else Decimal(0)
+            cash = self.cash_needed(req, ref, fee, open_qty, limits)
+            impacts.append(
+                OrderImpact(
+                    req, inst, px, ref, notional, charges, before, after, cash, reduce_qty, open_qty, exposure
                 )
-            impacts.append(OrderImpact(req, inst, px, ref, notional, charges, before, after, cash))
+            )
         return impacts
+
+    @staticmethod
+    def cash_needed(
+        req: OrderRequest, ref: Decimal | None, fee: Decimal, open_qty: int, limits: RiskLimits
+    ) -> Decimal:
+        """Cash to block for the part of an order that opens exposure: a BUY's notional plus charges,
+        a short's ``short_margin_pct`` of notional plus charges. The reducing part needs none."""
+        if ref is None or open_qty == 0:
+            return Decimal(0)
+        if req.side is Side.BUY:
+            return open_qty * ref + fee
+        return open_qty * ref * limits.short_margin_pct / _HUNDRED + fee
 
     def evaluate_basket(
         self,

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import String, bindparam, cast, delete, func, literal, select
 from sqlalchemy.exc import IntegrityError
 
 from backend.domain.errors import Conflict, NotFound, ValidationFailed
@@ -210,13 +210,53 @@ def reserved_cash_query(account_id: Any) -> Any:
     )
 
 
+def working_orders_query(account_id: Any) -> Any:
+    """The account's working orders as one string (``id product side unfilled symbol`` per line), an
+    aggregate over the partial index on working orders, so it rides along in the positions statement."""
+    sp = literal(" ")
+    line = (
+        cast(Order.id, String)
+        + sp
+        + Order.product
+        + sp
+        + Order.side
+        + sp
+        + cast(Order.quantity - Order.filled_quantity, String)
+        + sp
+        + Order.symbol
+    )
+    return select(func.aggregate_strings(line, "\n")).where(Order.account_id == account_id, is_working())
+
+
+@dataclass(frozen=True, slots=True)
+class WorkingRow:
+    order_id: int
+    product: str
+    side: str
+    unfilled: int
+    symbol: str
+
+
+def _parse_working(text: str | None) -> list[WorkingRow]:
+    out = []
+    for item in (text or "").split("\n"):
+        if not item:
+            continue
+        oid, product, side, unfilled, symbol = item.split(" ", 4)
+        out.append(WorkingRow(int(oid), product, side, int(unfilled), symbol))
+    return out
+
+
 @functools.cache
 def _positions_and_reserved_statement() -> Any:
     """Built once (``:account``): constructing it per order cost more than executing it."""
     account = bindparam("account")
-    anchor = select(reserved_cash_query(account).scalar_subquery().label("reserved")).subquery("r")
+    anchor = select(
+        reserved_cash_query(account).scalar_subquery().label("reserved"),
+        working_orders_query(account).scalar_subquery().label("working"),
+    ).subquery("r")
     return (
-        select(anchor.c.reserved, Position)
+        select(anchor.c.reserved, anchor.c.working, Position)
         .select_from(anchor)
         .outerjoin(Position, Position.account_id == account)
         .order_by(Position.id)
@@ -224,13 +264,24 @@ def _positions_and_reserved_statement() -> Any:
     )
 
 
-def positions_and_reserved(acct: TradingAccount) -> tuple[list[Position], Decimal]:
-    """Every position row of the account (freshly loaded) and its reserved cash, in one statement.
+def positions_reserved_working(acct: TradingAccount) -> tuple[list[Position], Decimal, list[WorkingRow]]:
+    """Every position row of the account (freshly loaded), its reserved cash and its working orders,
+    in one statement.
 
     Read after the account lock is taken: a statement that starts after the lock sees every order
     committed by the transaction that held it before."""
     rows = db.session.execute(_positions_and_reserved_statement(), {"account": acct.id}).all()
-    return [r[1] for r in rows if r[1] is not None], Decimal(rows[0][0] or 0)
+    return (
+        [r[2] for r in rows if r[2] is not None],
+        Decimal(rows[0][0] or 0),
+        _parse_working(rows[0][1]),
+    )
+
+
+def positions_and_reserved(acct: TradingAccount) -> tuple[list[Position], Decimal]:
+    """Every position row of the account (freshly loaded) and its reserved cash, in one statement."""
+    rows, reserved, _ = positions_reserved_working(acct)
+    return rows, reserved
 
 
 def cash_figures(

@@ -75,15 +75,21 @@ def _instrument_facts(symbol: str) -> tuple[Decimal, int, str]:
     return Decimal(ins.tick_size), int(ins.lot_size or 1), charge_segment(ins.segment)
 
 
-def _position_row(account_id: int, symbol: str, loaded: dict[str, Position] | None = None) -> Position:
-    """The account's row for ``symbol`` (a new one if none). ``loaded``: every position row of the
-    account, already read under this transaction's account lock; a symbol missing there has no row."""
+PositionKey = tuple[str, str]  # (symbol, product): intraday and delivery are separate positions
+
+
+def _position_row(
+    account_id: int, symbol: str, product: str, loaded: dict[PositionKey, Position] | None = None
+) -> Position:
+    """The account's row for ``symbol`` in ``product`` (a new one if none). ``loaded``: every position
+    row of the account, already read under this transaction's account lock; a key missing there has
+    no row."""
     if loaded is not None:
-        row = loaded.get(symbol)
+        row = loaded.get((symbol, product))
     else:
         row = db.session.scalar(
             select(Position)
-            .where(Position.account_id == account_id, Position.symbol == symbol)
+            .where(Position.account_id == account_id, Position.symbol == symbol, Position.product == product)
             .execution_options(populate_existing=True)
         )
     if row is None:
@@ -93,12 +99,33 @@ def _position_row(account_id: int, symbol: str, loaded: dict[str, Position] | No
             quantity=0,
             cost_basis=Decimal(0),
             realised_pnl=Decimal(0),
-            product="D",
+            product=product,
         )
         db.session.add(row)
         if loaded is not None:
-            loaded[symbol] = row
+            loaded[(symbol, product)] = row
     return row
+
+
+class TradeTally:
+    """Realised P&L of the closing fills of one decision (a basket), so the circuit breaker counts
+    them as ONE trade: a multi-leg exit is one losing (or winning) trade, not one per leg."""
+
+    def __init__(self) -> None:
+        self.realised: Decimal | None = None
+
+    def add(self, net: Decimal) -> None:
+        self.realised = net if self.realised is None else self.realised + net
+
+    def record(self, acct: TradingAccount) -> None:
+        from backend.services.trading import risk
+
+        if self.realised is None:
+            return
+        limits = risk.limits_for(acct)
+        st = risk.breaker_for(limits).record_trade(risk.breaker_state(acct), self.realised, trading_day())
+        risk.save_breaker(acct, st)
+        self.realised = None
 
 
 def set_status(row: Order, new: OrderStatus | str, message: str | None = None) -> None:
@@ -119,14 +146,16 @@ def apply_fill(
     price: Decimal,
     segment: str,
     events: Events,
-    positions: dict[str, Position] | None = None,
+    positions: dict[PositionKey, Position] | None = None,
+    tally: TradeTally | None = None,
 ) -> Trade:
-    """Persist one fill: trade, ledger (value and charges), position, order progress, breaker."""
-    from backend.services.trading import risk
+    """Persist one fill: trade, ledger (value and charges), position, order progress, breaker.
 
+    The fill moves the position of the order's own product (charges follow it). ``tally``: closing
+    fills are summed there and counted by the caller as one trade, instead of one trade per fill."""
     side = Side(row.side)
     charges = trading_config().charges.estimate(side, Product(row.product), qty, price, segment).total
-    pos_row = _position_row(acct.id, row.symbol, positions)
+    pos_row = _position_row(acct.id, row.symbol, row.product, positions)
     before = DomainPosition(
         pos_row.quantity or 0, Decimal(pos_row.cost_basis or 0), Decimal(pos_row.realised_pnl or 0)
     )
@@ -172,8 +201,6 @@ def apply_fill(
     pos_row.quantity = result.position.qty
     pos_row.cost_basis = result.position.cost_basis
     pos_row.realised_pnl = result.position.realised_pnl
-    if result.opened_qty:
-        pos_row.product = row.product
     if result.position.qty == 0 or result.opened_qty and result.closed_qty:
         pos_row.stops = None  # a flat or flipped position keeps no stale exits
 
@@ -190,11 +217,10 @@ def apply_fill(
     )
 
     if result.closed_qty:
-        limits = risk.limits_for(acct)
-        st = risk.breaker_for(limits).record_trade(
-            risk.breaker_state(acct), result.realised - charges, trading_day()
-        )
-        risk.save_breaker(acct, st)
+        own = tally if tally is not None else TradeTally()
+        own.add(result.realised - charges)
+        if tally is None:
+            own.record(acct)
     events.fill(row.user_id, trade)
     events.position(row.user_id, pos_row)
     return trade
@@ -206,10 +232,11 @@ def apply_decision(
     decision: FillDecision,
     segment: str,
     events: Events,
-    positions: dict[str, Position] | None = None,
+    positions: dict[PositionKey, Position] | None = None,
+    tally: TradeTally | None = None,
 ) -> None:
     for fill in decision.fills:
-        apply_fill(acct, row, fill.qty, fill.price, segment, events, positions)
+        apply_fill(acct, row, fill.qty, fill.price, segment, events, positions, tally)
     new = decision.new_status
     if new is OrderStatus.PARTIALLY_FILLED and not decision.fills and row.status == "partially_filled":
         return  # nothing happened
@@ -223,11 +250,13 @@ def work_order(
     row: Order,
     update: Any,
     events: Events,
-    positions: dict[str, Position] | None = None,
+    positions: dict[PositionKey, Position] | None = None,
+    tally: TradeTally | None = None,
 ) -> None:
     """Evaluate one working order against one market update (quote or tick) and persist the result.
 
-    ``positions``: all of the account's position rows, loaded under the current lock (optional)."""
+    ``positions``: all of the account's position rows by (symbol, product), loaded under the current
+    lock (optional). ``tally``: see :func:`apply_fill`."""
     if row.status not in WORKING_STATUSES:
         return
     tick_size, lot, segment = _instrument_facts(row.symbol)
@@ -235,7 +264,7 @@ def work_order(
     decision = evaluate(state, update, trading_config().fills)
     if not decision.fills and OrderStatus(row.status) is decision.new_status:
         return
-    apply_decision(acct, row, decision, segment, events, positions)
+    apply_decision(acct, row, decision, segment, events, positions, tally)
 
 
 class PaperBroker:
@@ -246,8 +275,11 @@ class PaperBroker:
     def __init__(self, quotes: dict[str, Quote] | None = None, events: Events | None = None) -> None:
         self.quotes = dict(quotes or {})
         self.events = events or Events()
-        # Filled in by the order service: every position row of the account read under the lock.
-        self.positions: dict[str, Position] | None = None
+        # Filled in by the order service: every position row of the account read under the lock, by
+        # (symbol, product). Not named ``positions``: that is the Broker protocol's method.
+        self.loaded_positions: dict[PositionKey, Position] | None = None
+        # Set by a basket: its closing fills count as one trade for the circuit breaker.
+        self.tally: TradeTally | None = None
 
     # -- helpers
     def _account(self, account: str) -> TradingAccount:
@@ -289,7 +321,7 @@ class PaperBroker:
             set_status(row, OrderStatus.TRIGGER_PENDING, "awaiting_trigger")
             self.events.order(row)
         else:
-            work_order(acct, row, self._quote(row.symbol), self.events, self.positions)
+            work_order(acct, row, self._quote(row.symbol), self.events, self.loaded_positions, self.tally)
             if row.status == "pending":  # limit not crossed / beyond protection: rest on the book
                 set_status(row, OrderStatus.OPEN, row.status_message or "open")
                 self.events.order(row)
@@ -329,11 +361,13 @@ class PaperBroker:
 
     def positions(self, account: str) -> list[BrokerPosition]:
         rows = db.session.scalars(
-            select(Position).where(Position.account_id == int(account), Position.quantity != 0)
+            select(Position)
+            .where(Position.account_id == int(account), Position.quantity != 0)
+            .order_by(Position.symbol, Position.product)
         )
         out = []
-        for p in rows:
-            avg = Decimal(p.cost_basis) / p.quantity
+        for p in rows.all():
+            avg = (Decimal(p.cost_basis) / p.quantity).quantize(Decimal("0.0001"))
             out.append(BrokerPosition(p.symbol, Product(p.product), p.quantity, avg, Decimal(p.realised_pnl)))
         return out
 

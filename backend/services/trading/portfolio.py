@@ -120,21 +120,34 @@ def trades(user: Any, account_id: int | None, symbol: str | None, limit: int, cu
     return keyset_page(stmt, Trade.id, limit, cursor)
 
 
-def _position_or_404(acct: TradingAccount, symbol: str) -> Position:
-    p = db.session.scalar(
-        select(Position).where(Position.account_id == acct.id, Position.symbol == symbol.upper())
+def _position_or_404(acct: TradingAccount, symbol: str, product: str | None) -> Position:
+    """The open position of ``symbol`` in ``product``; without a product, the only open one."""
+    stmt = select(Position).where(
+        Position.account_id == acct.id, Position.symbol == symbol.upper(), Position.quantity != 0
     )
-    if p is None or p.quantity == 0:
-        raise NotFound("No open position.", {"symbol": symbol}, code="POSITION_NOT_FOUND")
-    return p
+    if product is not None:
+        stmt = stmt.where(Position.product == product)
+    found = list(db.session.scalars(stmt.order_by(Position.product)))
+    if not found:
+        raise NotFound("No open position.", {"symbol": symbol, "product": product}, code="POSITION_NOT_FOUND")
+    if len(found) > 1:
+        raise ValidationFailed(
+            "This symbol is held intraday and delivery: say which position.",
+            {"fields": {"product": ["Held as I and D: give product I or D."]}},
+        )
+    return found[0]
 
 
-def close_position(user: Any, account_id: int | None, symbol: str) -> Order:
-    """Flatten one position with a MARKET order tagged ``close``."""
-    from backend.services.trading import orders
+def close_position(user: Any, account_id: int | None, symbol: str, product: str | None = None) -> Order:
+    """Flatten one position with a MARKET order tagged ``close``, in the position's own product (a
+    delivery holding is sold as D, so delivery charges apply). The position's working stop and
+    take-profit orders are cancelled, and its stops cleared, in the transaction that accepts the close;
+    a refused close leaves them as they were."""
+    from backend.services.trading.orders.prepare import prepare, quote_for, validate_request
+    from backend.services.trading.orders.stops import place_exit
 
     acct = resolve_account(user, account_id)
-    p = _position_or_404(acct, symbol)
+    p = _position_or_404(acct, symbol, product)
     data = {
         "account_id": acct.id,
         "symbol": p.symbol,
@@ -144,7 +157,10 @@ def close_position(user: Any, account_id: int | None, symbol: str) -> Order:
         "quantity": abs(p.quantity),
         "tag": "close",
     }
-    row, _ = orders.place_order(user, data)
+    ins, req = prepare(data, None)
+    quote = quote_for(ins.symbol)
+    validate_request(req, ins, quote.ltp)
+    row, _ = place_exit(user, acct.id, req, ins, quote, p.quantity)
     return row
 
 
@@ -152,20 +168,21 @@ def close_all(user: Any, account_id: int | None) -> list[Order]:
     acct = resolve_account(user, account_id)
     out = []
     for p in _positions(acct):
-        out.append(close_position(user, acct.id, p.symbol))
+        out.append(close_position(user, acct.id, p.symbol, p.product))
     return out
 
 
-def set_stops(user: Any, account_id: int | None, symbol: str, data: dict[str, Any]) -> PositionView:
+def set_stops(
+    user: Any, account_id: int | None, symbol: str, data: dict[str, Any], product: str | None = None
+) -> PositionView:
     """Attach (or with all fields empty, remove) stop-loss / take-profit / trailing exits."""
     acct = resolve_account(user, account_id)
-    _position_or_404(acct, symbol)
+    found = _position_or_404(acct, symbol, product)
     acct = lock_account(acct.id)
-    p = db.session.scalar(
-        select(Position)
-        .where(Position.account_id == acct.id, Position.symbol == symbol.upper())
-        .execution_options(populate_existing=True)
-    )
+    p = db.session.get(Position, found.id, populate_existing=True)
+    if p is None or p.quantity == 0:
+        db.session.rollback()
+        raise NotFound("No open position.", {"symbol": symbol}, code="POSITION_NOT_FOUND")
     keys = ("stop_loss", "take_profit", "trailing_abs", "trailing_pct")
     if all(data.get(k) is None for k in keys):
         p.stops = None

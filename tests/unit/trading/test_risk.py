@@ -74,9 +74,11 @@ def test_halted_by_account_kill_switch_and_global_kill():
     assert names(d) == ["trading_state"] and "user request" in d.failed[0].reason
     d = decide([limit(Side.BUY, 1, "1000")], acct(global_kill=True))
     assert names(d) == ["trading_state"] and "global" in d.failed[0].reason
-    # halted also blocks risk-reducing orders
+    # halted never blocks a pure reduction: an exit is always possible
     d = decide([limit(Side.SELL, 1, "1000")], acct(positions={"RELIANCE": 5}, global_kill=True))
-    assert not d.allowed
+    assert d.allowed
+    d = decide([limit(Side.SELL, 6, "1000")], acct(positions={"RELIANCE": 5}, breaker=killed))
+    assert names(d) == ["trading_state"] and "not reducing: RELIANCE" in d.failed[0].reason
 
 
 def test_reducing_state_allows_only_risk_reducing():

@@ -41,6 +41,7 @@ from backend.services.trading.orders.placement import (
     snapshot,
 )
 from backend.services.trading.orders.prepare import fields_error, prepare, request_hash, validate_request
+from backend.services.trading.paper_broker import TradeTally
 
 # --------------------------------------------------------------------------- baskets
 
@@ -271,7 +272,8 @@ def _place_basket_locked(
             rejected = rows
         else:
             broker = resolve_broker(acct, quotes, events)
-            broker.positions = {p.symbol: p for p in positions}
+            broker.loaded_positions = {(p.symbol, p.product): p for p in positions}
+            broker.tally = TradeTally()  # the basket's closing legs are one trade for the breaker
             for i, (row, req) in enumerate(zip(rows, reqs, strict=True)):
                 try:
                     send_to_broker(broker, acct, row, req)
@@ -281,6 +283,7 @@ def _place_basket_locked(
                         {**exc.details, "leg": i, "symbol": req.symbol},
                         code=exc.code,
                     ) from exc
+            broker.tally.record(acct)
             count_orders(acct, limits, len(rows))
             for row in rows:
                 settle_numerics(row)

@@ -23,7 +23,7 @@ from backend.services.trading.common import (
     lock_account,
 )
 from backend.services.trading.orders.brokers import resolve_broker
-from backend.services.trading.orders.placement import coordinator, snapshot
+from backend.services.trading.orders.placement import broker_ref, coordinator, snapshot
 from backend.services.trading.orders.prepare import (
     build_request,
     fields_error,
@@ -105,7 +105,7 @@ def modify_order(user: Any, order_id: int, changes: dict[str, Any]) -> Order:
         broker = resolve_broker(acct, {ins.symbol: quote}, events)
         broker.modify_order(
             str(acct.id),
-            _broker_ref(acct, row),
+            broker_ref(acct, row),
             OrderModification(quantity=new_qty, price=full.price, trigger_price=full.trigger_price),
         )
         row.reserved_cash = decision.cash_required
@@ -117,20 +117,9 @@ def modify_order(user: Any, order_id: int, changes: dict[str, Any]) -> Order:
     return row
 
 
-def _broker_ref(acct: TradingAccount, row: Order) -> str:
-    """The id the account's broker knows the order by: Upstox's order id, or our row id on paper."""
-    if acct.mode == "paper":
-        return str(row.id)
-    if not row.broker_order_id:
-        raise Conflict(
-            "The broker has not acknowledged this order yet; retry shortly.", code="ORDER_NOT_ACKNOWLEDGED"
-        )
-    return row.broker_order_id
-
-
 def _cancel_locked(acct: TradingAccount, row: Order, events: Events) -> None:
     broker = resolve_broker(acct, None, events)
-    broker.cancel_order(str(acct.id), _broker_ref(acct, row))
+    broker.cancel_order(str(acct.id), broker_ref(acct, row))
 
 
 def cancel_order(user: Any, order_id: int) -> Order:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -22,15 +23,15 @@ from backend.domain.errors import (
     RiskRejected,
 )
 from backend.domain.market.types import Quote
-from backend.domain.orders.types import OrderRequest, OrderStatus
-from backend.domain.risk import AccountSnapshot, RiskCoordinator, RiskDecision
+from backend.domain.orders.types import OrderRequest, OrderStatus, Product, Side
+from backend.domain.risk import AccountSnapshot, RiskCoordinator, RiskDecision, WorkingOrder
 from backend.extensions import db
 from backend.models.trading import Order, Position, TradingAccount
 from backend.services.trading import risk
 from backend.services.trading.accounts import (
     cash_figures,
     default_account,
-    positions_and_reserved,
+    positions_reserved_working,
     resolve_account,
 )
 from backend.services.trading.common import (
@@ -60,26 +61,41 @@ def snapshot(
     exclude_order: Order | None = None,
     rows: list[Position] | None = None,
     global_kill: bool | None = None,
+    exclude: Sequence[Order] = (),
 ) -> tuple[AccountSnapshot, Any]:
     """What the risk coordinator needs, read under the account lock.
 
     ``rows``, when given, receives every position row of the account (loaded fresh under the lock),
     so the fill that follows in the same transaction needs no second positions query.
+    ``exclude_order`` / ``exclude``: working orders judged as if gone (the order being modified, or the
+    orders an exit cancels when it is accepted): their cash and quantities are not counted.
     """
     limits = risk.limits_for(acct)
-    loaded, reserved = positions_and_reserved(acct)
+    loaded, reserved, working_rows = positions_reserved_working(acct)
     if rows is not None:
         rows.extend(loaded)
     rows = loaded
+    gone = [o for o in (exclude_order, *exclude) if o is not None]
     if acct.mode == "live":
         # A live account's cash is at the broker (our ledger holds none): buying power is the
         # broker's available margin, which already nets its open orders.
         available = resolve_broker(acct).funds(str(acct.id)).available_cash
     else:
         available = cash_figures(acct, rows, limits.short_margin_pct, reserved).available
-    if exclude_order is not None:
-        available += Decimal(exclude_order.reserved_cash or 0)
-    positions = {p.symbol: p.quantity for p in rows if p.quantity}
+    for o in gone:
+        available += Decimal(o.reserved_cash or 0)
+    gone_ids = {o.id for o in gone}
+    working = [
+        WorkingOrder(w.symbol, Product(w.product), Side(w.side), w.unfilled)
+        for w in working_rows
+        if w.order_id not in gone_ids and w.unfilled > 0
+    ]
+    positions: dict[str, int] = {}
+    by_product: dict[tuple[str, str], int] = {}
+    for p in rows:
+        if p.quantity:
+            positions[p.symbol] = positions.get(p.symbol, 0) + p.quantity
+            by_product[(p.symbol, p.product)] = p.quantity
     unrealised = Decimal(0)
     if positions:
         from backend.services import market_data
@@ -100,6 +116,8 @@ def snapshot(
         breaker=risk.breaker_state(acct),
         day_unrealised_pnl=unrealised,
         global_kill=risk.get_global_kill_switch() if global_kill is None else global_kill,
+        product_positions=by_product,
+        working=working,
     )
     return snap, limits
 
@@ -178,6 +196,17 @@ def new_row(
         response_status=422 if reserved is None else 201,
         reject_reasons=[],
     )
+
+
+def broker_ref(acct: TradingAccount, row: Order) -> str:
+    """The id the account's broker knows the order by: Upstox's order id, or our row id on paper."""
+    if acct.mode == "paper":
+        return str(row.id)
+    if not row.broker_order_id:
+        raise Conflict(
+            "The broker has not acknowledged this order yet; retry shortly.", code="ORDER_NOT_ACKNOWLEDGED"
+        )
+    return row.broker_order_id
 
 
 def reasons_text(failed: list[Any]) -> str:
@@ -279,9 +308,17 @@ def place_locked(
     key: str | None,
     data: dict[str, Any] | None,
     strategy_id: str | None = None,
+    cancel_on_accept: Callable[[TradingAccount], list[Order]] | None = None,
+    on_accept: Callable[[TradingAccount, Order], None] | None = None,
 ) -> tuple[Order, int]:
     """One transaction under the account lock. ``account_id`` None: the user's default account.
-    ``data`` is the request body the idempotency digest is computed from (None: no digest)."""
+    ``data`` is the request body the idempotency digest is computed from (None: no digest).
+
+    An exit placed for a position (close, stop, square-off) passes ``cancel_on_accept``: the working
+    orders it replaces (the position's own stop and take-profit orders), found under the lock. The
+    order is judged as if they were gone, and they are cancelled only if it is accepted, in the same
+    transaction, so a refused exit leaves the position's protection as it was. ``on_accept`` runs in
+    the transaction of an accepted order (e.g. clearing the stop that fired it)."""
     events = Events(deferred=True)
     digest: str | None = None
     try:
@@ -294,7 +331,10 @@ def place_locked(
                 db.session.commit()
                 return _replay(existing, digest or "")
         positions: list[Position] = []
-        snap, limits = snapshot(acct, {ins.symbol: quote.ltp}, rows=positions, global_kill=global_kill)
+        replaced = cancel_on_accept(acct) if cancel_on_accept is not None else []
+        snap, limits = snapshot(
+            acct, {ins.symbol: quote.ltp}, rows=positions, global_kill=global_kill, exclude=replaced
+        )
         decision = coordinator().evaluate(req, ins, quote.ltp, snap, limits)
         row = new_row(
             acct,
@@ -318,10 +358,14 @@ def place_locked(
             # in this very transaction, so its row, fill and ledger go out in the one flush below.
             db.session.flush()
         broker = resolve_broker(acct, {ins.symbol: quote}, events)
+        for old in replaced:
+            broker.cancel_order(str(acct.id), broker_ref(acct, old))
         if acct.mode == "paper":
             # reuse the position rows the snapshot just loaded under this lock
-            broker.positions = {p.symbol: p for p in positions}
+            broker.loaded_positions = {(p.symbol, p.product): p for p in positions}
         send_to_broker(broker, acct, row, req)
+        if on_accept is not None:
+            on_accept(acct, row)
         # Counted after the broker call so the account row is written once, at the commit. Counting
         # commutes with a fill's loss bookkeeping, and both read the state the other left on ``acct``.
         count_orders(acct, limits, 1)
