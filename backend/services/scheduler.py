@@ -1,4 +1,5 @@
-"""Once-per-trading-day work at session close: DAY-order expiry, then equity snapshots.
+"""Once-per-trading-day work: the intraday square-off per segment, and at session close the last
+intraday square-off sweep, DAY-order expiry, then equity snapshots.
 
 One process runs it per day: with Redis, a ``SET NX`` claim on the date; without Redis there is
 only one process. Each task is also runnable by hand: ``flask session close``.
@@ -26,8 +27,11 @@ def session_close_tasks() -> list[tuple[str, Callable[[date], Any]]]:
     """The work done once per trading day after the close, in order."""
     from backend.services import analytics
     from backend.services.trading import orders
+    from backend.services.trading.orders import square_off
 
     return [
+        # no intraday position survives the session: whatever is still open is closed first
+        ("square_off_intraday", lambda day: square_off.square_off(None)),
         ("expire_day_orders", lambda day: orders.expire_day_orders()),  # before snapshots: frees cash
         ("equity_snapshots", analytics.snapshot_all),
     ]
@@ -46,11 +50,58 @@ def run_session_close(day: date) -> dict[str, Any]:
     return results
 
 
-def _claim(day: date) -> bool:
+def _claim(day: date, what: str = "session-close") -> bool:
     client = redis_store.client
     if client is None:
         return True
-    return bool(client.set(f"session-close:{day.isoformat()}", b"1", nx=True, ex=3 * 24 * 3600))
+    return bool(client.set(f"{what}:{day.isoformat()}", b"1", nx=True, ex=3 * 24 * 3600))
+
+
+def run_square_off_phase(phase: str, segment: str) -> Any:
+    """``warn``: tell traders with intraday positions in ``segment``; ``square_off``: close them."""
+    from backend.services.trading.orders import square_off
+
+    return square_off.warn(segment) if phase == "warn" else square_off.square_off(segment)
+
+
+class SquareOffScheduler(threading.Thread):
+    """Checks every 15 s; on a trading day, at each segment's warning and square-off time (IST,
+    ``square_off`` in config/trading.yaml), runs that phase once (with Redis: one process claims it)."""
+
+    def __init__(self, app: Flask) -> None:
+        super().__init__(name="square-off", daemon=True)
+        self.app = app
+        self.stopped = threading.Event()
+        self.day: date | None = None
+        self.done: set[tuple[str, str]] = set()
+
+    def tick(self, now: datetime) -> list[tuple[str, str]]:
+        """Run what is due at ``now``; returns the (phase, segment) pairs run."""
+        from backend.services import market_data
+        from backend.services.trading.orders.square_off import square_off_config
+
+        if self.day != now.date():
+            self.day, self.done = now.date(), set()
+        ran = []
+        with self.app.app_context():
+            if not market_data.calendar().is_trading_day(now.date()):
+                return ran
+            for phase, segment in square_off_config().due(now, self.done):
+                self.done.add((phase, segment))
+                if _claim(now.date(), f"square-off:{phase}:{segment}"):
+                    try:
+                        run_square_off_phase(phase, segment)
+                    except Exception:  # noqa: BLE001 - the session-close sweep closes what is left
+                        log.exception("square-off failed", extra={"phase": phase, "segment": segment})
+                ran.append((phase, segment))
+        return ran
+
+    def run(self) -> None:
+        while not self.stopped.wait(15):
+            try:
+                self.tick(datetime.now(IST))
+            except Exception:  # noqa: BLE001 - retried on the next check
+                log.exception("square-off scheduler failed")
 
 
 class SessionCloseScheduler(threading.Thread):
@@ -88,6 +139,9 @@ def init_app(app: Flask) -> None:
         scheduler = SessionCloseScheduler(app)
         scheduler.start()
         app.extensions["session_scheduler"] = scheduler
+        square = SquareOffScheduler(app)
+        square.start()
+        app.extensions["square_off_scheduler"] = square
 
 
 @click.group("session", cls=AppGroup)
@@ -102,3 +156,12 @@ def close_cmd(day: datetime | None) -> None:
     target = day.date() if day else datetime.now(IST).date()
     for name, result in run_session_close(target).items():
         click.echo(f"{name}: {result}")
+
+
+@session_cli.command("square-off")
+@click.option("--segment", default=None, help="EQ or FO; default: every segment.")
+def square_off_cmd(segment: str | None) -> None:
+    """Square off open intraday (I) positions of paper accounts now."""
+    from backend.services.trading.orders import square_off
+
+    click.echo(f"square_off: {square_off.square_off(segment)}")

@@ -244,3 +244,127 @@ def test_three_resting_buys_against_a_100_share_limit(client, trader, market, ap
     _tick(app, market, "SBIN", "785")  # the one resting BUY fills: 100, never 300
     assert _positions(client, h) == {("SBIN", "D"): 100}
     check_invariants(app, first["account_id"])
+
+
+# --------------------------------------------------------------------------- finding 4
+
+
+def test_intraday_and_delivery_are_separate_positions(client, trader, market, app):
+    """100 SBIN held as delivery. A SELL 100 with product I is an intraday short: the holding stays
+    and intraday charges apply. Closing the holding sells as D with delivery STT."""
+    _, h = trader
+    _place(client, h, symbol="SBIN", quantity=100)
+    intraday = _place(client, h, symbol="SBIN", side="SELL", product="I", quantity=100)
+    assert D(intraday["average_price"]) == D("799.55")
+    assert _positions(client, h) == {("SBIN", "D"): 100, ("SBIN", "I"): -100}
+    assert [(x["symbol"], x["quantity"]) for x in client.get(f"{P}/holdings", headers=h).get_json()] == [
+        ("SBIN", 100)
+    ]
+    # turnover 100 x 799.55 = 79955.00; intraday: brokerage 20 (0.1% capped), STT 0.025% 19.99,
+    # txn 2.37, SEBI 0.08, GST 18% x 22.45 = 4.04 -> 46.48
+    trades = client.get(f"{URL}/{intraday['id']}/trades", headers=h).get_json()
+    assert D(trades[0]["charges"]) == D("46.48")
+
+    both = client.post(f"{P}/positions/SBIN/close", headers=h)
+    assert both.status_code == 422 and "product" in both.get_json()["error"]["details"]["fields"]
+    sold = client.post(f"{P}/positions/SBIN/close", query_string={"product": "D"}, headers=h)
+    assert sold.status_code == 201 and sold.get_json()["product"] == "D"
+    # delivery: brokerage 20, STT 0.1% 79.96, txn 2.37, SEBI 0.08, GST 4.04 -> 106.45
+    trades = client.get(f"{URL}/{sold.get_json()['id']}/trades", headers=h).get_json()
+    assert D(trades[0]["charges"]) == D("106.45")
+    assert _positions(client, h) == {("SBIN", "I"): -100}
+    assert client.get(f"{P}/holdings", headers=h).get_json() == []
+    check_invariants(app, sold.get_json()["account_id"])
+
+
+def test_the_intraday_square_off(client, trader, market, app, events):
+    """Warned at 15:05, squared off at 15:15 (EQ): intraday positions closed with MARKET orders
+    tagged square_off, working intraday orders cancelled, the delivery holding untouched."""
+    from datetime import datetime
+
+    from backend.domain.market.calendar import IST
+    from backend.services.scheduler import SquareOffScheduler
+
+    user_id, h = trader
+    _place(client, h, symbol="SBIN", quantity=100)  # delivery holding: stays
+    _place(client, h, symbol="SBIN", quantity=50, product="I")
+    _place(client, h, symbol="RELIANCE", side="SELL", quantity=20, product="I")  # intraday short
+    tp = _place(client, h, symbol="SBIN", side="SELL", type="LIMIT", price="820.00", quantity=50, product="I")
+    entry = _place(client, h, symbol="INFY", type="LIMIT", price="1450.00", quantity=5, product="I")
+    delivery_order = _place(client, h, symbol="INFY", type="LIMIT", price="1450.00", quantity=5)
+
+    sched = SquareOffScheduler(app)
+    day = (2026, 12, 1)  # a Tuesday, not an NSE holiday
+    assert sched.tick(datetime(*day, 14, 59, tzinfo=IST)) == []
+    assert sched.tick(datetime(*day, 15, 5, tzinfo=IST)) == [("warn", "EQ")]
+    warned = [p for u, e, p in events if e == "square_off_warning" and u == user_id]
+    assert len(warned) == 1 and warned[0]["at"].endswith("15:15:00+05:30")
+    assert {(p["symbol"], p["quantity"]) for p in warned[0]["positions"]} == {("SBIN", 50), ("RELIANCE", -20)}
+    assert sched.tick(datetime(*day, 15, 6, tzinfo=IST)) == []  # once per day
+    assert _positions(client, h)[("SBIN", "I")] == 50
+
+    # 15:15: EQ is squared off; F&O (15:20) is warned, with nothing to warn about here
+    assert sched.tick(datetime(*day, 15, 15, tzinfo=IST)) == [("square_off", "EQ"), ("warn", "FO")]
+    assert _positions(client, h) == {("SBIN", "D"): 100}
+    done = [p for u, e, p in events if e == "square_off_done"]
+    assert len(done) == 1 and done[0]["failed"] == []
+    assert sorted((o["symbol"], o["quantity"], o["status"]) for o in done[0]["orders"]) == [
+        ("RELIANCE", -20, "filled"),
+        ("SBIN", 50, "filled"),
+    ]
+    tagged = client.get(URL, query_string={"status": "filled"}, headers=h).get_json()["items"]
+    assert sum(o["tag"] == "square_off" for o in tagged) == 2
+    assert client.get(f"{URL}/{tp['id']}", headers=h).get_json()["status"] == "cancelled"
+    assert client.get(f"{URL}/{entry['id']}", headers=h).get_json()["status"] == "cancelled"
+    assert client.get(f"{URL}/{delivery_order['id']}", headers=h).get_json()["status"] == "open"
+    check_invariants(app, tp["account_id"])
+
+
+def test_session_close_squares_off_what_is_still_intraday(client, trader, market, app):
+    """An intraday position opened after the square-off time does not survive the session."""
+    _, h = trader
+    _place(client, h, symbol="SBIN", quantity=10, product="I")
+    result = app.test_cli_runner().invoke(args=["session", "close", "--day", "2026-12-01"])
+    assert result.exit_code == 0, result.output
+    assert "square_off_intraday: {'accounts': 1, 'positions': 1, 'orders': 1" in result.output
+    assert _positions(client, h) == {}
+
+
+# --------------------------------------------------------------------------- finding 10
+
+
+def test_a_basket_exit_is_one_trade_for_the_breaker(client, trader, market, app):
+    from backend.extensions import db
+    from backend.models import User
+    from backend.services.trading import orders
+
+    user_id, h = trader
+    _tighten(client, h, max_consecutive_losses=2)
+    _place(client, h, symbol="SBIN", quantity=10)
+    _place(client, h, symbol="RELIANCE", quantity=10)
+    market.set("SBIN", "780")
+    market.set("RELIANCE", "980")
+    with app.app_context():
+        legs = [
+            {"symbol": "SBIN", "side": "SELL", "type": "MARKET", "quantity": 10},
+            {"symbol": "RELIANCE", "side": "SELL", "type": "MARKET", "quantity": 10},
+        ]
+        rows = orders.place_basket(db.session.get(User, user_id), legs)
+        assert [r.status for r in rows] == ["filled", "filled"]
+    risk = client.get(f"{P}/accounts/{_account_id(client, h)}/risk", headers=h).get_json()
+    # two losing legs, one losing trade: 1 of 2 consecutive losses, still ACTIVE
+    assert risk["breaker"]["consecutive_losses"] == 1 and risk["trading_state"] == "ACTIVE"
+
+
+def test_paper_broker_positions_and_holdings(client, trader, market, app):
+    from backend.services.trading.paper_broker import PaperBroker
+
+    _, h = trader
+    _place(client, h, symbol="SBIN", quantity=10)
+    _place(client, h, symbol="SBIN", quantity=4, product="I")
+    aid = _account_id(client, h)
+    with app.app_context():
+        broker = PaperBroker()
+        got = {(p.symbol, str(p.product)): (p.quantity, p.average_price) for p in broker.positions(str(aid))}
+        assert got == {("SBIN", "D"): (10, D("800.5000")), ("SBIN", "I"): (4, D("800.5000"))}
+        assert [(x.symbol, x.quantity) for x in broker.holdings(str(aid))] == [("SBIN", 10)]

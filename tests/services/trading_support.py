@@ -89,7 +89,7 @@ def order_body(**kw) -> dict:
 
 
 def check_invariants(app, account_id: int) -> None:
-    """cash == sum(ledger); each position == net of its trades; realised P&L exact."""
+    """cash == sum(ledger); each position (symbol and product) == net of its trades; realised P&L exact."""
     from sqlalchemy import select
 
     from backend.domain.accounting import position_from_trades
@@ -104,7 +104,7 @@ def check_invariants(app, account_id: int) -> None:
             db.session.scalars(select(Trade).where(Trade.account_id == account_id).order_by(Trade.id))
         )
         for pos in db.session.scalars(select(Position).where(Position.account_id == account_id)):
-            mine = [t for t in trades if t.symbol == pos.symbol]
+            mine = [t for t in trades if (t.symbol, t.product) == (pos.symbol, pos.product)]
             rebuilt = position_from_trades(
                 [type("T", (), {"side": t.side, "quantity": t.quantity, "price": D(t.price)}) for t in mine]
             )
