@@ -6,11 +6,22 @@ its tag, and modify/cancel address Upstox's own order id.
 
 from __future__ import annotations
 
+from datetime import datetime
+
+import pytest
+
+from backend.domain.market.calendar import IST
 from tests.api.test_broker import connect, upstox  # noqa: F401 - fixture
 from tests.services import trading_support
 from tests.stubs.upstox_orders_stub import book_of
 
 market = trading_support.market  # shared fixture (quotes for the risk checks)
+
+
+@pytest.fixture(autouse=True)
+def _in_session(market_clock):
+    # a live account trades by the exchange's calendar whatever MARKET_CLOCK says: pin a session time
+    market_clock(datetime(2026, 12, 3, 11, 0, tzinfo=IST), clock="always_open")
 
 
 def _live_account(client, headers, state) -> int:
