@@ -296,6 +296,8 @@ class SimulatedProvider(MarketDataProvider):
         day = local.date()
         if self.calendar.is_trading_day(day) and local >= self.calendar.session_open(day):
             if local >= self.calendar.session_close(day):
+                if self.off_session_moves:
+                    return self._off_session_state(ins, local)
                 s = self._session(ins, day)
                 return math.exp(s.logpath[-1]), day, SESSION_MINUTES, float(s.volume.sum())
             s = self._session(ins, day)
