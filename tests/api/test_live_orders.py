@@ -59,3 +59,24 @@ def test_live_buying_power_is_the_broker_available_margin(client, trader, upstox
     checks = {c["name"] for c in r.get_json()["error"]["details"]["checks"]}
     assert "buying_power" in checks
     assert not [o for o in book_of(upstox).orders.values() if o.get("quantity") == 2]
+
+
+def test_always_open_never_opens_the_market_for_a_live_account(client, trader, upstox, market, market_clock):  # noqa: F811
+    # the simulated 24x7 session is on, but a live account trades by the exchange: at 20:13 IST a
+    # MARKET order is refused before it reaches Upstox, and a LIMIT AMO goes to Upstox with is_amo
+    market_clock(datetime(2026, 12, 3, 20, 13, tzinfo=IST), clock="always_open")
+    _, headers = trader
+    account_id = _live_account(client, headers, upstox)
+    body = {"account_id": account_id, "symbol": "RELIANCE", "side": "BUY", "type": "MARKET", "product": "D",
+            "quantity": 2}  # fmt: skip
+    r = client.post("/api/v1/orders", json=body, headers=headers)
+    assert r.status_code == 422
+    assert r.get_json()["error"]["details"]["next_open"] == "2026-12-04T03:45:00+00:00"
+    assert book_of(upstox).orders == {}
+
+    amo = {**body, "type": "LIMIT", "price": "990.00", "amo": True, "client_order_id": "amo-1"}
+    r = client.post("/api/v1/orders", json=amo, headers=headers)
+    assert r.status_code == 201, r.get_json()
+    assert r.get_json()["amo"] is True
+    placed = [o for o in book_of(upstox).orders.values() if o.get("tag") == "amo-1"]
+    assert len(placed) == 1 and placed[0].get("is_amo") is True

@@ -215,3 +215,25 @@ def test_more_than_25_slices_is_refused(client, trader, market, app):
     assert r.get_json()["error"]["details"]["fields"]["quantity"] == [
         f"{per * 25 + lot} needs 26 slices of at most {per}; at most 25 per order"
     ]
+
+
+def test_flask_calendar_load_adds_a_year_to_the_calendar(app, tmp_path):
+    from backend.services import market_calendar
+
+    path = tmp_path / "NSE-2027.yaml"
+    path.write_text(
+        'exchange: NSE\nyear: 2027\nstatus: published\nsource: "test circular"\n'
+        'holidays:\n  - {date: "2027-03-22", name: Holi}\n  - {date: "2027-01-26", name: Republic Day}\n'
+    )
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["calendar", "load", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "NSE 2027: 2 holidays loaded (published)" in result.output
+    with app.app_context():
+        cal = market_calendar.calendar()
+        assert not cal.is_trading_day(ist(2027, 3, 22).date())
+        assert cal.next_open(ist(2027, 3, 19, 16, 0)) == ist(2027, 3, 23, 9, 15)  # Fri -> (Mon holiday) Tue
+    bad = tmp_path / "bad.yaml"
+    bad.write_text('exchange: NSE\nyear: 2027\nholidays:\n  - {date: "2026-12-25"}\n')
+    result = runner.invoke(args=["calendar", "load", str(bad)])
+    assert result.exit_code != 0 and "holidays.0: 2026-12-25 is not in 2027" in result.output
