@@ -94,3 +94,6 @@ def register_commands(app: Flask) -> None:
     from backend.services.scheduler import session_cli
 
     app.cli.add_command(session_cli)
+    from backend.services.market_calendar import calendar_cli
+
+    app.cli.add_command(calendar_cli)

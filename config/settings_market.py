@@ -12,40 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROVIDERS = ("simulated", "csv", "upstox")
 QUOTE_MODES = ("single", "batch")  # backend.realtime.feed.QUOTE_MODES
 
-# NSE trading holidays (equity segment). Override with MARKET_HOLIDAYS=YYYY-MM-DD,...
-DEFAULT_HOLIDAYS = [
-    # 2025
-    "2025-02-26",
-    "2025-03-14",
-    "2025-03-31",
-    "2025-04-10",
-    "2025-04-14",
-    "2025-04-18",
-    "2025-05-01",
-    "2025-08-15",
-    "2025-08-27",
-    "2025-10-02",
-    "2025-10-21",
-    "2025-10-22",
-    "2025-11-05",
-    "2025-12-25",
-    # 2026 (provisional until NSE's circular for the year; override with MARKET_HOLIDAYS)
-    "2026-01-26",
-    "2026-03-03",
-    "2026-03-26",
-    "2026-03-31",
-    "2026-04-03",
-    "2026-04-14",
-    "2026-05-01",
-    "2026-05-28",
-    "2026-06-26",
-    "2026-09-14",
-    "2026-10-02",
-    "2026-10-20",
-    "2026-11-10",
-    "2026-11-24",
-    "2026-12-25",
-]
+CLOCKS = ("exchange", "always_open")
 
 
 def settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -55,6 +22,13 @@ def settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     quote_mode = env_str("SOCKETIO_QUOTE_MODE", "single", env=env)
     if quote_mode not in QUOTE_MODES:
         raise ConfigError(f"SOCKETIO_QUOTE_MODE must be one of {', '.join(QUOTE_MODES)}, got {quote_mode!r}")
+    clock = env_str("MARKET_CLOCK", "exchange", env=env)
+    if clock not in CLOCKS:
+        raise ConfigError(f"MARKET_CLOCK must be one of {', '.join(CLOCKS)}, got {clock!r}")
+    if clock == "always_open" and provider != "simulated":
+        raise ConfigError(
+            "MARKET_CLOCK=always_open needs MARKET_DATA_PROVIDER=simulated (real markets keep hours)"
+        )
     return {
         "MARKET_DATA_PROVIDER": provider,
         # simulated market
@@ -73,8 +47,13 @@ def settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "UPSTOX_BASE_URL": env_str("UPSTOX_BASE_URL", "https://api.upstox.com", env=env),
         "UPSTOX_ACCESS_TOKEN": env_str("UPSTOX_ACCESS_TOKEN", env=env),
         "UPSTOX_TIMEOUT_SECONDS": env_float("UPSTOX_TIMEOUT_SECONDS", 10.0, env=env),
-        # calendar
-        "MARKET_HOLIDAYS": env_list("MARKET_HOLIDAYS", DEFAULT_HOLIDAYS, env=env),
+        # calendar: session hours and yearly holiday lists are data files (docs/trading.md)
+        "MARKET_CALENDAR_DIR": env_str("MARKET_CALENDAR_DIR", str(ROOT / "config" / "calendars"), env=env),
+        # extra YYYY-MM-DD days closing every segment, on top of the files and `flask calendar load`
+        "MARKET_HOLIDAYS": env_list("MARKET_HOLIDAYS", [], env=env),
+        # exchange: sessions and holidays apply; always_open: a 24x7 simulated session for paper
+        # accounts on the simulated market (never a live account, never another provider)
+        "MARKET_CLOCK": clock,
         # cache (seconds)
         "CACHE_MAX_ENTRIES": env_int("CACHE_MAX_ENTRIES", 10_000, env=env),
         "CACHE_TTL_QUOTES": env_float("CACHE_TTL_QUOTES", 1.0, env=env),

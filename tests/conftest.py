@@ -37,6 +37,9 @@ def app_config(**overrides) -> dict:
         or os.environ["TEST_DATABASE_URL_DEFAULT"],
         "REDIS_URL": os.environ.get("TEST_REDIS_URL"),
         "LOG_LEVEL": "WARNING",
+        # Tests place MARKET orders at whatever hour they run: the simulated session is always open.
+        # Session tests turn the exchange's clock on (MARKET_CLOCK="exchange") with a fixed time.
+        "MARKET_CLOCK": "always_open",
     }
     cfg.update(overrides)
     return cfg
@@ -133,3 +136,18 @@ def trader(make_user):
 @pytest.fixture
 def admin(make_user):
     return make_user("admin")
+
+
+@pytest.fixture
+def market_clock(app):
+    """Pin the market clock: ``set(when, clock="exchange")`` with an aware datetime. The default
+    ``clock`` turns the exchange's sessions on for paper accounts too; restored afterwards."""
+    before = app.config.get("MARKET_CLOCK")
+
+    def _set(when, clock: str = "exchange"):
+        app.extensions["market_clock"] = lambda: when
+        app.config["MARKET_CLOCK"] = clock
+
+    yield _set
+    app.extensions.pop("market_clock", None)
+    app.config["MARKET_CLOCK"] = before

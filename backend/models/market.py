@@ -15,10 +15,12 @@ from sqlalchemy import (
     Integer,
     Numeric,
     String,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.extensions import db
+from backend.models.base import utcnow
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit key for candles.
 BigId = BigInteger().with_variant(Integer, "sqlite")
@@ -101,3 +103,20 @@ class CandleCoverage(db.Model):
     end: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
     __table_args__ = (Index("ix_candle_coverage_series", "instrument_id", "interval", "start"),)
+
+
+class MarketHoliday(db.Model):
+    """An exchange holiday loaded with ``flask calendar load FILE`` (adds to the shipped calendar
+    files in ``config/calendars``). ``segment`` "*" closes every segment of the exchange."""
+
+    __tablename__ = "market_holidays"
+    __table_args__ = (UniqueConstraint("exchange", "segment", "day", name="uq_market_holidays_day"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    exchange: Mapped[str] = mapped_column(String(8), nullable=False, default="NSE")
+    segment: Mapped[str] = mapped_column(String(16), nullable=False, default="*")
+    day: Mapped[date] = mapped_column(Date, nullable=False)
+    name: Mapped[str] = mapped_column(String(128), nullable=False, default="")
+    source: Mapped[str] = mapped_column(String(500), nullable=False, default="")
+    status: Mapped[str] = mapped_column(String(12), nullable=False, default="published")
+    loaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)

@@ -105,6 +105,10 @@ class Order(TimestampMixin, db.Model):
     estimated_charges: Mapped[Decimal] = mapped_column(MONEY, nullable=False, default=Decimal(0))
     tag: Mapped[str | None] = mapped_column(String(64))
     strategy_id: Mapped[str | None] = mapped_column(String(64))
+    # an after-market order: recorded and holding its cash, worked only from the next session open
+    amo: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=text("false"))
+    # a slice of an order above the freeze quantity: the first slice's id (NULL on the first one)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", ondelete="SET NULL"), index=True)
 
 
 def is_working() -> ColumnElement[bool]:

@@ -44,6 +44,7 @@ from backend.extensions import db
 from backend.models.market import Candle as CandleRow
 from backend.models.market import CandleCoverage
 from backend.models.market import Instrument as InstrumentRow
+from backend.services import market_calendar
 from backend.services.cache import get_cache
 from backend.services.pagination import Page, keyset_page
 
@@ -277,7 +278,9 @@ def _build_provider(app: Flask) -> MarketDataProvider:
             "simulated",
             seed=cfg.get("SIM_SEED", "42"),
             instruments=registry,
-            holidays=cfg.get("MARKET_HOLIDAYS", []),
+            holidays=sorted(market_calendar.calendar(app).holidays),
+            # MARKET_CLOCK=always_open: the simulated market moves between sessions too
+            off_session_moves=cfg.get("MARKET_CLOCK") == market_calendar.ALWAYS_OPEN,
             drift=cfg.get("SIM_DRIFT", 0.08),
             vol=cfg.get("SIM_VOL", 0.25),
             index_vol=cfg.get("SIM_INDEX_VOL", 0.15),
@@ -697,11 +700,12 @@ def chain_analytics(underlying: str, expiry: date | None = None) -> tuple[Option
 
 
 def calendar() -> NseCalendar:
-    return NseCalendar(current_app.config.get("MARKET_HOLIDAYS", []))
+    """The exchange calendar (data: ``backend.services.market_calendar``)."""
+    return market_calendar.calendar()
 
 
-def market_status(now: datetime | None = None) -> MarketStatus:
-    return calendar().market_status(now or datetime.now(UTC))
+def market_status(now: datetime | None = None, segment: str | None = None) -> MarketStatus:
+    return calendar().market_status(now or market_calendar.now(), segment)
 
 
 # --------------------------------------------------------------------------- indicators

@@ -1,8 +1,15 @@
-"""Once-per-trading-day work: the intraday square-off per segment, and at session close the last
-intraday square-off sweep, DAY-order expiry, then equity snapshots.
+"""Market-session jobs, timed by the exchange calendar (data, per segment):
 
-One process runs it per day: with Redis, a ``SET NX`` claim on the date; without Redis there is
-only one process. Each task is also runnable by hand: ``flask session close``.
+- at each segment's open: queued paper AMOs of that segment go live (``release_amo``);
+- at each segment's close: its working DAY orders expire (``expire_day_orders``), so NSE_EQ orders
+  expire at 15:30 and NSE_FO orders at the F&O close (15:40 from 3 Aug 2026);
+- at each segment's square-off warning and square-off times (``square_off`` in config/trading.yaml):
+  open intraday positions are warned about, then closed (``SquareOffScheduler``);
+- once per trading day after every segment has closed and ``SESSION_TASKS_TIME``: the session-close
+  tasks (DAY-order expiry for anything left, then equity snapshots).
+
+One process runs each job per day: with Redis, a ``SET NX`` claim on (job, segment, date); without
+Redis there is only one process. ``flask session close`` runs the session-close tasks by hand.
 """
 
 from __future__ import annotations
@@ -17,14 +24,16 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from backend.domain.market.calendar import IST
+from backend.domain.market.calendar import IST, NseCalendar
 from backend.extensions import redis_store
 
 log = logging.getLogger(__name__)
 
+SEGMENTS = ("NSE_EQ", "NSE_FO")  # the traded segments (an index follows NSE_EQ and is not traded)
+
 
 def session_close_tasks() -> list[tuple[str, Callable[[date], Any]]]:
-    """The work done once per trading day after the close, in order."""
+    """The work done once per trading day after the last close, in order."""
     from backend.services import analytics
     from backend.services.trading import orders
     from backend.services.trading.orders import square_off
@@ -35,6 +44,18 @@ def session_close_tasks() -> list[tuple[str, Callable[[date], Any]]]:
         ("expire_day_orders", lambda day: orders.expire_day_orders()),  # before snapshots: frees cash
         ("equity_snapshots", analytics.snapshot_all),
     ]
+
+
+def segment_jobs() -> list[tuple[str, str, str, Callable[[datetime], Any]]]:
+    """(job, segment, "open"/"close", task(now)) run once per trading day of the segment."""
+    from backend.services.trading.orders.amo import release_amo_orders
+    from backend.services.trading.orders.expiry import expire_day_orders
+
+    jobs: list[tuple[str, str, str, Callable[[datetime], Any]]] = []
+    for seg in SEGMENTS:
+        jobs.append(("release_amo", seg, "open", lambda now, s=seg: release_amo_orders(s, now)))
+        jobs.append(("expire_day_orders", seg, "close", lambda now, s=seg: expire_day_orders(s)))
+    return jobs
 
 
 def run_session_close(day: date) -> dict[str, Any]:
@@ -50,11 +71,18 @@ def run_session_close(day: date) -> dict[str, Any]:
     return results
 
 
-def _claim(day: date, what: str = "session-close") -> bool:
+def session_tasks_at(cal: NseCalendar, day: date, at: time) -> datetime:
+    """When the session-close tasks run on ``day``: ``at`` IST, but never before the last segment
+    close (a DAY F&O order must live to the F&O close)."""
+    last = max(cal.session_close(day, seg) for seg in SEGMENTS)
+    return max(datetime.combine(day, at, tzinfo=IST), last)
+
+
+def _claim(key: str) -> bool:
     client = redis_store.client
     if client is None:
         return True
-    return bool(client.set(f"{what}:{day.isoformat()}", b"1", nx=True, ex=3 * 24 * 3600))
+    return bool(client.set(key, b"1", nx=True, ex=3 * 24 * 3600))
 
 
 def run_square_off_phase(phase: str, segment: str) -> Any:
@@ -88,7 +116,7 @@ class SquareOffScheduler(threading.Thread):
                 return ran
             for phase, segment in square_off_config().due(now, self.done):
                 self.done.add((phase, segment))
-                if _claim(now.date(), f"square-off:{phase}:{segment}"):
+                if _claim(f"square-off:{phase}:{segment}:{now.date().isoformat()}"):
                     try:
                         run_square_off_phase(phase, segment)
                     except Exception:  # noqa: BLE001 - the session-close sweep closes what is left
@@ -104,31 +132,58 @@ class SquareOffScheduler(threading.Thread):
                 log.exception("square-off scheduler failed")
 
 
-class SessionCloseScheduler(threading.Thread):
-    """Checks every 30 s; after ``SESSION_TASKS_TIME`` (IST) on a trading day, runs the tasks once."""
+class SessionScheduler(threading.Thread):
+    """Checks every 30 s and runs the jobs that are due (``run_due``)."""
 
     def __init__(self, app: Flask) -> None:
-        super().__init__(name="session-close", daemon=True)
+        super().__init__(name="market-sessions", daemon=True)
         self.app = app
         self.stopped = threading.Event()
         hh, mm = (int(x) for x in app.config["SESSION_TASKS_TIME"].split(":"))
         self.at = time(hh, mm)
-        self.done: date | None = None
+        self.done: set[tuple[str, str, date]] = set()
+
+    def run_due(self, now: datetime) -> list[tuple[str, str, date]]:
+        """Run, in this app's context, every job due at ``now`` not yet run today; returns them."""
+        from backend.services import market_calendar
+
+        ran: list[tuple[str, str, date]] = []
+        day = now.astimezone(IST).date()
+        with self.app.app_context():
+            cal = market_calendar.calendar()
+            for name, seg, edge, task in segment_jobs():
+                key = (name, seg, day)
+                if key in self.done or not cal.is_trading_day(day, seg):
+                    continue
+                at = cal.session_open(day, seg) if edge == "open" else cal.session_close(day, seg)
+                if now < at or (edge == "open" and now >= cal.session_close(day, seg)):
+                    continue  # not yet; or the session is over (AMOs then wait for the next open)
+                if _claim(f"market-job:{name}:{seg}:{day.isoformat()}"):
+                    result = task(now)
+                    log.info("market job done", extra={"job": name, "segment": seg, "result": result})
+                ran.append(key)
+                self.done.add(key)
+            key = ("session_close", "*", day)
+            if (
+                key not in self.done
+                and cal.is_trading_day(day)
+                and now >= session_tasks_at(cal, day, self.at)
+                and _claim(f"session-close:{day.isoformat()}")
+            ):
+                run_session_close(day)
+                ran.append(key)
+            if cal.is_trading_day(day) and now >= session_tasks_at(cal, day, self.at):
+                self.done.add(key)
+        return ran
 
     def run(self) -> None:
-        from backend.services import market_data
+        from backend.services import market_calendar
 
         while not self.stopped.wait(30):
-            now = datetime.now(IST)
-            if now.time() < self.at or self.done == now.date():
-                continue
             try:
-                with self.app.app_context():
-                    if market_data.calendar().is_trading_day(now.date()) and _claim(now.date()):
-                        run_session_close(now.date())
-                self.done = now.date()
+                self.run_due(market_calendar.now(self.app))
             except Exception:  # noqa: BLE001 - retried on the next check
-                log.exception("session-close scheduler failed")
+                log.exception("market-session scheduler failed")
 
 
 def init_app(app: Flask) -> None:
@@ -136,7 +191,7 @@ def init_app(app: Flask) -> None:
     if enabled is None:
         enabled = not app.config.get("TESTING")
     if enabled:
-        scheduler = SessionCloseScheduler(app)
+        scheduler = SessionScheduler(app)
         scheduler.start()
         app.extensions["session_scheduler"] = scheduler
         square = SquareOffScheduler(app)
@@ -156,6 +211,15 @@ def close_cmd(day: datetime | None) -> None:
     target = day.date() if day else datetime.now(IST).date()
     for name, result in run_session_close(target).items():
         click.echo(f"{name}: {result}")
+
+
+@session_cli.command("open")
+@click.option("--segment", type=click.Choice(SEGMENTS), help="Default: every segment open now.")
+def open_cmd(segment: str | None) -> None:
+    """Release queued paper AMOs of the segments open now."""
+    from backend.services.trading.orders.amo import release_amo_orders
+
+    click.echo(f"released: {release_amo_orders(segment)}")
 
 
 @session_cli.command("square-off")

@@ -168,6 +168,7 @@ def orders_blueprint(state: StubState) -> Blueprint:
             trading_symbol=f"{sym}-EQ",
             tradingsymbol=f"{sym}-EQ",
             tag=body.get("tag"),
+            is_amo=bool(body.get("is_amo")),
         )
         if book.hang_next_place > 0:
             book.hang_next_place -= 1

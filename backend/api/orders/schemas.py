@@ -39,6 +39,20 @@ class OrderCreateSchema(Schema):
         validate=validate.Regexp(r"^[A-Za-z0-9._:-]{1,64}$"),
         metadata={"description": "Idempotency key, unique per account (or send Idempotency-Key)"},
     )
+    amo = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "After-market order (Upstox is_amo): a LIMIT or SL DAY order placed outside the "
+            "session, queued until the segment's next open. Refused while the session is open."
+        },
+    )
+    slice = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "Split an order above the instrument's freeze quantity into orders of at most "
+            "that quantity (whole lots; at most 25), linked by parent_id to the first one"
+        },
+    )
 
     @validates_schema
     def _price_rules(self, data, **kwargs):
@@ -94,6 +108,17 @@ class CheckSchema(Schema):
     actual = fields.String(allow_none=True)
 
 
+class OrderSliceSchema(Schema):
+    id = fields.Integer()
+    client_order_id = fields.String(allow_none=True)
+    parent_id = fields.Integer(allow_none=True)
+    quantity = fields.Integer()
+    filled_quantity = fields.Integer()
+    average_price = fields.Decimal(as_string=True, allow_none=True)
+    status = fields.String()
+    amo = fields.Boolean()
+
+
 class OrderSchema(Schema):
     id = fields.Integer()
     account_id = fields.Integer()
@@ -116,6 +141,14 @@ class OrderSchema(Schema):
     estimated_charges = fields.Decimal(as_string=True)
     tag = fields.String(allow_none=True)
     strategy_id = fields.String(allow_none=True)
+    amo = fields.Boolean(metadata={"description": "Queued after-market order, not yet live"})
+    parent_id = fields.Integer(
+        allow_none=True, metadata={"description": "A slice's first slice (a sliced order's parent)"}
+    )
+    slices = fields.List(
+        fields.Nested(OrderSliceSchema),
+        metadata={"description": "Only in the answer to a sliced placement: every slice, the first included"},
+    )
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
 

@@ -371,7 +371,7 @@ class UpstoxBroker:
             "transaction_type": order.side.value,
             "disclosed_quantity": 0,
             "trigger_price": float(order.trigger_price) if order.trigger_price is not None else 0,
-            "is_amo": False,
+            "is_amo": bool(order.amo),
             "slice": False,
         }
         try:

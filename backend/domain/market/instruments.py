@@ -78,11 +78,13 @@ _EQUITIES: tuple[tuple[str, str, str, str, str], ...] = (
 )
 
 # (symbol, instrument_key, name, reference price, strike step, lot size, freeze qty, weekly?)
+# Freeze quantities per NSE's circular of 31 Oct 2025, effective 3 Nov 2025: NIFTY 1800, BANKNIFTY 600
+# (https://rhnvrm.github.io/stock-market-circulars/circulars/nse/2025/nse-2025-10-31-c75672c8d864935e-quantity-freeze-limits-for-indices).
 # Lot sizes per NSE's revision effective Dec 2024 (NIFTY 75, BANKNIFTY 35); BANKNIFTY has only
 # monthly contracts since Nov 2024, NIFTY keeps weekly ones.
 _INDICES: tuple[tuple[str, str, str, str, int, int, int, bool], ...] = (
     ("NIFTY", "NSE_INDEX|Nifty 50", "Nifty 50", "24500", 50, 75, 1800, True),
-    ("BANKNIFTY", "NSE_INDEX|Nifty Bank", "Nifty Bank", "52000", 100, 35, 900, False),
+    ("BANKNIFTY", "NSE_INDEX|Nifty Bank", "Nifty Bank", "52000", 100, 35, 600, False),
 )
 
 INDEX_STRIKE_STEP: dict[str, int] = {sym: step for sym, _k, _n, _p, step, _l, _f, _w in _INDICES}

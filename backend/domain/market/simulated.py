@@ -114,6 +114,7 @@ class SimulatedProvider(MarketDataProvider):
         curvature: float = 4.0,
         clock: Callable[[], datetime] | None = None,
         strikes_each_side: int = 20,
+        off_session_moves: bool = False,
         **_unused: object,
     ):
         self.seed = str(seed)
@@ -133,6 +134,8 @@ class SimulatedProvider(MarketDataProvider):
         self._day_index: dict[date, int] = {}
         self._logclose: dict[str, np.ndarray] = {}
         self._sessions: OrderedDict[tuple[str, date], _Session] = OrderedDict()
+        self.off_session_moves = bool(off_session_moves)
+        self._gaps: OrderedDict[tuple[str, date], np.ndarray] = OrderedDict()
         if instruments is None:
             self.list_index_options(strikes_each_side)
 
@@ -293,6 +296,8 @@ class SimulatedProvider(MarketDataProvider):
         day = local.date()
         if self.calendar.is_trading_day(day) and local >= self.calendar.session_open(day):
             if local >= self.calendar.session_close(day):
+                if self.off_session_moves:
+                    return self._off_session_state(ins, local)
                 s = self._session(ins, day)
                 return math.exp(s.logpath[-1]), day, SESSION_MINUTES, float(s.volume.sum())
             s = self._session(ins, day)
@@ -310,9 +315,49 @@ class SimulatedProvider(MarketDataProvider):
             )
             cum = float(s.volume[:m].sum()) + float(s.volume[m]) * frac
             return math.exp(x0 + frac * (x1 - x0) + noise), day, m, cum
+        if self.off_session_moves:
+            return self._off_session_state(ins, local)
         prev = self.calendar.previous_trading_day(day)
         s = self._session(ins, prev)
         return math.exp(s.logpath[-1]), prev, SESSION_MINUTES, float(s.volume.sum())
+
+    def _off_session_state(self, ins: Instrument, local: datetime) -> tuple[float, date, int, float]:
+        """Between two sessions (``MARKET_CLOCK=always_open``): a per-minute Brownian bridge from the
+        last close to the next session's open, so the simulated market moves in the evening and on
+        holidays yet still opens where the day path says (history and candles are unchanged)."""
+        day = local.date()
+        if self.calendar.is_trading_day(day) and local >= self.calendar.session_close(day):
+            prev = day
+        else:
+            prev = self.calendar.previous_trading_day(day)
+        nxt = self.calendar.next_trading_day(prev)
+        start, end = self.calendar.session_close(prev), self.calendar.session_open(nxt)
+        s_prev, s_next = self._session(ins, prev), self._session(ins, nxt)
+        n = max(int((end - start).total_seconds() // 60), 1)
+        walk = self._gap_walk(ins, prev, n)
+        x0, x1 = float(s_prev.logpath[-1]), float(s_next.logpath[0])
+        minutes = min(max((local - start).total_seconds() / 60.0, 0.0), float(n))
+        m = min(int(minutes), n - 1)
+        frac = minutes - m
+
+        def bridge(k: int) -> float:
+            return x0 + walk[k] - (k / n) * walk[n] + (k / n) * (x1 - x0)
+
+        price = math.exp(bridge(m) + frac * (bridge(m + 1) - bridge(m)))
+        return price, prev, SESSION_MINUTES, float(s_prev.volume.sum())
+
+    def _gap_walk(self, ins: Instrument, prev: date, n: int) -> np.ndarray:
+        key = (ins.trading_symbol.upper(), prev)
+        walk = self._gaps.get(key)
+        if walk is None or len(walk) != n + 1:
+            # half the session's per-minute volatility: markets are quieter after hours
+            sd_min = 0.5 * self._sigma(ins) / math.sqrt(TRADING_DAYS_PER_YEAR * SESSION_MINUTES)
+            rng = np.random.default_rng(_seed_int(self.seed, key[0], "gap-walk", prev.isoformat()))
+            walk = np.concatenate(([0.0], np.cumsum(rng.standard_normal(n) * sd_min)))
+            self._gaps[key] = walk
+            if len(self._gaps) > _DAY_CACHE_SIZE:
+                self._gaps.popitem(last=False)
+        return walk
 
     def _spot(self, ins: Instrument, at: datetime) -> float:
         return self._state_at(ins, at)[0]

@@ -57,6 +57,12 @@ class Instrument:
     lot_size: int = 1
     segment: str = "EQ"
     exchange: str = "NSE"
+    freeze_quantity: int | None = None  # the exchange's largest quantity per order (F&O)
+
+    @property
+    def market_segment(self) -> str:
+        """The calendar's segment name, e.g. ``NSE_EQ``, ``NSE_FO``."""
+        return f"{self.exchange}_{self.segment}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +77,7 @@ class OrderRequest:
     trigger_price: Decimal | None = None
     tag: str | None = None
     client_order_id: str | None = None
+    amo: bool = False  # after-market order: queued until the segment's next open
 
     @property
     def is_stop(self) -> bool:

@@ -98,6 +98,7 @@ def to_instrument(ins: Any) -> Instrument:
         lot_size=int(ins.lot_size or 1),
         segment=charge_segment(ins.segment),
         exchange=ins.exchange,
+        freeze_quantity=getattr(ins, "freeze_quantity", None),
     )
 
 

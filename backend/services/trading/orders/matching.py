@@ -53,7 +53,10 @@ def match_tick(tick: Any) -> int:
             acct = lock_account(account_id)
             rows = db.session.scalars(
                 select(Order)
-                .where(Order.account_id == account_id, Order.symbol == symbol, is_working())
+                # a queued AMO waits for the open (orders.amo.release_amo_orders)
+                .where(
+                    Order.account_id == account_id, Order.symbol == symbol, is_working(), Order.amo.is_(False)
+                )
                 .order_by(Order.id)
                 .execution_options(populate_existing=True)
             )

@@ -48,6 +48,8 @@ from backend.services.trading.orders.prepare import (
     prepare,
     quote_for,
     request_hash,
+    session_gate,
+    slice_sizes,
     validate_request,
 )
 from backend.services.trading.paper_broker import set_status
@@ -195,6 +197,7 @@ def new_row(
         reserved_cash=Decimal(0) if reserved is None else reserved,
         response_status=422 if reserved is None else 201,
         reject_reasons=[],
+        amo=req.amo,
     )
 
 
@@ -221,7 +224,13 @@ def reject_row(row: Order, reasons: list[dict[str, Any]], message: str, events: 
 
 
 def send_to_broker(broker: Any, acct: TradingAccount, row: Order, req: OrderRequest) -> None:
-    """Hand a recorded row to the broker. The paper broker works that very row (no look-up, no flush)."""
+    """Hand a recorded row to the broker. The paper broker works that very row (no look-up, no flush);
+    a paper AMO waits, recorded and holding its cash, for the segment's next open (``orders.amo``)."""
+    if acct.mode == "paper" and row.amo:
+        from backend.services.trading.orders.amo import queue_amo
+
+        queue_amo(row, getattr(broker, "events", None))
+        return
     if acct.mode == "paper":
         broker.place_recorded(acct, row, req.is_stop)
         return
@@ -264,6 +273,11 @@ def place_order(user: Any, data: dict[str, Any], idempotency_key: str | None = N
                 return _replay(existing, request_hash(data, acct.id))
 
     ins, req = prepare(data, key)
+    sizes = slice_sizes(ins, req, bool(data.get("slice")))
+    if len(sizes) > 1:
+        from backend.services.trading.orders.slicing import place_sliced
+
+        return place_sliced(user, account_id, ins, req, sizes, key, data)
     quote = quote_for(ins.symbol)
     validate_request(req, ins, quote.ltp)
     # the default account is resolved and locked by one statement inside the transaction
@@ -324,6 +338,7 @@ def place_locked(
     try:
         acct, global_kill = lock_for_order(user, account_id)
         account_id = acct.id
+        session_gate(acct.mode, ins, req)  # 422 outside the session unless a LIMIT/SL AMO
         digest = request_hash(data, acct.id) if data is not None else None
         if key:
             existing = _by_key(acct.id, key)  # a concurrent retry may have won the race for the lock
