@@ -98,6 +98,10 @@ def to_instrument(ins: Any) -> Instrument:
         lot_size=int(ins.lot_size or 1),
         segment=charge_segment(ins.segment),
         exchange=ins.exchange,
+        instrument_type=ins.instrument_type,
+        underlying=(ins.underlying or "").upper() or None,
+        strike=ins.strike,
+        expiry=ins.expiry,
     )
 
 
