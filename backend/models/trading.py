@@ -103,6 +103,9 @@ class Order(TimestampMixin, db.Model):
     # cash held back for the unfilled part of a working order (released on fill/cancel/expiry)
     reserved_cash: Mapped[Decimal] = mapped_column(MONEY, nullable=False, default=Decimal(0))
     estimated_charges: Mapped[Decimal] = mapped_column(MONEY, nullable=False, default=Decimal(0))
+    # F&O margin the order blocks once fully filled (backend/domain/risk/margin.py); moves to the
+    # position fill by fill
+    margin: Mapped[Decimal] = mapped_column(MONEY, nullable=False, default=Decimal(0))
     tag: Mapped[str | None] = mapped_column(String(64))
     strategy_id: Mapped[str | None] = mapped_column(String(64))
     # an after-market order: recorded and holding its cash, worked only from the next session open
@@ -183,6 +186,8 @@ class Position(db.Model):
     cost_basis: Mapped[Decimal] = mapped_column(MONEY, nullable=False, default=Decimal(0))
     realised_pnl: Mapped[Decimal] = mapped_column(MONEY, nullable=False, default=Decimal(0))
     stops: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # F&O margin blocked by the open quantity: added on entry, released pro rata on exit
+    margin: Mapped[Decimal] = mapped_column(MONEY, nullable=False, default=Decimal(0))
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow
     )

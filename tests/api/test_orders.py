@@ -30,10 +30,10 @@ def test_market_buy_fills_at_slipped_ask_with_exact_cash(client, trader, market,
     trades = client.get(f"{URL}/{o['id']}/trades", headers=h).get_json()
     assert len(trades) == 1 and D(trades[0]["price"]) == D("1000.60")
     # delivery BUY 10 @ 1000.60, turnover 10006.00: brokerage 20, STT 10.01, txn 0.30, SEBI 0.01,
-    # GST 18% of 20.31 = 3.66, stamp 1.50 -> 35.48
-    assert D(trades[0]["charges"]) == D("35.48")
+    # IPFT 0.01, GST 18% of 20.32 = 3.6576 -> 3.66, stamp 1.50 -> 35.49
+    assert D(trades[0]["charges"]) == D("35.49")
     summary = client.get("/api/v1/portfolio", headers=h).get_json()
-    assert D(summary["cash"]) == D("1000000") - D("10006.00") - D("35.48")
+    assert D(summary["cash"]) == D("1000000") - D("10006.00") - D("35.49")
     check_invariants(app, o["account_id"])
 
 

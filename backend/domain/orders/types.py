@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 
@@ -55,14 +56,28 @@ class Instrument:
     symbol: str
     tick_size: Decimal = Decimal("0.05")
     lot_size: int = 1
-    segment: str = "EQ"
+    segment: str = "EQ"  # risk limits' segment: EQ (cash) or FO (options and futures)
     exchange: str = "NSE"
     freeze_quantity: int | None = None  # the exchange's largest quantity per order (F&O)
+    # derivatives: what charges and margin need (None for cash equity)
+    instrument_type: str | None = None  # EQ, FUT, CE, PE
+    underlying: str | None = None
+    strike: Decimal | None = None
+    expiry: date | None = None
 
     @property
     def market_segment(self) -> str:
         """The calendar's segment name, e.g. ``NSE_EQ``, ``NSE_FO``."""
         return f"{self.exchange}_{self.segment}"
+
+    @property
+    def charge_segment(self) -> str:
+        """The charge schedule to use: futures have their own (``FUT``), options use ``FO``."""
+        return "FUT" if self.segment == "FO" and self.instrument_type == "FUT" else self.segment
+
+    @property
+    def is_derivative(self) -> bool:
+        return self.instrument_type in ("FUT", "CE", "PE")
 
 
 @dataclass(frozen=True, slots=True)

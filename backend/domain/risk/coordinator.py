@@ -464,8 +464,8 @@ class RiskCoordinator:
             ref = self._ref_price(req, px)
             notional = Decimal(req.quantity) * ref if ref is not None else Decimal(0)
             charges = None
-            if ref is not None and inst is not None and inst.segment in self.charges.segments:
-                charges = self.charges.estimate(req.side, req.product, req.quantity, ref, inst.segment)
+            if ref is not None and inst is not None and inst.charge_segment in self.charges.segments:
+                charges = self.charges.estimate(req.side, req.product, req.quantity, ref, inst.charge_segment)
             reduce_qty, open_qty = book.classify(req)
             before = book.held(req.symbol, req.product)
             exposure = book.add(req)  # later legs of a basket see this one as working

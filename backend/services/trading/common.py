@@ -99,6 +99,10 @@ def to_instrument(ins: Any) -> Instrument:
         segment=charge_segment(ins.segment),
         exchange=ins.exchange,
         freeze_quantity=getattr(ins, "freeze_quantity", None),
+        instrument_type=ins.instrument_type,
+        underlying=(ins.underlying or "").upper() or None,
+        strike=ins.strike,
+        expiry=ins.expiry,
     )
 
 

@@ -9,6 +9,7 @@ circuit breaker's loss counters.
 
 from __future__ import annotations
 
+from datetime import datetime, time
 from decimal import Decimal
 from typing import Any
 
@@ -17,14 +18,16 @@ from sqlalchemy import select
 from backend.domain.accounting import Position as DomainPosition
 from backend.domain.accounting import apply_fill as account_fill
 from backend.domain.broker.base import BrokerOrder, BrokerPosition, Funds, Holding, OrderModification
+from backend.domain.charges import charge_segment as fee_segment
 from backend.domain.errors import Conflict, NotFound
+from backend.domain.market.calendar import IST
 from backend.domain.market.types import Quote
 from backend.domain.orders.fills import FillDecision, OrderState, evaluate
 from backend.domain.orders.state import is_terminal, transition
 from backend.domain.orders.types import OrderRequest, OrderStatus, OrderType, Product, Side, Validity
 from backend.extensions import db
 from backend.models.trading import WORKING_STATUSES, LedgerEntry, Order, Position, Trade, TradingAccount
-from backend.services.trading.common import Events, charge_segment, trading_config, trading_day
+from backend.services.trading.common import Events, trading_config, trading_day
 
 PAISA = Decimal("0.01")
 
@@ -72,7 +75,7 @@ def _instrument_facts(symbol: str) -> tuple[Decimal, int, str]:
     ins = market_data.find_instrument(symbol)
     if ins is None:
         return Decimal("0.05"), 1, "EQ"
-    return Decimal(ins.tick_size), int(ins.lot_size or 1), charge_segment(ins.segment)
+    return Decimal(ins.tick_size), int(ins.lot_size or 1), fee_segment(ins.segment, ins.instrument_type)
 
 
 PositionKey = tuple[str, str]  # (symbol, product): intraday and delivery are separate positions
@@ -100,6 +103,7 @@ def _position_row(
             cost_basis=Decimal(0),
             realised_pnl=Decimal(0),
             product=product,
+            margin=Decimal(0),
         )
         db.session.add(row)
         if loaded is not None:
@@ -139,6 +143,64 @@ def set_status(row: Order, new: OrderStatus | str, message: str | None = None) -
         row.reserved_cash = Decimal(0)
 
 
+def _sold_delivery_today(account_id: int, symbol: str, order_id: int | None) -> bool:
+    """Has another order of the account already sold ``symbol`` from delivery today (IST)? The DP
+    charge is levied once per scrip per day (Upstox help center: "charged once per scrip per day")."""
+    start = datetime.combine(trading_day(), time(0), tzinfo=IST)
+    stmt = select(Trade.id).where(
+        Trade.account_id == account_id,
+        Trade.symbol == symbol,
+        Trade.side == "SELL",
+        Trade.product == "D",
+        Trade.executed_at >= start,
+    )
+    if order_id is not None:
+        stmt = stmt.where(Trade.order_id != order_id)
+    return db.session.scalar(stmt.limit(1)) is not None
+
+
+def fill_charges(
+    acct: TradingAccount, row: Order, side: Side, qty: int, price: Decimal, segment: str
+) -> Decimal:
+    """Charges one fill adds to its order: brokerage is per executed order, so a second fill of the
+    same order adds only what the order's contract note grows by (``ChargeSchedule.fill_charges``)."""
+    product = Product(row.product)
+    before = Decimal(0)
+    if row.filled_quantity:
+        # the exact traded value so far (the order's average price is rounded)
+        before = sum(
+            (
+                Decimal(q) * Decimal(p)
+                for q, p in db.session.execute(
+                    select(Trade.quantity, Trade.price).where(Trade.order_id == row.id)
+                )
+            ),
+            Decimal(0),
+        )
+    dp = (
+        side is Side.SELL
+        and product is Product.D
+        and segment == "EQ"
+        # the same answer for every fill of the order, so its fills add up to one contract note
+        and not _sold_delivery_today(acct.id, row.symbol, row.id)
+    )
+    sched = trading_config().charges
+    return sched.fill_charges(side, product, before, qty * price, segment, on=trading_day(), dp=dp).total
+
+
+def move_margin(pos_row: Position, row: Order, before_qty: int, closed: int, opened: int) -> None:
+    """F&O margin follows the quantity: a closing fill releases the position's margin pro rata, an
+    opening fill brings its share of the margin its order was placed with."""
+    held = Decimal(pos_row.margin or 0)
+    if closed and before_qty:
+        held -= (held * closed / abs(before_qty)).quantize(PAISA)
+        if closed >= abs(before_qty):
+            held = Decimal(0)
+    if opened and row.margin:
+        held += (Decimal(row.margin) * opened / row.quantity).quantize(PAISA)
+    pos_row.margin = max(held, Decimal(0))
+
+
 def apply_fill(
     acct: TradingAccount,
     row: Order,
@@ -154,7 +216,7 @@ def apply_fill(
     The fill moves the position of the order's own product (charges follow it). ``tally``: closing
     fills are summed there and counted by the caller as one trade, instead of one trade per fill."""
     side = Side(row.side)
-    charges = trading_config().charges.estimate(side, Product(row.product), qty, price, segment).total
+    charges = fill_charges(acct, row, side, qty, price, segment)
     pos_row = _position_row(acct.id, row.symbol, row.product, positions)
     before = DomainPosition(
         pos_row.quantity or 0, Decimal(pos_row.cost_basis or 0), Decimal(pos_row.realised_pnl or 0)
@@ -198,6 +260,7 @@ def apply_fill(
         )
     acct.cash = Decimal(acct.cash) + value - charges
 
+    move_margin(pos_row, row, before.qty, result.closed_qty, result.opened_qty)
     pos_row.quantity = result.position.qty
     pos_row.cost_basis = result.position.cost_basis
     pos_row.realised_pnl = result.position.realised_pnl

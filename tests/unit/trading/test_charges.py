@@ -21,59 +21,66 @@ def test_intraday_buy_contract_note():
     # STT        intraday buy side                         =  0.00
     # NSE txn    100000 x 0.00297%  = 2.97                 =  2.97
     # SEBI       100000 x 10 / 1e7  = 0.10                 =  0.10
-    # GST        18% x (20.00 + 2.97 + 0.10) = 4.1526      =  4.15
+    # IPFT       100000 x 10 / 1e7  = 0.10                 =  0.10
+    # GST        18% x (20.00 + 2.97 + 0.10 + 0.10) = 4.1706 = 4.17
     # stamp      0.003% x 100000 = 3.00                    =  3.00
-    # total                                                = 30.22
+    # total                                                = 30.34
     c = estimate(Side.BUY, Product.I, 100, D("1000.00"))
     assert c == ChargeBreakdown(
-        D("100000.00"), D("20.00"), D("0.00"), D("2.97"), D("0.10"), D("4.15"), D("3.00")
+        D("100000.00"), D("20.00"), D("0.00"), D("2.97"), D("0.10"), D("4.17"), D("3.00"), D("0.10")
     )
-    assert c.total == D("30.22")
+    assert c.total == D("30.34")
 
 
 def test_intraday_sell_contract_note():
     # 100 x 1010.00 = 101000.00
     # brokerage  cap 20.00; STT 0.025% x 101000 = 25.25
-    # NSE txn    101000 x 0.0000297 = 2.9997 -> 3.00 ; SEBI 0.101 -> 0.10
-    # GST        18% x (20 + 3.00 + 0.10 = 23.10) = 4.158 -> 4.16 ; stamp (sell) 0
-    # total      20 + 25.25 + 3.00 + 0.10 + 4.16 = 52.51
+    # NSE txn    101000 x 0.0000297 = 2.9997 -> 3.00 ; SEBI 0.101 -> 0.10 ; IPFT 0.101 -> 0.10
+    # GST        18% x (20 + 3.00 + 0.10 + 0.10 = 23.20) = 4.176 -> 4.18 ; stamp (sell) 0
+    # total      20 + 25.25 + 3.00 + 0.10 + 0.10 + 4.18 = 52.63
     c = estimate(Side.SELL, Product.I, 100, D("1010.00"))
-    assert (c.brokerage, c.stt, c.exchange_txn, c.sebi_fee, c.gst, c.stamp_duty) == (
-        D("20.00"), D("25.25"), D("3.00"), D("0.10"), D("4.16"), D("0.00"),
+    assert (c.brokerage, c.stt, c.exchange_txn, c.sebi_fee, c.ipft, c.gst, c.stamp_duty) == (
+        D("20.00"), D("25.25"), D("3.00"), D("0.10"), D("0.10"), D("4.18"), D("0.00"),
     )  # fmt: skip
-    assert c.total == D("52.51")
+    assert c.total == D("52.63")
 
 
 def test_intraday_small_order_percentage_brokerage_below_cap():
-    # 10 x 100 = 1000: brokerage 0.1% = 1.00; txn 0.0297 -> 0.03; SEBI 0.001 -> 0.00
+    # 10 x 100 = 1000: brokerage 0.1% = 1.00; txn 0.0297 -> 0.03; SEBI 0.001 -> 0.00; IPFT 0.00
     # GST 18% x 1.03 = 0.1854 -> 0.19; stamp 0.003% = 0.03; total 1.25
     c = estimate(Side.BUY, Product.I, 10, D("100"))
-    assert (c.brokerage, c.exchange_txn, c.sebi_fee, c.gst, c.stamp_duty, c.total) == (
-        D("1.00"), D("0.03"), D("0.00"), D("0.19"), D("0.03"), D("1.25"),
+    assert (c.brokerage, c.exchange_txn, c.sebi_fee, c.ipft, c.gst, c.stamp_duty, c.total) == (
+        D("1.00"), D("0.03"), D("0.00"), D("0.00"), D("0.19"), D("0.03"), D("1.25"),
     )  # fmt: skip
 
 
 def test_delivery_buy_contract_note():
     # 50 x 2500.55 = 125027.50
     # brokerage flat 20.00; STT 0.1% = 125.0275 -> 125.03
-    # NSE txn 125027.5 x 0.0000297 = 3.71331675 -> 3.71 ; SEBI 0.1250275 -> 0.13
-    # GST 18% x (20 + 3.71 + 0.13 = 23.84) = 4.2912 -> 4.29
+    # NSE txn 125027.5 x 0.0000297 = 3.71331675 -> 3.71 ; SEBI 0.1250275 -> 0.13 ; IPFT 0.13
+    # GST 18% x (20 + 3.71 + 0.13 + 0.13 = 23.97) = 4.3146 -> 4.31
     # stamp 0.015% x 125027.5 = 18.754125 -> 18.75
-    # total 20 + 125.03 + 3.71 + 0.13 + 4.29 + 18.75 = 171.91
+    # total 20 + 125.03 + 3.71 + 0.13 + 0.13 + 4.31 + 18.75 = 172.06
     c = estimate(Side.BUY, Product.D, 50, D("2500.55"))
     assert c.to_dict() == {
         "turnover": "125027.50", "brokerage": "20.00", "stt": "125.03", "exchange_txn": "3.71",
-        "sebi_fee": "0.13", "gst": "4.29", "stamp_duty": "18.75", "total": "171.91",
+        "sebi_fee": "0.13", "gst": "4.31", "stamp_duty": "18.75", "ipft": "0.13", "dp_charge": "0.00",
+        "total": "172.06",
     }  # fmt: skip
 
 
 def test_delivery_sell_contract_note():
-    # 50 x 2600 = 130000: brokerage 20; STT 0.1% = 130.00; txn 3.861 -> 3.86; SEBI 0.13
-    # GST 18% x 23.99 = 4.3182 -> 4.32; stamp 0 (sell); total 158.31
+    # 50 x 2600 = 130000: brokerage 20; STT 0.1% = 130.00; txn 3.861 -> 3.86; SEBI 0.13; IPFT 0.13
+    # DP charge 18.50 (first delivery sell of the scrip today)
+    # GST 18% x (20 + 3.86 + 0.13 + 0.13 + 18.50 = 42.62) = 7.6716 -> 7.67; stamp 0 (sell)
+    # total 20 + 130 + 3.86 + 0.13 + 0.13 + 18.50 + 7.67 = 180.29
     c = estimate(Side.SELL, Product.D, 50, D("2600"))
-    assert (c.stt, c.exchange_txn, c.gst, c.stamp_duty, c.total) == (
-        D("130.00"), D("3.86"), D("4.32"), D("0.00"), D("158.31"),
+    assert (c.stt, c.exchange_txn, c.dp_charge, c.gst, c.stamp_duty, c.total) == (
+        D("130.00"), D("3.86"), D("18.50"), D("7.67"), D("0.00"), D("180.29"),
     )  # fmt: skip
+    # a second delivery sell of the scrip that day pays no DP charge:
+    # GST 18% x 24.12 = 4.3416 -> 4.34; total 20 + 130 + 3.86 + 0.13 + 0.13 + 4.34 = 158.46
+    assert estimate(Side.SELL, Product.D, 50, D("2600"), dp=False).total == D("158.46")
 
 
 def test_unknown_segment_rejected():

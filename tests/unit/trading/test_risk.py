@@ -54,10 +54,11 @@ def names(dec):
 
 def test_happy_path_with_charges_and_cash_required():
     d = COORD.evaluate(limit(Side.BUY, 10, "1000"), INST["RELIANCE"], D("1000"), acct(), LIM)
-    # intraday 10 x 1000: brokerage 10.00, txn 0.30, SEBI 0.01, GST 18% x 10.31 = 1.86, stamp 0.30
+    # intraday 10 x 1000: brokerage 10.00, txn 0.30, SEBI 0.01, IPFT 0.01,
+    # GST 18% x 10.32 = 1.8576 -> 1.86, stamp 0.30: 12.48
     assert d.allowed and d.failed == []
-    assert d.estimated_charges == D("12.47")
-    assert d.cash_required == D("10012.47")
+    assert d.estimated_charges == D("12.48")
+    assert d.cash_required == D("10012.48")
     assert d.trading_state is TradingState.ACTIVE
     assert len(d.checks_run) == 9
 
@@ -123,9 +124,9 @@ def test_max_position_qty_and_value():
 
 
 def test_buying_power_includes_charges():
-    d = decide([limit(Side.BUY, 10, "1000")], acct(cash="10012.46"))
-    assert names(d) == ["buying_power"] and d.failed[0].actual == "10012.47"
-    assert decide([limit(Side.BUY, 10, "1000")], acct(cash="10012.47")).allowed
+    d = decide([limit(Side.BUY, 10, "1000")], acct(cash="10012.47"))
+    assert names(d) == ["buying_power"] and d.failed[0].actual == "10012.48"
+    assert decide([limit(Side.BUY, 10, "1000")], acct(cash="10012.48")).allowed
 
 
 def test_sell_reducing_long_needs_no_cash():
