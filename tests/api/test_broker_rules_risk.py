@@ -215,8 +215,8 @@ def test_closing_a_position_cancels_its_working_take_profit(client, trader, mark
         client, h, symbol="SBIN", side="SELL", type="SL-M", trigger_price="780.00", quantity=10, product="I"
     )
     # a short of the reserved 10: 100% margin on 10 x 780 x (1 - 2% collar) = 7644.00, plus intraday
-    # sell charges: brokerage 7.64, STT 1.91, txn 0.23, SEBI 0.01, GST 18% x 7.88 = 1.42 -> 11.21
-    assert D(sl["reserved_cash"]) == D("7655.21")
+    # sell charges: brokerage 7.64, STT 1.91, txn 0.23, SEBI 0.01, IPFT 0.01, GST 18% x 7.89 = 1.42 -> 11.22
+    assert D(sl["reserved_cash"]) == D("7655.22")
     r = client.post(f"{P}/positions/SBIN/close", headers=h)
     assert r.status_code == 201 and r.get_json()["filled_quantity"] == 10
     assert client.get(f"{URL}/{tp['id']}", headers=h).get_json()["status"] == "cancelled"
@@ -261,17 +261,18 @@ def test_intraday_and_delivery_are_separate_positions(client, trader, market, ap
         ("SBIN", 100)
     ]
     # turnover 100 x 799.55 = 79955.00; intraday: brokerage 20 (0.1% capped), STT 0.025% 19.99,
-    # txn 2.37, SEBI 0.08, GST 18% x 22.45 = 4.04 -> 46.48
+    # txn 2.37, SEBI 0.08, IPFT 0.0001% 0.08, GST 18% x 22.53 = 4.06 -> 46.58
     trades = client.get(f"{URL}/{intraday['id']}/trades", headers=h).get_json()
-    assert D(trades[0]["charges"]) == D("46.48")
+    assert D(trades[0]["charges"]) == D("46.58")
 
     both = client.post(f"{P}/positions/SBIN/close", headers=h)
     assert both.status_code == 422 and "product" in both.get_json()["error"]["details"]["fields"]
     sold = client.post(f"{P}/positions/SBIN/close", query_string={"product": "D"}, headers=h)
     assert sold.status_code == 201 and sold.get_json()["product"] == "D"
-    # delivery: brokerage 20, STT 0.1% 79.96, txn 2.37, SEBI 0.08, GST 4.04 -> 106.45
+    # delivery: brokerage 20, STT 0.1% 79.96, txn 2.37, SEBI 0.08, IPFT 0.08, DP 18.50 (one scrip,
+    # one delivery-sell day), GST 18% x (20 + 2.37 + 0.08 + 0.08 + 18.50) = 7.39 -> 128.38
     trades = client.get(f"{URL}/{sold.get_json()['id']}/trades", headers=h).get_json()
-    assert D(trades[0]["charges"]) == D("106.45")
+    assert D(trades[0]["charges"]) == D("128.38")
     assert _positions(client, h) == {("SBIN", "I"): -100}
     assert client.get(f"{P}/holdings", headers=h).get_json() == []
     check_invariants(app, sold.get_json()["account_id"])

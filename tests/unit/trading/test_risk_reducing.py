@@ -101,8 +101,8 @@ def test_intraday_short_of_reserved_quantity_blocks_short_margin():
     resting = [WorkingOrder("SBIN", Product.I, Side.SELL, 10)]
     d = decide([limit(Side.SELL, 10, product=Product.I)], snap(held, resting))
     # intraday SELL 10 @ 800 = 8000: brokerage 8.00, STT 0.025% 2.00, txn 0.24, SEBI 0.01,
-    # GST 18% x 8.25 = 1.49 -> charges 11.74; margin 100% x 8000 -> cash 8011.74
-    assert d.allowed and d.estimated_charges == D("11.74") and d.cash_required == D("8011.74")
+    # IPFT 0.01, GST 18% x 8.26 = 1.49 -> charges 11.75; margin 100% x 8000 -> cash 8011.75
+    assert d.allowed and d.estimated_charges == D("11.75") and d.cash_required == D("8011.75")
     d = decide(
         [limit(Side.SELL, 10, product=Product.I)],
         snap(held, resting),
@@ -142,8 +142,9 @@ def test_covering_a_short_already_covered_by_a_resting_buy_needs_cash():
     assert free.allowed and free.cash_required == 0
     # the resting BUY already covers the short: a second BUY 10 opens a long, 8000 + charges
     d = decide([limit(Side.BUY, 10, product=Product.I)], snap(held, resting))
-    # intraday BUY 10 @ 800: brokerage 8.00, txn 0.24, SEBI 0.01, GST 1.49, stamp 0.003% 0.24 -> 9.98
-    assert d.allowed and d.cash_required == D("8009.98")
+    # intraday BUY 10 @ 800: brokerage 8.00, txn 0.24, SEBI 0.01, IPFT 0.01, GST 1.49, stamp 0.003% 0.24
+    # -> 9.99
+    assert d.allowed and d.cash_required == D("8009.99")
 
 
 def test_products_are_separate_positions():
