@@ -26,6 +26,13 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select, update
 
+from backend.domain.broker.order_limits import (
+    UPSTOX_ORDER_WINDOWS,
+    FallbackOrderWindows,
+    LocalOrderWindows,
+    OrderWindows,
+    RedisOrderWindows,
+)
 from backend.domain.broker.upstox import UpstoxBroker, UpstoxSettings
 from backend.domain.errors import (
     AuthenticationFailed,
@@ -38,7 +45,7 @@ from backend.domain.errors import (
 from backend.domain.market.calendar import IST
 from backend.domain.orders.types import OrderStatus
 from backend.domain.upstox_http import RELOGIN_HINT
-from backend.extensions import db, token_store
+from backend.extensions import db, redis_store, token_store
 from backend.models.broker import BrokerConnection, BrokerOAuthState
 from backend.models.trading import WORKING_STATUSES, Order, Position, TradingAccount
 from backend.security.token_store import TokenEntry, TokenUnreadable
@@ -70,6 +77,7 @@ def next_token_expiry(issued_at: datetime) -> datetime:
 class _Runtime:
     broker: UpstoxBroker | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    resolver_stop: threading.Event | None = None
 
 
 def _runtime(app: Flask | None = None) -> _Runtime:
@@ -94,6 +102,25 @@ def init_app(app: Flask) -> None:
         threading.Thread(
             target=_reconcile_on_start, args=(app,), daemon=True, name="broker-reconcile"
         ).start()
+    if not app.testing:
+        start_resolver(app)
+
+
+def start_resolver(app: Flask) -> threading.Event:
+    """Settle ``unknown`` live orders in the background (backend/services/trading/orders/live.py)."""
+    from backend.services.trading.orders import live
+
+    rt = _runtime(app)
+    if rt.resolver_stop is None:
+        rt.resolver_stop = threading.Event()
+        interval = float(app.config.get("UPSTOX_RESOLVER_INTERVAL_SECONDS", 15.0))
+        threading.Thread(
+            target=live.run_resolver,
+            args=(app, interval, rt.resolver_stop),
+            daemon=True,
+            name="live-order-resolver",
+        ).start()
+    return rt.resolver_stop
 
 
 def reset_runtime(app: Flask | None = None) -> None:
@@ -128,8 +155,18 @@ def live_broker(app: Flask | None = None) -> UpstoxBroker:
                     token_provider=_token_for_account,
                     instruments=_instruments(),
                     settings=UpstoxSettings.from_config(cfg),
+                    order_windows=order_windows(),
                 )
     return rt.broker
+
+
+def order_windows() -> OrderWindows:
+    """Per-user order-write windows: in Redis (shared by every worker and machine) when configured,
+    else in-process (exact for one worker)."""
+    local = LocalOrderWindows(UPSTOX_ORDER_WINDOWS)
+    if redis_store.client is None:
+        return local
+    return FallbackOrderWindows(RedisOrderWindows(redis_store.client, UPSTOX_ORDER_WINDOWS), local, log)
 
 
 class _Instruments:

@@ -37,6 +37,7 @@ def upstox(app):
     book = book_of(state)
     overrides = {
         "UPSTOX_API_BASE_URL": f"http://127.0.0.1:{server.server_port}",
+        "UPSTOX_ORDER_BASE_URL": f"http://127.0.0.1:{server.server_port}",
         "UPSTOX_CLIENT_ID": book.client_id,
         "UPSTOX_CLIENT_SECRET": book.client_secret,
         "UPSTOX_REDIRECT_URI": book.redirect_uri,
