@@ -439,7 +439,7 @@ def revoke_connection(user: Any, connection_id: int) -> None:
 @dataclass
 class Difference:
     account_id: int
-    kind: str  # order | position
+    kind: str  # order | position | trade
     key: str  # broker order id / symbol
     field: str
     ours: Any
@@ -469,12 +469,36 @@ def _dec(v: Any) -> Decimal | None:
     return None if v is None else Decimal(v)
 
 
+def _remote_positions(
+    broker: UpstoxBroker, account: str
+) -> dict[str, dict[str, tuple[int, Decimal, Decimal]]]:
+    """The broker's positions per symbol and product: short-term positions PLUS long-term holdings.
+
+    (quantity, cost, realised) per product. A delivery holding from an earlier session is in
+    ``long-term-holdings`` only, so reading short-term positions alone would zero it."""
+    out: dict[str, dict[str, tuple[int, Decimal, Decimal]]] = {}
+
+    def add(symbol: str, product: str, qty: int, avg: Decimal, realised: Decimal) -> None:
+        q, c, r = out.setdefault(symbol, {}).get(product, (0, Decimal(0), Decimal(0)))
+        out[symbol][product] = (q + qty, c + (avg * qty), r + realised)
+
+    for rp in broker.positions(account):
+        add(rp.symbol, rp.product.value, rp.quantity, rp.average_price, rp.realised_pnl)
+    for h in broker.holdings(account):
+        add(h.symbol, h.product.value, h.quantity, h.average_price, Decimal(0))
+    return out
+
+
 def _reconcile_account(acct: TradingAccount, broker: UpstoxBroker, report: ReconcileReport) -> None:
+    from backend.domain.orders.state import can_transition
+    from backend.models.trading import UNRESOLVED_STATUSES, Trade
     from backend.services import audit
+    from backend.services.trading.orders.live import apply_broker_order
 
     account = str(acct.id)
     remote_orders = broker.list_orders(account)
-    remote_positions = broker.positions(account)
+    remote_positions = _remote_positions(broker, account)
+    remote_trades = broker.trades(account)
     diffs: list[Difference] = []
 
     ours = db.session.scalars(select(Order).where(Order.account_id == acct.id)).all()
@@ -492,6 +516,8 @@ def _reconcile_account(acct: TradingAccount, broker: UpstoxBroker, report: Recon
                 side=r.side.value,
                 type=r.type.value,
                 product=r.product.value,
+                broker_product=r.raw_product[:16] or None,
+                broker_status=r.raw_status[:64] or None,
                 validity=r.validity.value,
                 quantity=r.quantity,
                 filled_quantity=r.filled_quantity,
@@ -504,74 +530,105 @@ def _reconcile_account(acct: TradingAccount, broker: UpstoxBroker, report: Recon
                 tag=r.tag,
             )
             db.session.add(row)
+            by_broker_id[r.order_id] = row
             diffs.append(Difference(acct.id, "order", r.order_id, "*", None, r.status.value, "created"))
             continue
-        if not row.broker_order_id:
-            row.broker_order_id = r.order_id
-            diffs.append(
-                Difference(acct.id, "order", r.order_id, "broker_order_id", None, r.order_id, "updated")
-            )
-        for name, theirs in (
-            ("status", r.status.value),
-            ("filled_quantity", r.filled_quantity),
-            ("quantity", r.quantity),
-            ("average_price", r.average_price),
-        ):
-            mine = getattr(row, name)
-            same = _dec(mine) == _dec(theirs) if name == "average_price" else mine == theirs
-            if not same:
-                setattr(row, name, theirs)
-                diffs.append(Difference(acct.id, "order", r.order_id, name, mine, theirs, "updated"))
-        if r.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.FILLED):
-            row.reserved_cash = Decimal(0)
+        # status moves through the order state machine; the broker's other figures are the truth
+        for name, mine, theirs in apply_broker_order(row, r):
+            diffs.append(Difference(acct.id, "order", r.order_id, name, mine, theirs, "updated"))
     remote_ids = {r.order_id for r in remote_orders}
     for o in ours:
-        # our working order unknown to the broker (never reached it, or cleared): not working any more
-        if o.status in WORKING_STATUSES and o.broker_order_id and o.broker_order_id not in remote_ids:
+        # our working order unknown to the broker (never reached it, or cleared): not working any more.
+        # Unresolved (submitting / unknown) rows are the resolver's: it looks them up by tag.
+        if (
+            o.status in WORKING_STATUSES
+            and o.status not in UNRESOLVED_STATUSES
+            and o.broker_order_id
+            and o.broker_order_id not in remote_ids
+            and can_transition(OrderStatus(o.status), OrderStatus.CANCELLED)
+        ):
             diffs.append(
                 Difference(acct.id, "order", o.broker_order_id, "status", o.status, "missing", "updated")
             )
             o.status = OrderStatus.CANCELLED.value
             o.status_message = "not found at the broker during reconciliation"
+            o.reserved_cash = Decimal(0)
 
     positions = {
         p.symbol: p for p in db.session.scalars(select(Position).where(Position.account_id == acct.id))
     }
     seen = set()
-    for rp in remote_positions:
-        seen.add(rp.symbol)
-        cost = (rp.average_price * rp.quantity).quantize(Decimal("0.0001"))
-        mine = positions.get(rp.symbol)
+    for symbol, per_product in remote_positions.items():
+        seen.add(symbol)
+        # our positions table holds one net row per symbol: the products are summed into it, and the
+        # product kept is the one holding the larger quantity
+        qty = sum(q for q, _, _ in per_product.values())
+        cost = sum((c for _, c, _ in per_product.values()), Decimal(0)).quantize(Decimal("0.0001"))
+        realised = sum((r for _, _, r in per_product.values()), Decimal(0))
+        product = max(per_product.items(), key=lambda kv: abs(kv[1][0]))[0]
+        mine = positions.get(symbol)
         if mine is None:
-            if rp.quantity == 0:
+            if qty == 0:
                 continue
             db.session.add(
                 Position(
                     account_id=acct.id,
-                    symbol=rp.symbol,
-                    product=rp.product.value,
-                    quantity=rp.quantity,
+                    symbol=symbol,
+                    product=product,
+                    quantity=qty,
                     cost_basis=cost,
-                    realised_pnl=rp.realised_pnl,
+                    realised_pnl=realised,
                 )
             )
-            diffs.append(Difference(acct.id, "position", rp.symbol, "quantity", None, rp.quantity, "created"))
+            diffs.append(Difference(acct.id, "position", symbol, "quantity", None, qty, "created"))
             continue
-        if mine.quantity != rp.quantity:
-            diffs.append(
-                Difference(acct.id, "position", rp.symbol, "quantity", mine.quantity, rp.quantity, "updated")
-            )
-            mine.quantity = rp.quantity
+        if mine.quantity != qty:
+            diffs.append(Difference(acct.id, "position", symbol, "quantity", mine.quantity, qty, "updated"))
+            mine.quantity = qty
         if Decimal(mine.cost_basis) != cost:
             diffs.append(
-                Difference(acct.id, "position", rp.symbol, "cost_basis", mine.cost_basis, cost, "updated")
+                Difference(acct.id, "position", symbol, "cost_basis", mine.cost_basis, cost, "updated")
             )
             mine.cost_basis = cost
+        if qty and mine.product != product:
+            diffs.append(Difference(acct.id, "position", symbol, "product", mine.product, product, "updated"))
+            mine.product = product
     for sym, mine in positions.items():
         if sym not in seen and mine.quantity != 0:
             diffs.append(Difference(acct.id, "position", sym, "quantity", mine.quantity, 0, "closed"))
             mine.quantity = 0
             mine.cost_basis = Decimal(0)
+
+    # the day's trades: each broker fill recorded once against its order
+    db.session.flush()
+    known_trades = set(
+        db.session.scalars(
+            select(Trade.broker_trade_id).where(
+                Trade.account_id == acct.id, Trade.broker_trade_id.is_not(None)
+            )
+        )
+    )
+    for t in remote_trades:
+        order = by_broker_id.get(t.order_id)
+        if order is None or t.trade_id in known_trades:
+            continue
+        db.session.add(
+            Trade(
+                account_id=acct.id,
+                order_id=order.id,
+                symbol=t.symbol,
+                side=t.side.value,
+                product=t.product.value,
+                quantity=t.quantity,
+                price=t.price,
+                charges=Decimal(0),  # the broker's contract note holds the live charges
+                realised_pnl=Decimal(0),
+                executed_at=t.traded_at or _now(),
+                broker_trade_id=t.trade_id,
+            )
+        )
+        known_trades.add(t.trade_id)
+        diffs.append(Difference(acct.id, "trade", t.trade_id, "*", None, t.quantity, "created"))
 
     for d in diffs:
         audit.record(

@@ -46,7 +46,7 @@ class ReconcileRequestSchema(Schema):
 
 class DifferenceSchema(Schema):
     account_id = fields.Integer(required=True)
-    kind = fields.String(required=True, metadata={"description": "order | position"})
+    kind = fields.String(required=True, metadata={"description": "order | position | trade"})
     key = fields.String(required=True, metadata={"description": "broker order id or symbol"})
     field = fields.String(required=True)
     ours = fields.String(allow_none=True)
