@@ -37,6 +37,7 @@ from backend.domain.broker.upstox import UpstoxBroker, UpstoxSettings
 from backend.domain.errors import (
     AuthenticationFailed,
     BrokerTokenExpired,
+    BrokerUnavailable,
     Conflict,
     DomainError,
     NotFound,
@@ -201,30 +202,56 @@ def broker_for_account(acct: TradingAccount) -> UpstoxBroker:
 # --------------------------------------------------------------------------- market data hooks
 
 
+def _connection_token(conn: BrokerConnection | None) -> str | None:
+    if conn is None:
+        return None
+    try:
+        entry = token_store.get(BROKER, conn.user_id, conn.account_id)
+    except TokenUnreadable:
+        return None
+    return None if entry is None else entry.token
+
+
 def market_data_token_provider(app: Flask | None = None) -> Callable[[], str]:
-    """Token for the Upstox market-data provider: the newest active connection's token, else
-    ``UPSTOX_ACCESS_TOKEN`` from config. Resolved on every call, so a fresh login is picked up."""
+    """Token for the Upstox market-data provider, resolved on every call (a fresh login is picked up):
+
+    1. ``UPSTOX_ACCESS_TOKEN``, only when an operator sets it as an explicit override;
+    2. inside a request, the caller's own active Upstox connection;
+    3. the one connection an admin designated for the shared feed (``market_data_feed``).
+
+    Never another user's connection unless an admin designated it."""
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
 
     def provide() -> str:
+        override = app.config.get("UPSTOX_ACCESS_TOKEN")
+        if override:
+            return override
+        from flask import g, has_request_context
+
+        user = g.get("current_user") if has_request_context() else None
         with app.app_context():
-            conns = db.session.scalars(
-                select(BrokerConnection)
-                .where(BrokerConnection.broker == BROKER, BrokerConnection.status == "active")
-                .order_by(BrokerConnection.updated_at.desc(), BrokerConnection.id.desc())
-            ).all()
-            for conn in conns:
-                try:
-                    entry = token_store.get(BROKER, conn.user_id, conn.account_id)
-                except TokenUnreadable:
-                    continue
-                if entry is not None:
-                    return entry.token
-            fallback = app.config.get("UPSTOX_ACCESS_TOKEN")
-            if fallback:
-                return fallback
+            if user is not None:
+                own = db.session.scalar(
+                    select(BrokerConnection)
+                    .where(
+                        BrokerConnection.user_id == user.id,
+                        BrokerConnection.broker == BROKER,
+                        BrokerConnection.status == "active",
+                    )
+                    .order_by(BrokerConnection.updated_at.desc(), BrokerConnection.id.desc())
+                )
+                if (token := _connection_token(own)) is not None:
+                    return token
+            shared = db.session.scalar(
+                select(BrokerConnection).where(
+                    BrokerConnection.market_data_feed.is_(True), BrokerConnection.status == "active"
+                )
+            )
+            if (token := _connection_token(shared)) is not None:
+                return token
         raise BrokerTokenExpired(
-            "No Upstox session for market data: connect Upstox (or set UPSTOX_ACCESS_TOKEN).",
+            "No Upstox session for market data: connect Upstox, or an admin designates a connection "
+            "for the shared feed (PUT /api/v1/broker/market-data-connection).",
             details={"relogin": RELOGIN_HINT},
         )
 
@@ -232,8 +259,77 @@ def market_data_token_provider(app: Flask | None = None) -> Callable[[], str]:
 
 
 def market_data_call_wrapper(app: Flask | None = None) -> Callable[[Callable[[], Any]], Any]:
-    """Runs market-data calls through the same circuit breaker as orders."""
-    return live_broker(app).call_wrapper
+    """Market-data calls through the broker's circuit breaker and the same retries as its GETs.
+
+    The provider reports transport failures as ``ServiceUnavailable``; they are counted as broker
+    failures here so the one breaker sees market data and orders alike."""
+    from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+    from backend.domain.errors import RateLimited
+
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    cfg = app.config
+
+    def transient(exc: BaseException) -> bool:
+        if isinstance(exc, BrokerUnavailable):
+            return exc.details.get("circuit") != "open"
+        return isinstance(exc, RateLimited)
+
+    def wrap(fn: Callable[[], Any]) -> Any:
+        def counted() -> Any:
+            try:
+                return fn()
+            except BrokerUnavailable:
+                raise
+            except ServiceUnavailable as exc:
+                raise BrokerUnavailable(exc.message, details=exc.details) from exc
+
+        initial = float(cfg.get("UPSTOX_RETRY_WAIT_INITIAL", 0.2))
+        retrying = Retrying(
+            stop=stop_after_attempt(max(1, int(cfg.get("UPSTOX_RETRY_ATTEMPTS", 3)))),
+            wait=wait_exponential_jitter(
+                multiplier=initial, max=float(cfg.get("UPSTOX_RETRY_WAIT_MAX", 2.0)), jitter=initial
+            ),
+            retry=retry_if_exception(transient),
+            reraise=True,
+        )
+        return retrying(live_broker(app).call_wrapper, counted)
+
+    return wrap
+
+
+def designate_market_data_connection(admin: Any, connection_id: int | None) -> BrokerConnection | None:
+    """Admin: the connection whose token feeds the shared market data (None: no shared feed)."""
+    from backend.services import audit
+
+    conn = None
+    if connection_id is not None:
+        conn = db.session.get(BrokerConnection, connection_id)
+        if conn is None or conn.status != "active":
+            raise NotFound(
+                "No active connection with this id.",
+                {"connection_id": connection_id},
+                code="CONNECTION_NOT_FOUND",
+            )
+    db.session.execute(
+        update(BrokerConnection)
+        .where(BrokerConnection.market_data_feed.is_(True))
+        .values(market_data_feed=False)
+    )
+    if conn is not None:
+        conn.market_data_feed = True
+    audit.record(
+        "broker.market_data_connection",
+        actor_id=admin.id,
+        actor_email=getattr(admin, "email", None),
+        target_type="broker_connection",
+        target_id=connection_id,
+        details={"connection_id": connection_id},
+    )
+    db.session.commit()
+    if conn is not None:
+        conn.token_status = token_status(conn)
+    return conn
 
 
 # --------------------------------------------------------------------------- OAuth

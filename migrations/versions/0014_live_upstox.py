@@ -4,6 +4,7 @@
   Upstox reports that we do not trade (MTF, CO) is stored as ``other``.
 * ``orders.broker_status`` / ``orders.broker_product`` keep Upstox's raw texts.
 * ``trades.broker_trade_id``: a reconciled trade is added once.
+* ``broker_connections.market_data_feed``: the connection an admin designated for the shared feed.
 * ``ix_orders_unresolved``: the resolver's list of ``submitting`` / ``unknown`` live orders.
 
 Revision ID: 0014_live_upstox
@@ -23,6 +24,10 @@ UNRESOLVED = sa.text("status IN ('submitting', 'unknown')")
 
 
 def upgrade():
+    with op.batch_alter_table("broker_connections", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("market_data_feed", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
     with op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.alter_column("product", existing_type=sa.String(length=2), type_=sa.String(length=16))
         batch_op.add_column(sa.Column("broker_status", sa.String(length=64), nullable=True))
@@ -38,6 +43,8 @@ def upgrade():
 
 
 def downgrade():
+    with op.batch_alter_table("broker_connections", schema=None) as batch_op:
+        batch_op.drop_column("market_data_feed")
     with op.batch_alter_table("trades", schema=None) as batch_op:
         batch_op.drop_column("broker_trade_id")
         batch_op.alter_column("product", existing_type=sa.String(length=16), type_=sa.String(length=2))
