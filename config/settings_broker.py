@@ -20,6 +20,19 @@ def settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     if not 0 < rate < 10:
         # Upstox allows 10 order requests per second; 429 UDAPI10005 carries no Retry-After.
         raise ConfigError(f"UPSTOX_ORDER_RATE_PER_SECOND must be in (0, 10), got {rate}")
+    protection = env_str("UPSTOX_MARKET_PROTECTION", "-1", env=env).strip().lower()
+    if protection in ("", "off", "none"):
+        market_protection = None
+    else:
+        try:
+            market_protection = float(protection)
+        except ValueError:
+            raise ConfigError(
+                f"UPSTOX_MARKET_PROTECTION must be -1, 0-25 or off, got {protection!r}"
+            ) from None
+        # Upstox "Market Price Protection": -1 automatic, 0 none, 0-25 a percentage
+        if market_protection != -1 and not 0 <= market_protection <= 25:
+            raise ConfigError(f"UPSTOX_MARKET_PROTECTION must be -1, 0-25 or off, got {protection!r}")
     return {
         "TOKEN_STORE_BACKEND": backend,
         # OAuth app (from the Upstox developer console); never taken from a request
@@ -43,4 +56,21 @@ def settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "UPSTOX_ORDER_RATE_PER_SECOND": rate,
         "UPSTOX_ORDER_BURST": env_int("UPSTOX_ORDER_BURST", 8, env=env),
         "BROKER_RECONCILE_ON_START": env_bool("BROKER_RECONCILE_ON_START", True, env=env),
+        # order writes go to the host the official SDK uses (upstox-python Configuration.order_host)
+        "UPSTOX_ORDER_BASE_URL": env_str("UPSTOX_ORDER_BASE_URL", "https://api-hft.upstox.com", env=env),
+        "UPSTOX_MARKET_PROTECTION": market_protection,
+        # shared per-user order windows (10/s, 500/min, 2,000/30 min) and 429 back-off
+        "UPSTOX_ORDER_MAX_WAIT_SECONDS": env_float("UPSTOX_ORDER_MAX_WAIT_SECONDS", 2.0, env=env),
+        "UPSTOX_RATE_LIMIT_RETRIES": env_int("UPSTOX_RATE_LIMIT_RETRIES", 3, env=env),
+        "UPSTOX_RATE_LIMIT_BACKOFF_SECONDS": env_float("UPSTOX_RATE_LIMIT_BACKOFF_SECONDS", 1.0, env=env),
+        # exactly-once live orders (backend/services/trading/orders/live.py)
+        "UPSTOX_ORDER_LOOKUP_GRACE_SECONDS": env_float("UPSTOX_ORDER_LOOKUP_GRACE_SECONDS", 10.0, env=env),
+        "UPSTOX_ORDER_LOOKUP_INTERVAL_SECONDS": env_float(
+            "UPSTOX_ORDER_LOOKUP_INTERVAL_SECONDS", 1.0, env=env
+        ),
+        "UPSTOX_SUBMITTING_STALE_SECONDS": env_float("UPSTOX_SUBMITTING_STALE_SECONDS", 60.0, env=env),
+        "UPSTOX_UNKNOWN_SETTLE_AFTER_SECONDS": env_float(
+            "UPSTOX_UNKNOWN_SETTLE_AFTER_SECONDS", 120.0, env=env
+        ),
+        "UPSTOX_RESOLVER_INTERVAL_SECONDS": env_float("UPSTOX_RESOLVER_INTERVAL_SECONDS", 15.0, env=env),
     }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.extensions import db
@@ -34,6 +34,8 @@ class BrokerConnection(TimestampMixin, db.Model):
     token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_reconciled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # the one connection an admin designated for the shared market-data feed (its owner's token)
+    market_data_feed: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default="0")
 
 
 class BrokerToken(TimestampMixin, db.Model):

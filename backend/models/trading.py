@@ -35,6 +35,9 @@ WORKING_STATUSES = ("pending", "open", "trigger_pending", "partially_filled")
 # Partial-index predicate: working orders are few while filled/cancelled ones pile up for ever, so the
 # per-order "cash held by working orders" sum and the tick matcher's look-ups index only working rows.
 WORKING_PREDICATE = text("status IN ('pending', 'open', 'trigger_pending', 'partially_filled')")
+# Live orders whose broker call is in flight or ended without an answer: the resolver's work list.
+UNRESOLVED_STATUSES = ("submitting", "unknown")
+UNRESOLVED_PREDICATE = text("status IN ('submitting', 'unknown')")
 
 
 class TradingAccount(TimestampMixin, SoftDeleteMixin, db.Model):
@@ -74,6 +77,12 @@ class Order(TimestampMixin, db.Model):
             postgresql_where=WORKING_PREDICATE,
             sqlite_where=WORKING_PREDICATE,
         ),
+        Index(
+            "ix_orders_unresolved",
+            "updated_at",
+            postgresql_where=UNRESOLVED_PREDICATE,
+            sqlite_where=UNRESOLVED_PREDICATE,
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -90,7 +99,7 @@ class Order(TimestampMixin, db.Model):
     symbol: Mapped[str] = mapped_column(String(64), nullable=False)
     side: Mapped[str] = mapped_column(String(4), nullable=False)
     type: Mapped[str] = mapped_column(String(8), nullable=False)
-    product: Mapped[str] = mapped_column(String(2), nullable=False)
+    product: Mapped[str] = mapped_column(String(16), nullable=False)
     validity: Mapped[str] = mapped_column(String(4), nullable=False, default="DAY")
     quantity: Mapped[int] = mapped_column(Integer, nullable=False)
     filled_quantity: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
@@ -112,6 +121,9 @@ class Order(TimestampMixin, db.Model):
     amo: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=text("false"))
     # a slice of an order above the freeze quantity: the first slice's id (NULL on the first one)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", ondelete="SET NULL"), index=True)
+    # live: the broker's own status text and product code (kept when they map to ``other``)
+    broker_status: Mapped[str | None] = mapped_column(String(64))
+    broker_product: Mapped[str | None] = mapped_column(String(16))
 
 
 def is_working() -> ColumnElement[bool]:
@@ -135,12 +147,14 @@ class Trade(db.Model):
     )
     symbol: Mapped[str] = mapped_column(String(64), nullable=False)
     side: Mapped[str] = mapped_column(String(4), nullable=False)
-    product: Mapped[str] = mapped_column(String(2), nullable=False)
+    product: Mapped[str] = mapped_column(String(16), nullable=False)
     quantity: Mapped[int] = mapped_column(Integer, nullable=False)
     price: Mapped[Decimal] = mapped_column(MONEY, nullable=False)
     charges: Mapped[Decimal] = mapped_column(MONEY, nullable=False, default=Decimal(0))
     realised_pnl: Mapped[Decimal] = mapped_column(MONEY, nullable=False, default=Decimal(0))
     executed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    # live: the broker's trade id, so reconciling the day's trades twice adds nothing
+    broker_trade_id: Mapped[str | None] = mapped_column(String(64))
 
     # write-side links: a fill may be added before its order row is flushed (one flush per order)
     order: Mapped[Order] = relationship(lazy="raise")
@@ -181,7 +195,7 @@ class Position(db.Model):
         ForeignKey("trading_accounts.id", ondelete="CASCADE"), nullable=False, index=True
     )
     symbol: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
-    product: Mapped[str] = mapped_column(String(2), nullable=False, default="D")
+    product: Mapped[str] = mapped_column(String(16), nullable=False, default="D")
     quantity: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     cost_basis: Mapped[Decimal] = mapped_column(MONEY, nullable=False, default=Decimal(0))
     realised_pnl: Mapped[Decimal] = mapped_column(MONEY, nullable=False, default=Decimal(0))

@@ -26,10 +26,18 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select, update
 
+from backend.domain.broker.order_limits import (
+    UPSTOX_ORDER_WINDOWS,
+    FallbackOrderWindows,
+    LocalOrderWindows,
+    OrderWindows,
+    RedisOrderWindows,
+)
 from backend.domain.broker.upstox import UpstoxBroker, UpstoxSettings
 from backend.domain.errors import (
     AuthenticationFailed,
     BrokerTokenExpired,
+    BrokerUnavailable,
     Conflict,
     DomainError,
     NotFound,
@@ -38,7 +46,7 @@ from backend.domain.errors import (
 from backend.domain.market.calendar import IST
 from backend.domain.orders.types import OrderStatus
 from backend.domain.upstox_http import RELOGIN_HINT
-from backend.extensions import db, token_store
+from backend.extensions import db, redis_store, token_store
 from backend.models.broker import BrokerConnection, BrokerOAuthState
 from backend.models.trading import WORKING_STATUSES, Order, Position, TradingAccount
 from backend.security.token_store import TokenEntry, TokenUnreadable
@@ -70,6 +78,7 @@ def next_token_expiry(issued_at: datetime) -> datetime:
 class _Runtime:
     broker: UpstoxBroker | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    resolver_stop: threading.Event | None = None
 
 
 def _runtime(app: Flask | None = None) -> _Runtime:
@@ -94,6 +103,25 @@ def init_app(app: Flask) -> None:
         threading.Thread(
             target=_reconcile_on_start, args=(app,), daemon=True, name="broker-reconcile"
         ).start()
+    if not app.testing:
+        start_resolver(app)
+
+
+def start_resolver(app: Flask) -> threading.Event:
+    """Settle ``unknown`` live orders in the background (backend/services/trading/orders/live.py)."""
+    from backend.services.trading.orders import live
+
+    rt = _runtime(app)
+    if rt.resolver_stop is None:
+        rt.resolver_stop = threading.Event()
+        interval = float(app.config.get("UPSTOX_RESOLVER_INTERVAL_SECONDS", 15.0))
+        threading.Thread(
+            target=live.run_resolver,
+            args=(app, interval, rt.resolver_stop),
+            daemon=True,
+            name="live-order-resolver",
+        ).start()
+    return rt.resolver_stop
 
 
 def reset_runtime(app: Flask | None = None) -> None:
@@ -128,8 +156,18 @@ def live_broker(app: Flask | None = None) -> UpstoxBroker:
                     token_provider=_token_for_account,
                     instruments=_instruments(),
                     settings=UpstoxSettings.from_config(cfg),
+                    order_windows=order_windows(),
                 )
     return rt.broker
+
+
+def order_windows() -> OrderWindows:
+    """Per-user order-write windows: in Redis (shared by every worker and machine) when configured,
+    else in-process (exact for one worker)."""
+    local = LocalOrderWindows(UPSTOX_ORDER_WINDOWS)
+    if redis_store.client is None:
+        return local
+    return FallbackOrderWindows(RedisOrderWindows(redis_store.client, UPSTOX_ORDER_WINDOWS), local, log)
 
 
 class _Instruments:
@@ -164,30 +202,56 @@ def broker_for_account(acct: TradingAccount) -> UpstoxBroker:
 # --------------------------------------------------------------------------- market data hooks
 
 
+def _connection_token(conn: BrokerConnection | None) -> str | None:
+    if conn is None:
+        return None
+    try:
+        entry = token_store.get(BROKER, conn.user_id, conn.account_id)
+    except TokenUnreadable:
+        return None
+    return None if entry is None else entry.token
+
+
 def market_data_token_provider(app: Flask | None = None) -> Callable[[], str]:
-    """Token for the Upstox market-data provider: the newest active connection's token, else
-    ``UPSTOX_ACCESS_TOKEN`` from config. Resolved on every call, so a fresh login is picked up."""
+    """Token for the Upstox market-data provider, resolved on every call (a fresh login is picked up):
+
+    1. ``UPSTOX_ACCESS_TOKEN``, only when an operator sets it as an explicit override;
+    2. inside a request, the caller's own active Upstox connection;
+    3. the one connection an admin designated for the shared feed (``market_data_feed``).
+
+    Never another user's connection unless an admin designated it."""
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
 
     def provide() -> str:
+        override = app.config.get("UPSTOX_ACCESS_TOKEN")
+        if override:
+            return override
+        from flask import g, has_request_context
+
+        user = g.get("current_user") if has_request_context() else None
         with app.app_context():
-            conns = db.session.scalars(
-                select(BrokerConnection)
-                .where(BrokerConnection.broker == BROKER, BrokerConnection.status == "active")
-                .order_by(BrokerConnection.updated_at.desc(), BrokerConnection.id.desc())
-            ).all()
-            for conn in conns:
-                try:
-                    entry = token_store.get(BROKER, conn.user_id, conn.account_id)
-                except TokenUnreadable:
-                    continue
-                if entry is not None:
-                    return entry.token
-            fallback = app.config.get("UPSTOX_ACCESS_TOKEN")
-            if fallback:
-                return fallback
+            if user is not None:
+                own = db.session.scalar(
+                    select(BrokerConnection)
+                    .where(
+                        BrokerConnection.user_id == user.id,
+                        BrokerConnection.broker == BROKER,
+                        BrokerConnection.status == "active",
+                    )
+                    .order_by(BrokerConnection.updated_at.desc(), BrokerConnection.id.desc())
+                )
+                if (token := _connection_token(own)) is not None:
+                    return token
+            shared = db.session.scalar(
+                select(BrokerConnection).where(
+                    BrokerConnection.market_data_feed.is_(True), BrokerConnection.status == "active"
+                )
+            )
+            if (token := _connection_token(shared)) is not None:
+                return token
         raise BrokerTokenExpired(
-            "No Upstox session for market data: connect Upstox (or set UPSTOX_ACCESS_TOKEN).",
+            "No Upstox session for market data: connect Upstox, or an admin designates a connection "
+            "for the shared feed (PUT /api/v1/broker/market-data-connection).",
             details={"relogin": RELOGIN_HINT},
         )
 
@@ -195,8 +259,77 @@ def market_data_token_provider(app: Flask | None = None) -> Callable[[], str]:
 
 
 def market_data_call_wrapper(app: Flask | None = None) -> Callable[[Callable[[], Any]], Any]:
-    """Runs market-data calls through the same circuit breaker as orders."""
-    return live_broker(app).call_wrapper
+    """Market-data calls through the broker's circuit breaker and the same retries as its GETs.
+
+    The provider reports transport failures as ``ServiceUnavailable``; they are counted as broker
+    failures here so the one breaker sees market data and orders alike."""
+    from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+    from backend.domain.errors import RateLimited
+
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    cfg = app.config
+
+    def transient(exc: BaseException) -> bool:
+        if isinstance(exc, BrokerUnavailable):
+            return exc.details.get("circuit") != "open"
+        return isinstance(exc, RateLimited)
+
+    def wrap(fn: Callable[[], Any]) -> Any:
+        def counted() -> Any:
+            try:
+                return fn()
+            except BrokerUnavailable:
+                raise
+            except ServiceUnavailable as exc:
+                raise BrokerUnavailable(exc.message, details=exc.details) from exc
+
+        initial = float(cfg.get("UPSTOX_RETRY_WAIT_INITIAL", 0.2))
+        retrying = Retrying(
+            stop=stop_after_attempt(max(1, int(cfg.get("UPSTOX_RETRY_ATTEMPTS", 3)))),
+            wait=wait_exponential_jitter(
+                multiplier=initial, max=float(cfg.get("UPSTOX_RETRY_WAIT_MAX", 2.0)), jitter=initial
+            ),
+            retry=retry_if_exception(transient),
+            reraise=True,
+        )
+        return retrying(live_broker(app).call_wrapper, counted)
+
+    return wrap
+
+
+def designate_market_data_connection(admin: Any, connection_id: int | None) -> BrokerConnection | None:
+    """Admin: the connection whose token feeds the shared market data (None: no shared feed)."""
+    from backend.services import audit
+
+    conn = None
+    if connection_id is not None:
+        conn = db.session.get(BrokerConnection, connection_id)
+        if conn is None or conn.status != "active":
+            raise NotFound(
+                "No active connection with this id.",
+                {"connection_id": connection_id},
+                code="CONNECTION_NOT_FOUND",
+            )
+    db.session.execute(
+        update(BrokerConnection)
+        .where(BrokerConnection.market_data_feed.is_(True))
+        .values(market_data_feed=False)
+    )
+    if conn is not None:
+        conn.market_data_feed = True
+    audit.record(
+        "broker.market_data_connection",
+        actor_id=admin.id,
+        actor_email=getattr(admin, "email", None),
+        target_type="broker_connection",
+        target_id=connection_id,
+        details={"connection_id": connection_id},
+    )
+    db.session.commit()
+    if conn is not None:
+        conn.token_status = token_status(conn)
+    return conn
 
 
 # --------------------------------------------------------------------------- OAuth
@@ -402,7 +535,7 @@ def revoke_connection(user: Any, connection_id: int) -> None:
 @dataclass
 class Difference:
     account_id: int
-    kind: str  # order | position
+    kind: str  # order | position | trade
     key: str  # broker order id / symbol
     field: str
     ours: Any
@@ -432,12 +565,36 @@ def _dec(v: Any) -> Decimal | None:
     return None if v is None else Decimal(v)
 
 
+def _remote_positions(
+    broker: UpstoxBroker, account: str
+) -> dict[str, dict[str, tuple[int, Decimal, Decimal]]]:
+    """The broker's positions per symbol and product: short-term positions PLUS long-term holdings.
+
+    (quantity, cost, realised) per product. A delivery holding from an earlier session is in
+    ``long-term-holdings`` only, so reading short-term positions alone would zero it."""
+    out: dict[str, dict[str, tuple[int, Decimal, Decimal]]] = {}
+
+    def add(symbol: str, product: str, qty: int, avg: Decimal, realised: Decimal) -> None:
+        q, c, r = out.setdefault(symbol, {}).get(product, (0, Decimal(0), Decimal(0)))
+        out[symbol][product] = (q + qty, c + (avg * qty), r + realised)
+
+    for rp in broker.positions(account):
+        add(rp.symbol, rp.product.value, rp.quantity, rp.average_price, rp.realised_pnl)
+    for h in broker.holdings(account):
+        add(h.symbol, h.product.value, h.quantity, h.average_price, Decimal(0))
+    return out
+
+
 def _reconcile_account(acct: TradingAccount, broker: UpstoxBroker, report: ReconcileReport) -> None:
+    from backend.domain.orders.state import can_transition
+    from backend.models.trading import UNRESOLVED_STATUSES, Trade
     from backend.services import audit
+    from backend.services.trading.orders.live import apply_broker_order
 
     account = str(acct.id)
     remote_orders = broker.list_orders(account)
-    remote_positions = broker.positions(account)
+    remote_positions = _remote_positions(broker, account)
+    remote_trades = broker.trades(account)
     diffs: list[Difference] = []
 
     ours = db.session.scalars(select(Order).where(Order.account_id == acct.id)).all()
@@ -455,6 +612,8 @@ def _reconcile_account(acct: TradingAccount, broker: UpstoxBroker, report: Recon
                 side=r.side.value,
                 type=r.type.value,
                 product=r.product.value,
+                broker_product=r.raw_product[:16] or None,
+                broker_status=r.raw_status[:64] or None,
                 validity=r.validity.value,
                 quantity=r.quantity,
                 filled_quantity=r.filled_quantity,
@@ -467,35 +626,29 @@ def _reconcile_account(acct: TradingAccount, broker: UpstoxBroker, report: Recon
                 tag=r.tag,
             )
             db.session.add(row)
+            by_broker_id[r.order_id] = row
             diffs.append(Difference(acct.id, "order", r.order_id, "*", None, r.status.value, "created"))
             continue
-        if not row.broker_order_id:
-            row.broker_order_id = r.order_id
-            diffs.append(
-                Difference(acct.id, "order", r.order_id, "broker_order_id", None, r.order_id, "updated")
-            )
-        for name, theirs in (
-            ("status", r.status.value),
-            ("filled_quantity", r.filled_quantity),
-            ("quantity", r.quantity),
-            ("average_price", r.average_price),
-        ):
-            mine = getattr(row, name)
-            same = _dec(mine) == _dec(theirs) if name == "average_price" else mine == theirs
-            if not same:
-                setattr(row, name, theirs)
-                diffs.append(Difference(acct.id, "order", r.order_id, name, mine, theirs, "updated"))
-        if r.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.FILLED):
-            row.reserved_cash = Decimal(0)
+        # status moves through the order state machine; the broker's other figures are the truth
+        for name, mine, theirs in apply_broker_order(row, r):
+            diffs.append(Difference(acct.id, "order", r.order_id, name, mine, theirs, "updated"))
     remote_ids = {r.order_id for r in remote_orders}
     for o in ours:
-        # our working order unknown to the broker (never reached it, or cleared): not working any more
-        if o.status in WORKING_STATUSES and o.broker_order_id and o.broker_order_id not in remote_ids:
+        # our working order unknown to the broker (never reached it, or cleared): not working any more.
+        # Unresolved (submitting / unknown) rows are the resolver's: it looks them up by tag.
+        if (
+            o.status in WORKING_STATUSES
+            and o.status not in UNRESOLVED_STATUSES
+            and o.broker_order_id
+            and o.broker_order_id not in remote_ids
+            and can_transition(OrderStatus(o.status), OrderStatus.CANCELLED)
+        ):
             diffs.append(
                 Difference(acct.id, "order", o.broker_order_id, "status", o.status, "missing", "updated")
             )
             o.status = OrderStatus.CANCELLED.value
             o.status_message = "not found at the broker during reconciliation"
+            o.reserved_cash = Decimal(0)
 
     # one position per symbol and product (intraday and delivery are separate, as at the broker)
     positions = {
@@ -503,33 +656,35 @@ def _reconcile_account(acct: TradingAccount, broker: UpstoxBroker, report: Recon
         for p in db.session.scalars(select(Position).where(Position.account_id == acct.id))
     }
     seen = set()
-    for rp in remote_positions:
-        seen.add((rp.symbol, rp.product.value))
-        cost = (rp.average_price * rp.quantity).quantize(Decimal("0.0001"))
-        mine = positions.get((rp.symbol, rp.product.value))
+    remote = [
+        (symbol, product, qty, cost.quantize(Decimal("0.0001")), realised)
+        for symbol, per_product in remote_positions.items()
+        for product, (qty, cost, realised) in per_product.items()
+    ]
+    for symbol, product, qty, cost, realised in remote:
+        seen.add((symbol, product))
+        mine = positions.get((symbol, product))
         if mine is None:
-            if rp.quantity == 0:
+            if qty == 0:
                 continue
             db.session.add(
                 Position(
                     account_id=acct.id,
-                    symbol=rp.symbol,
-                    product=rp.product.value,
-                    quantity=rp.quantity,
+                    symbol=symbol,
+                    product=product,
+                    quantity=qty,
                     cost_basis=cost,
-                    realised_pnl=rp.realised_pnl,
+                    realised_pnl=realised,
                 )
             )
-            diffs.append(Difference(acct.id, "position", rp.symbol, "quantity", None, rp.quantity, "created"))
+            diffs.append(Difference(acct.id, "position", symbol, "quantity", None, qty, "created"))
             continue
-        if mine.quantity != rp.quantity:
-            diffs.append(
-                Difference(acct.id, "position", rp.symbol, "quantity", mine.quantity, rp.quantity, "updated")
-            )
-            mine.quantity = rp.quantity
+        if mine.quantity != qty:
+            diffs.append(Difference(acct.id, "position", symbol, "quantity", mine.quantity, qty, "updated"))
+            mine.quantity = qty
         if Decimal(mine.cost_basis) != cost:
             diffs.append(
-                Difference(acct.id, "position", rp.symbol, "cost_basis", mine.cost_basis, cost, "updated")
+                Difference(acct.id, "position", symbol, "cost_basis", mine.cost_basis, cost, "updated")
             )
             mine.cost_basis = cost
     for (sym, product), mine in positions.items():
@@ -537,6 +692,37 @@ def _reconcile_account(acct: TradingAccount, broker: UpstoxBroker, report: Recon
             diffs.append(Difference(acct.id, "position", sym, "quantity", mine.quantity, 0, "closed"))
             mine.quantity = 0
             mine.cost_basis = Decimal(0)
+
+    # the day's trades: each broker fill recorded once against its order
+    db.session.flush()
+    known_trades = set(
+        db.session.scalars(
+            select(Trade.broker_trade_id).where(
+                Trade.account_id == acct.id, Trade.broker_trade_id.is_not(None)
+            )
+        )
+    )
+    for t in remote_trades:
+        order = by_broker_id.get(t.order_id)
+        if order is None or t.trade_id in known_trades:
+            continue
+        db.session.add(
+            Trade(
+                account_id=acct.id,
+                order_id=order.id,
+                symbol=t.symbol,
+                side=t.side.value,
+                product=t.product.value,
+                quantity=t.quantity,
+                price=t.price,
+                charges=Decimal(0),  # the broker's contract note holds the live charges
+                realised_pnl=Decimal(0),
+                executed_at=t.traded_at or _now(),
+                broker_trade_id=t.trade_id,
+            )
+        )
+        known_trades.add(t.trade_id)
+        diffs.append(Difference(acct.id, "trade", t.trade_id, "*", None, t.quantity, "created"))
 
     for d in diffs:
         audit.record(

@@ -25,7 +25,7 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from backend.domain import indicators as ind
-from backend.domain.errors import NotFound, ServiceUnavailable, ValidationFailed
+from backend.domain.errors import NotFound, ValidationFailed
 from backend.domain.market.calendar import IST, MarketStatus, NseCalendar
 from backend.domain.market.instruments import Instrument as DomainInstrument
 from backend.domain.market.instruments import InstrumentRegistry
@@ -300,16 +300,15 @@ def _build_provider(app: Flask) -> MarketDataProvider:
     if name == "csv":
         return build_provider("csv", folder=cfg.get("CSV_DATA_DIR"))
     if name == "upstox":
-        token = cfg.get("UPSTOX_ACCESS_TOKEN")
-
-        def token_provider() -> str:
-            if not token:
-                raise ServiceUnavailable("Upstox access token is not configured (UPSTOX_ACCESS_TOKEN).")
-            return token
+        # the token comes from the token store (the caller's own connection, or the one an admin
+        # designated for the shared feed); UPSTOX_ACCESS_TOKEN is only an explicit operator override.
+        # Calls go through the broker's circuit breaker and retries.
+        from backend.services import broker as broker_service
 
         return build_provider(
             "upstox",
-            token_provider=token_provider,
+            token_provider=broker_service.market_data_token_provider(app),
+            call_wrapper=broker_service.market_data_call_wrapper(app),
             instruments=registry,
             base_url=cfg.get("UPSTOX_BASE_URL"),
             timeout=(3.05, cfg.get("UPSTOX_TIMEOUT_SECONDS", 10.0)),

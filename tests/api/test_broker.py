@@ -37,6 +37,7 @@ def upstox(app):
     book = book_of(state)
     overrides = {
         "UPSTOX_API_BASE_URL": f"http://127.0.0.1:{server.server_port}",
+        "UPSTOX_ORDER_BASE_URL": f"http://127.0.0.1:{server.server_port}",
         "UPSTOX_CLIENT_ID": book.client_id,
         "UPSTOX_CLIENT_SECRET": book.client_secret,
         "UPSTOX_REDIRECT_URI": book.redirect_uri,
@@ -356,13 +357,31 @@ def test_no_plaintext_token_in_logs(client, trader, upstox, caplog):
         assert TOKEN not in repr(rec.__dict__)
 
 
-def test_market_data_hooks_use_the_stored_token_and_the_breaker(client, trader, upstox, app):
+def test_market_data_hooks_use_the_stored_token_and_the_breaker(client, trader, upstox, app, make_user):
+    from backend.domain.errors import BrokerTokenExpired
     from backend.domain.market.instruments import InstrumentRegistry, seed_instruments
     from backend.domain.market.upstox_provider import UpstoxProvider
     from backend.services import broker as svc
 
     _, headers = trader
-    connect(client, headers, upstox)
+    _, _, cb = connect(client, headers, upstox)
+    # no shared connection designated and no request: nobody's token is borrowed
+    with app.app_context(), pytest.raises(BrokerTokenExpired):
+        svc.market_data_token_provider(app)()
+    _, admin_headers = make_user("admin")
+    r = client.put(
+        "/api/v1/broker/market-data-connection",
+        json={"connection_id": cb.get_json()["id"]},
+        headers=admin_headers,
+    )
+    assert r.status_code == 200 and r.get_json()["market_data_feed"] is True, r.get_json()
+    # a trader may not designate one
+    denied = client.put("/api/v1/broker/market-data-connection", json={"connection_id": 1}, headers=headers)
+    assert denied.status_code == 403
+    bad = client.put(
+        "/api/v1/broker/market-data-connection", json={"connection_id": "x"}, headers=admin_headers
+    )
+    assert bad.status_code == 422 and "connection_id" in bad.get_json()["error"]["details"]["fields"]
     with app.app_context():
         provider = UpstoxProvider(
             token_provider=svc.market_data_token_provider(app),
@@ -373,3 +392,35 @@ def test_market_data_hooks_use_the_stored_token_and_the_breaker(client, trader, 
         assert provider.ltp(["RELIANCE"]) == {"RELIANCE": Decimal("1400")}
     call = upstox.calls("/v3/market-quote/ltp")[0]
     assert call.headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+def test_market_data_failures_count_in_the_broker_circuit_and_are_retried(client, trader, upstox, app):
+    from backend.domain.errors import BrokerUnavailable
+    from backend.domain.market.instruments import InstrumentRegistry, seed_instruments
+    from backend.domain.market.upstox_provider import UpstoxProvider
+    from backend.services import broker as svc
+
+    app.config["UPSTOX_ACCESS_TOKEN"] = TOKEN  # the explicit operator override
+    upstox.access_token = TOKEN
+    try:
+        with app.app_context():
+            provider = UpstoxProvider(
+                token_provider=svc.market_data_token_provider(app),
+                instruments=InstrumentRegistry(seed_instruments()),
+                base_url=app.config["UPSTOX_API_BASE_URL"],
+                call_wrapper=svc.market_data_call_wrapper(app),
+            )
+            upstox.fail_next(SERVER_ERROR, times=2)
+            assert provider.ltp(["RELIANCE"]) == {"RELIANCE": Decimal("1400")}  # retried through 2 x 5xx
+            assert len(upstox.calls("/v3/market-quote/ltp")) == 3
+            upstox.fail_next(SERVER_ERROR, times=9)
+            with pytest.raises(BrokerUnavailable):
+                provider.ltp(["RELIANCE"])
+            assert svc.live_broker(app).circuit_state()["state"] == "open"  # one breaker with orders
+            sent = len(upstox.requests)
+            with pytest.raises(BrokerUnavailable):
+                provider.ltp(["RELIANCE"])
+            assert len(upstox.requests) == sent  # failed fast
+    finally:
+        app.config["UPSTOX_ACCESS_TOKEN"] = None
+        upstox.forced.clear()

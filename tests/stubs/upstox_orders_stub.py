@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,11 @@ class OrderBook:
     hang_next_place: int = 0
     release: threading.Event = field(default_factory=threading.Event)
     initial_status: str = "open"
+    # next placements lost on the way (never accepted), answered only after ``release`` (client timeout)
+    drop_next_place: int = 0
+    # accepted orders appear in the order book only this many seconds after placement
+    book_delay: float = 0.0
+    visible_at: dict[str, float] = field(default_factory=dict)
     _ids: Any = field(default_factory=lambda: itertools.count(250101000000001))
 
     def issue_code(self, code: str, token: str) -> None:
@@ -153,6 +159,10 @@ def orders_blueprint(state: StubState) -> Blueprint:
             return error_response(400, "UDAPI1026", f"{missing[0]} is required", prop=missing[0])
         if body["quantity"] > 100_000:
             return error_response(*INSUFFICIENT_FUNDS)
+        if book.drop_next_place > 0:
+            book.drop_next_place -= 1
+            book.release.wait(5)  # the request never reached the exchange; the client has given up
+            return error_response(503, "UDAPI100500", "Something went wrong... please contact us")
         key = body["instrument_token"]
         ins = state.instruments.get(key)
         sym = ins.symbol if ins else key.split("|")[-1]
@@ -168,8 +178,11 @@ def orders_blueprint(state: StubState) -> Blueprint:
             trading_symbol=f"{sym}-EQ",
             tradingsymbol=f"{sym}-EQ",
             tag=body.get("tag"),
+            market_protection=body.get("market_protection"),
             is_amo=bool(body.get("is_amo")),
         )
+        if book.book_delay:
+            book.visible_at[row["order_id"]] = time.monotonic() + book.book_delay
         if book.hang_next_place > 0:
             book.hang_next_place -= 1
             book.release.wait(5)  # accepted, but the answer comes too late for the client
@@ -208,7 +221,8 @@ def orders_blueprint(state: StubState) -> Blueprint:
     def order_book():
         if (err := state.check_auth()) is not None:
             return err
-        return ok(list(book.orders.values()))
+        now = time.monotonic()
+        return ok([o for o in book.orders.values() if book.visible_at.get(o["order_id"], 0) <= now])
 
     @bp.get("/v2/order/details")
     def details():

@@ -14,11 +14,12 @@ from backend.api.broker.schemas import (
     CallbackQuerySchema,
     ConnectionListSchema,
     ConnectionSchema,
+    MarketDataConnectionSchema,
     ReconcileReportSchema,
     ReconcileRequestSchema,
 )
 from backend.api.common import public, responds, use_schema
-from backend.api.security import current_user, require_scope
+from backend.api.security import current_user, require_role, require_scope
 from backend.services import broker as broker_service
 
 ns = Namespace("broker", description="Upstox connection (OAuth), connections, reconciliation", validate=False)
@@ -72,3 +73,14 @@ class Reconcile(Resource):
     def post(self, data):
         """Compare your live accounts' orders and positions with Upstox and fix ours (audited)."""
         return broker_service.reconcile(current_user(), data.get("account_id"))
+
+
+@ns.route("/market-data-connection")
+class MarketDataConnection(Resource):
+    @require_role("admin")
+    @use_schema(MarketDataConnectionSchema)
+    @responds(ConnectionSchema, 200, "The designated connection (empty body when none)")
+    def put(self, data):
+        """Admin: designate the connection whose token feeds shared market data (audited)."""
+        conn = broker_service.designate_market_data_connection(current_user(), data["connection_id"])
+        return conn if conn is not None else {}

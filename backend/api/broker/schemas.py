@@ -31,6 +31,9 @@ class ConnectionSchema(Schema):
     created_at = fields.DateTime(required=True)
     revoked_at = fields.DateTime(allow_none=True)
     last_reconciled_at = fields.DateTime(allow_none=True)
+    market_data_feed = fields.Boolean(
+        metadata={"description": "This connection's token feeds the shared market data (admin's choice)"}
+    )
 
 
 class ConnectionListSchema(Schema):
@@ -46,7 +49,7 @@ class ReconcileRequestSchema(Schema):
 
 class DifferenceSchema(Schema):
     account_id = fields.Integer(required=True)
-    kind = fields.String(required=True, metadata={"description": "order | position"})
+    kind = fields.String(required=True, metadata={"description": "order | position | trade"})
     key = fields.String(required=True, metadata={"description": "broker order id or symbol"})
     field = fields.String(required=True)
     ours = fields.String(allow_none=True)
@@ -64,3 +67,12 @@ class ReconcileReportSchema(Schema):
     accounts = fields.List(fields.Integer(), required=True)
     differences = fields.List(fields.Nested(DifferenceSchema), required=True)
     errors = fields.List(fields.Nested(ReconcileErrorSchema), required=True)
+
+
+class MarketDataConnectionSchema(Schema):
+    connection_id = fields.Integer(
+        required=True,
+        allow_none=True,
+        validate=validate.Range(min=1),
+        metadata={"description": "The active connection whose token feeds shared market data; null: none"},
+    )

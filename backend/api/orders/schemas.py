@@ -17,6 +17,9 @@ STATUSES = [
     "cancelled",
     "rejected",
     "expired",
+    "submitting",  # live: recorded, the broker call in flight
+    "unknown",  # live: the broker call's outcome is being looked up (docs/brokers.md)
+    "other",  # live: a broker status text we do not know yet (raw text in broker_status)
 ]
 _PRICE = {"as_string": True, "allow_nan": False, "validate": validate.Range(min=0, min_inclusive=False)}
 
@@ -149,6 +152,8 @@ class OrderSchema(Schema):
         fields.Nested(OrderSliceSchema),
         metadata={"description": "Only in the answer to a sliced placement: every slice, the first included"},
     )
+    broker_status = fields.String(allow_none=True, metadata={"description": "Upstox's own status text"})
+    broker_product = fields.String(allow_none=True, metadata={"description": "Upstox's product code"})
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
 

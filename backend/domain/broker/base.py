@@ -34,6 +34,9 @@ class BrokerOrder:
     status_message: str = ""
     placed_at: datetime | None = None
     updated_at: datetime | None = None
+    # the broker's own texts, kept when they map to ``other`` (MTF, CO, a status Upstox adds later)
+    raw_status: str = ""
+    raw_product: str = ""
 
     @property
     def pending_quantity(self) -> int:
@@ -57,6 +60,7 @@ class Holding:
     quantity: int
     average_price: Decimal
     ltp: Decimal | None = None
+    product: Product = Product.D  # long-term holdings are delivery (Upstox answers "D")
 
 
 @dataclass(frozen=True, slots=True)

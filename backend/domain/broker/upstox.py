@@ -3,6 +3,8 @@
 Endpoints (Upstox API documentation):
 
 * orders       POST /v3/order/place, PUT /v3/order/modify, DELETE /v3/order/cancel?order_id=
+  (sent to the order host, ``https://api-hft.upstox.com`` as in the official SDK's
+  ``Configuration.order_host``; every other call goes to ``https://api.upstox.com``)
 * order book   GET /v2/order/retrieve-all; details GET /v2/order/details?order_id=;
   trades GET /v2/order/trades/get-trades-for-day
 * portfolio    GET /v2/portfolio/short-term-positions, GET /v2/portfolio/long-term-holdings
@@ -12,11 +14,12 @@ Resilience (every knob comes from ``UpstoxSettings``):
 
 * one pybreaker circuit breaker per adapter instance counts transient failures only (5xx, timeouts,
   connection errors); when open, calls fail at once with ``BrokerUnavailable`` (no HTTP call made);
-* tenacity retries with exponential backoff and jitter on idempotent GETs only; order writes are
-  never retried: a placement whose outcome is unknown (timeout, 5xx) is looked up by its ``tag``
-  before anything is sent again;
-* a client-side token bucket keeps order writes under Upstox's 10 requests/second (their 429
-  ``UDAPI10005`` has no Retry-After);
+* tenacity retries with exponential backoff and jitter on idempotent GETs only; an order write is
+  never retried after a timeout or 5xx (its outcome is unknown: the order service records that and
+  looks the order up by ``tag``), only after a 429, which means Upstox refused it;
+* per-user order-write windows shared by every worker (``order_limits``: 10/s, 500/min, 2,000/30 min)
+  plus a per-process token bucket smoothing bursts; a 429 ``UDAPI10005`` (no Retry-After) sets a
+  shared cool-down that doubles on each consecutive refusal;
 * a (connect, read) timeout on every call; ``X-Algo-Name`` and any extra headers on every call.
 
 Error bodies ``{"status": "error", "errors": [{"errorCode", "message", ...}]}`` become domain
@@ -42,10 +45,10 @@ import requests
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from backend.domain.broker.base import BrokerOrder, BrokerPosition, Funds, Holding, OrderModification
+from backend.domain.broker.order_limits import LocalOrderWindows, OrderWindows
 from backend.domain.errors import (
     BrokerTokenExpired,
     BrokerUnavailable,
-    DomainError,
     NotFound,
     RateLimited,
     ValidationFailed,
@@ -86,12 +89,14 @@ _TRIGGER_WAITING = {"trigger pending"}
 
 
 def map_status(raw: str | None, filled_quantity: int = 0, quantity: int = 0) -> OrderStatus:
-    """Upstox status text -> OrderStatus. A working order with fills is ``partially_filled``."""
+    """Upstox status text -> OrderStatus. A working order with fills is ``partially_filled``.
+
+    A status text Upstox adds later maps to ``other`` (the raw text is kept on the order), never raises."""
     text = (raw or "").strip().lower()
     status = STATUS_MAP.get(text)
     if status is None:
-        log.warning("unknown upstox order status %r; treated as pending", raw)
-        status = OrderStatus.PENDING
+        log.warning("unknown upstox order status %r; mapped to other", raw)
+        return OrderStatus.OTHER
     if status in (OrderStatus.OPEN, OrderStatus.PENDING) and 0 < filled_quantity < max(quantity, 1):
         return OrderStatus.PARTIALLY_FILLED
     return status
@@ -100,9 +105,32 @@ def map_status(raw: str | None, filled_quantity: int = 0, quantity: int = 0) -> 
 # --------------------------------------------------------------------------- settings / rate
 
 
+def map_product(raw: str | None) -> Product:
+    """Upstox product code -> Product; MTF, CO, OCO or a new code map to ``other`` (raw kept), never raise."""
+    try:
+        return Product(raw or "D")
+    except ValueError:
+        return Product.OTHER
+
+
+def map_enum(enum: type[T], raw: Any, default: T) -> T:
+    try:
+        return enum(raw) if raw else default
+    except ValueError:
+        return default
+
+
 @dataclass(frozen=True)
 class UpstoxSettings:
     base_url: str = "https://api.upstox.com"
+    # order writes: the official SDK's order host (upstox-python Configuration.order_host)
+    order_base_url: str = "https://api-hft.upstox.com"
+    # market_protection for MARKET / SL-M: -1 = automatic (Upstox "Market Price Protection" page);
+    # None: not sent
+    market_protection: float | None = -1.0
+    order_max_wait: float = 2.0  # longest wait for a free order slot before answering 429
+    rate_limit_retries: int = 3  # order writes re-sent after a 429 (refused, so not placed)
+    rate_limit_backoff: float = 1.0  # first cool-down after a 429, doubled on each further one
     connect_timeout: float = 3.05
     read_timeout: float = 10.0
     algo_name: str = "tradeplatform"
@@ -119,6 +147,11 @@ class UpstoxSettings:
     def from_config(cls, cfg: Any) -> UpstoxSettings:
         return cls(
             base_url=cfg.get("UPSTOX_API_BASE_URL") or cls.base_url,
+            order_base_url=cfg.get("UPSTOX_ORDER_BASE_URL") or cls.order_base_url,
+            market_protection=cfg.get("UPSTOX_MARKET_PROTECTION", cls.market_protection),
+            order_max_wait=float(cfg.get("UPSTOX_ORDER_MAX_WAIT_SECONDS", cls.order_max_wait)),
+            rate_limit_retries=int(cfg.get("UPSTOX_RATE_LIMIT_RETRIES", cls.rate_limit_retries)),
+            rate_limit_backoff=float(cfg.get("UPSTOX_RATE_LIMIT_BACKOFF_SECONDS", cls.rate_limit_backoff)),
             connect_timeout=float(cfg.get("UPSTOX_CONNECT_TIMEOUT_SECONDS", cls.connect_timeout)),
             read_timeout=float(cfg.get("UPSTOX_READ_TIMEOUT_SECONDS", cls.read_timeout)),
             algo_name=cfg.get("UPSTOX_ALGO_NAME") or cls.algo_name,
@@ -219,11 +252,14 @@ class UpstoxBroker:
         breaker: pybreaker.CircuitBreaker | None = None,
         bucket: TokenBucket | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        order_windows: OrderWindows | None = None,
     ) -> None:
         self.token_provider = token_provider
         self.instruments = instruments
         self.settings = settings or UpstoxSettings()
         self.base_url = self.settings.base_url.rstrip("/")
+        self.order_base_url = (self.settings.order_base_url or self.settings.base_url).rstrip("/")
+        self.order_windows: OrderWindows = order_windows or LocalOrderWindows()
         self.session = session or requests.Session()
         self.breaker = breaker or make_breaker(
             self.settings.breaker_fail_max, self.settings.breaker_reset_seconds
@@ -232,9 +268,6 @@ class UpstoxBroker:
             self.settings.order_rate_per_second, self.settings.order_burst, sleep=sleep
         )
         self._sleep = sleep
-        self._uncertain_tags: set[str] = set()  # placements whose outcome we never learned
-        self._placed: dict[str, str] = {}  # tag -> order id, so a repeated client_order_id is not re-sent
-        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ HTTP plumbing
 
@@ -249,9 +282,11 @@ class UpstoxBroker:
             headers["Authorization"] = f"Bearer {self.token_provider(account)}"
         return headers
 
-    def _send(self, method: str, path: str, account: str | None, **kwargs: Any) -> Any:
+    def _send(
+        self, method: str, path: str, account: str | None, base: str | None = None, **kwargs: Any
+    ) -> Any:
         """One HTTP attempt through the breaker; returns the success body's ``data``."""
-        url = f"{self.base_url}{path}"
+        url = f"{base or self.base_url}{path}"
 
         def attempt() -> Any:
             headers = self._headers(account)
@@ -296,10 +331,40 @@ class UpstoxBroker:
         )
         return retrying(self._send, "GET", path, account, params=params)
 
+    def _order_slot(self, account: str) -> None:
+        """Wait for a free slot in every shared window, or answer 429 if that takes too long."""
+        waited = 0.0
+        while True:
+            wait = self.order_windows.try_acquire(account)
+            if wait <= 0:
+                return
+            if waited + wait > self.settings.order_max_wait:
+                raise RateLimited(
+                    "Upstox order limit reached for this account (10/s, 500/min, 2,000 per 30 min); "
+                    "nothing was sent.",
+                    details={"retry_after": max(1, int(wait + 0.999))},
+                )
+            self._sleep(wait)
+            waited += wait
+
     def _write(self, method: str, path: str, account: str, **kwargs: Any) -> Any:
-        """Order write: rate-limited, never retried here."""
-        self.bucket.acquire()
-        return self._send(method, path, account, **kwargs)
+        """Order write to the order host: shared per-user windows, then the per-process bucket.
+
+        Never retried after a timeout / 5xx (outcome unknown). A 429 means Upstox refused the write, so
+        it is sent again after a cool-down every worker honours, doubling per consecutive refusal."""
+        refusals = 0
+        while True:
+            self._order_slot(account)
+            self.bucket.acquire()
+            try:
+                return self._send(method, path, account, base=self.order_base_url, **kwargs)
+            except RateLimited:
+                if refusals >= self.settings.rate_limit_retries:
+                    raise
+                delay = self.settings.rate_limit_backoff * (2**refusals)
+                refusals += 1
+                log.warning("upstox 429 on an order write; backing off", extra={"delay": delay})
+                self.order_windows.cool_down(account, delay)
 
     # ------------------------------------------------------------------ mapping
 
@@ -320,14 +385,14 @@ class UpstoxBroker:
         raw_status = row.get("status")
         tag = row.get("tag") or None
         avg = dec(row.get("average_price"))
-        order_type = OrderType(row.get("order_type") or "MARKET")
+        order_type = map_enum(OrderType, row.get("order_type"), OrderType.MARKET)
         return BrokerOrder(
             order_id=str(row.get("order_id")),
             symbol=self._symbol(row),
-            side=Side(row.get("transaction_type") or "BUY"),
+            side=map_enum(Side, row.get("transaction_type"), Side.BUY),
             type=order_type,
-            product=Product(row.get("product") or "D"),
-            validity=Validity(row.get("validity") or "DAY"),
+            product=map_product(row.get("product")),
+            validity=map_enum(Validity, row.get("validity"), Validity.DAY),
             quantity=qty,
             status=map_status(raw_status, filled, qty),
             filled_quantity=filled,
@@ -341,26 +406,15 @@ class UpstoxBroker:
             status_message=row.get("status_message") or raw_status or "",
             placed_at=parse_ts(row.get("order_timestamp")),
             updated_at=parse_ts(row.get("exchange_timestamp")),
+            raw_status=str(raw_status or ""),
+            raw_product=str(row.get("product") or ""),
         )
 
     # ------------------------------------------------------------------ orders
 
-    def place_order(self, account: str, order: OrderRequest) -> BrokerOrder:
-        tag = (order.client_order_id or order.tag or uuid.uuid4().hex)[:TAG_MAX]
-        with self._lock:
-            uncertain = tag in self._uncertain_tags
-            known = self._placed.get(tag)
-        if known is not None:
-            return self.get_order(account, known)
-        if uncertain:
-            # An earlier attempt timed out: it may have been accepted. Never send twice.
-            existing = self.find_by_tag(account, tag)
-            if existing is not None:
-                with self._lock:
-                    self._uncertain_tags.discard(tag)
-                    self._placed[tag] = existing.order_id
-                return existing
-        body = {
+    def order_body(self, order: OrderRequest, tag: str) -> dict[str, Any]:
+        """The v3 place-order body (Upstox "Place Order V3" request body)."""
+        body: dict[str, Any] = {
             "quantity": order.quantity,
             "product": order.product.value,
             "validity": order.validity.value,
@@ -374,33 +428,27 @@ class UpstoxBroker:
             "is_amo": bool(order.amo),
             "slice": False,
         }
+        if order.type in (OrderType.MARKET, OrderType.SL_M) and self.settings.market_protection is not None:
+            body["market_protection"] = float(self.settings.market_protection)
+        return body
+
+    def place_order(self, account: str, order: OrderRequest) -> BrokerOrder:
+        """Send one placement. Nothing is remembered here: a timeout, connection reset or 5xx raises
+        ``BrokerUnavailable`` with ``details.outcome = "unknown"`` and the order service (which committed
+        the row before calling) resolves it by looking the tag up in the order book."""
+        tag = (order.client_order_id or order.tag or uuid.uuid4().hex)[:TAG_MAX]
         try:
-            data = self._write("POST", "/v3/order/place", account, json=body)
+            data = self._write("POST", "/v3/order/place", account, json=self.order_body(order, tag))
         except BrokerUnavailable as exc:
             if exc.details.get("circuit") == "open":
                 raise  # nothing was sent
-            # Timeout or 5xx: the order may exist. Look it up by tag before reporting anything.
-            with self._lock:
-                self._uncertain_tags.add(tag)
-            try:
-                existing = self.find_by_tag(account, tag)
-            except DomainError:
-                existing = None
-            if existing is not None:
-                with self._lock:
-                    self._uncertain_tags.discard(tag)
-                    self._placed[tag] = existing.order_id
-                log.warning("upstox placement outcome recovered by tag", extra={"tag": tag})
-                return existing
             raise BrokerUnavailable(
-                "Upstox did not confirm the order and it is not in the order book yet; it was not "
-                "re-sent. Retry with the same client_order_id: the order book is checked first.",
+                "Upstox did not confirm the order; it may or may not have been accepted. It was not "
+                "re-sent: the order book is searched for its tag before anything is sent again.",
                 details={"tag": tag, "outcome": "unknown"},
             ) from exc
         ids = (data or {}).get("order_ids") or []
         order_id = str(ids[0]) if ids else str((data or {}).get("order_id", ""))
-        with self._lock:
-            self._placed[tag] = order_id
         return BrokerOrder(
             order_id=order_id,
             symbol=order.symbol,
@@ -471,8 +519,8 @@ class UpstoxBroker:
                     trade_id=str(r.get("trade_id")),
                     order_id=str(r.get("order_id")),
                     symbol=self._symbol(r),
-                    side=Side(r.get("transaction_type") or "BUY"),
-                    product=Product(r.get("product") or "D"),
+                    side=map_enum(Side, r.get("transaction_type"), Side.BUY),
+                    product=map_product(r.get("product")),
                     quantity=int(r.get("quantity") or 0),
                     price=dec(r.get("average_price")),
                     tag=r.get("tag") or None,
@@ -489,7 +537,7 @@ class UpstoxBroker:
             out.append(
                 BrokerPosition(
                     symbol=self._symbol(r),
-                    product=Product(r.get("product") or "I"),
+                    product=map_product(r.get("product") or "I"),
                     quantity=int(r.get("quantity") or 0),
                     average_price=dec(r.get("average_price")),
                     realised_pnl=dec(r.get("realised")),
@@ -506,6 +554,7 @@ class UpstoxBroker:
                 quantity=int(r.get("quantity") or 0),
                 average_price=dec(r.get("average_price")),
                 ltp=dec(r.get("last_price")) if r.get("last_price") is not None else None,
+                product=map_product(r.get("product") or "D"),
             )
             for r in self._get("/v2/portfolio/long-term-holdings", account) or []
         ]

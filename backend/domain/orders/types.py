@@ -31,6 +31,9 @@ class Side(StrEnum):
 class Product(StrEnum):
     I = "I"  # noqa: E741 - broker code for intraday
     D = "D"  # delivery
+    # a product the broker reports that we do not trade (Upstox MTF, CO, OCO, a new code): read from
+    # the broker's book only, its raw code kept beside it; never accepted on an order request
+    OTHER = "other"
 
 
 class Validity(StrEnum):
@@ -47,6 +50,13 @@ class OrderStatus(StrEnum):
     CANCELLED = "cancelled"
     REJECTED = "rejected"
     EXPIRED = "expired"
+    # Live orders only: recorded and committed, the broker call in flight (``submitting``), or the call
+    # ended without an answer (timeout, connection reset, 5xx) so the broker may or may not hold it
+    # (``unknown``). Neither is ever rolled back; a look-up by tag in the broker's book settles them.
+    SUBMITTING = "submitting"
+    UNKNOWN = "unknown"
+    # a broker status text we do not know yet (raw text kept on the order): never raises
+    OTHER = "other"
 
 
 @dataclass(frozen=True, slots=True)

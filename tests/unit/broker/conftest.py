@@ -7,6 +7,7 @@ import threading
 import pytest
 from werkzeug.serving import make_server
 
+from backend.domain.broker.order_limits import LocalOrderWindows
 from backend.domain.broker.upstox import TokenBucket, UpstoxBroker, UpstoxSettings
 from backend.domain.market.instruments import InstrumentRegistry, seed_instruments
 from tests.stubs.upstox_orders_stub import book_of
@@ -56,9 +57,10 @@ def fake_time():
 def make_broker(upstox_stub, fake_time):
     base, state = upstox_stub
 
-    def _make(token: str = "test-token", **overrides) -> UpstoxBroker:
+    def _make(token: str = "test-token", windows=None, **overrides) -> UpstoxBroker:
         cfg = dict(
             base_url=base,
+            order_base_url=base,
             connect_timeout=2.0,
             read_timeout=2.0,
             algo_name="test-algo",
@@ -81,6 +83,7 @@ def make_broker(upstox_stub, fake_time):
             settings=settings,
             bucket=bucket,
             sleep=fake_time.sleep,
+            order_windows=windows or LocalOrderWindows(clock=fake_time.clock),
         )
 
     return _make

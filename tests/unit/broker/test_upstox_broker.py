@@ -135,7 +135,8 @@ def test_status_table_covers_the_issue_list():
     }
     assert required <= set(STATUS_MAP)
     assert map_status("Complete") is OrderStatus.FILLED  # case-insensitive
-    assert map_status("something new") is OrderStatus.PENDING
+    # a status Upstox adds later maps to ``other`` (its text is kept on the order), never raises
+    assert map_status("something new") is OrderStatus.OTHER
 
 
 def test_modify_sends_full_v3_body_and_returns_new_state(make_broker, upstox_stub):
@@ -174,11 +175,11 @@ def test_error_body_becomes_validation_error_with_upstox_message(make_broker):
     assert e.value.details["upstox_error_code"] == "UDAPI1053" and e.value.details["http_status"] == 400
 
 
-def test_429_on_order_is_rate_limited_not_retried(make_broker, upstox_stub):
+def test_429_on_order_without_retries_is_rate_limited(make_broker, upstox_stub):
     _, state = upstox_stub
     state.fail_next(TOO_MANY_REQUESTS)
     with pytest.raises(RateLimited) as e:
-        make_broker().place_order(ACCT, limit_buy())
+        make_broker(rate_limit_retries=0).place_order(ACCT, limit_buy())
     assert e.value.details == {"upstox_error_code": "UDAPI10005", "http_status": 429, "retry_after": 1}
     assert len(state.calls("/v3/order/place")) == 1 and not book_of(state).orders
 
@@ -240,35 +241,117 @@ def test_business_errors_do_not_trip_the_circuit(make_broker):
     assert b.circuit_state()["state"] == "closed"
 
 
-def test_timeout_then_lookup_by_tag_no_duplicate(make_broker, upstox_stub):
+def test_timeout_after_acceptance_is_unknown_never_resent_and_found_by_tag(make_broker, upstox_stub):
     _, state = upstox_stub
     book = book_of(state)
     book.hang_next_place = 1
     b = make_broker(read_timeout=0.3)
-    out = b.place_order(ACCT, limit_buy(client_order_id="tmo-1"))
+    with pytest.raises(BrokerUnavailable) as e:
+        b.place_order(ACCT, limit_buy(client_order_id="tmo-1"))
     book.release.set()
-    assert out.tag == "tmo-1" and out.status is OrderStatus.OPEN
-    assert len(book.orders) == 1 and out.order_id in book.orders
-    assert len(state.calls("/v3/order/place")) == 1  # never re-sent
-    # a client retry with the same id is answered with the same order, never sent again
-    again = b.place_order(ACCT, limit_buy(client_order_id="tmo-1"))
-    assert again.order_id == out.order_id
-    assert len(state.calls("/v3/order/place")) == 1 and len(book.orders) == 1
+    assert e.value.details == {"tag": "tmo-1", "outcome": "unknown"}
+    assert len(state.calls("/v3/order/place")) == 1  # the adapter never re-sends on its own
+    found = b.find_by_tag(ACCT, "tmo-1")
+    assert found is not None and found.order_id in book.orders and found.status is OrderStatus.OPEN
 
 
-def test_5xx_on_place_not_in_book_is_unknown_and_retry_checks_book_first(make_broker, upstox_stub):
+def test_5xx_on_place_is_unknown_and_the_adapter_keeps_no_memory(make_broker, upstox_stub):
     _, state = upstox_stub
     b = make_broker(breaker_fail_max=10)
     state.fail_next(SERVER_ERROR)
     with pytest.raises(BrokerUnavailable) as e:
         b.place_order(ACCT, limit_buy(client_order_id="u-1"))
     assert e.value.details == {"tag": "u-1", "outcome": "unknown"}
-    assert book_of(state).orders == {}
-    ok = b.place_order(ACCT, limit_buy(client_order_id="u-1"))
-    calls = [c.path for c in state.requests]
-    # the retry looked in the order book before sending again
-    assert calls[-2:] == ["/v2/order/retrieve-all", "/v3/order/place"]
-    assert len(book_of(state).orders) == 1 and ok.tag == "u-1"
+    assert book_of(state).orders == {} and b.find_by_tag(ACCT, "u-1") is None
+
+
+def test_order_writes_go_to_the_order_host_and_reads_to_the_api_host(upstox_stub, fake_time):
+    from backend.domain.broker.order_limits import LocalOrderWindows
+    from backend.domain.broker.upstox import UpstoxBroker, UpstoxSettings
+    from tests.unit.broker.conftest import REG
+
+    base, state = upstox_stub
+    seen: list[str] = []
+
+    class Recording:
+        def request(self, method, url, **kw):
+            import requests
+
+            seen.append(url)
+            return requests.request(method, url.replace("http://orders.invalid", base), **kw)
+
+    b = UpstoxBroker(
+        token_provider=lambda a: "test-token",
+        instruments=REG,
+        settings=UpstoxSettings(base_url=base, order_base_url="http://orders.invalid"),
+        session=Recording(),
+        order_windows=LocalOrderWindows(clock=fake_time.clock),
+        sleep=fake_time.sleep,
+    )
+    placed = b.place_order(ACCT, limit_buy(client_order_id="h-1"))
+    b.cancel_order(ACCT, placed.order_id)
+    assert seen[0] == "http://orders.invalid/v3/order/place"
+    assert seen[1] == "http://orders.invalid/v3/order/cancel"
+    assert seen[2].startswith(base + "/v2/order/details")
+
+
+def test_market_and_sl_m_carry_market_protection_limit_does_not(make_broker, upstox_stub):
+    _, state = upstox_stub
+    b = make_broker()
+    b.place_order(ACCT, limit_buy(type=OrderType.MARKET, price=None, client_order_id="m"))
+    b.place_order(
+        ACCT, limit_buy(type=OrderType.SL_M, price=None, trigger_price=Decimal("990"), client_order_id="s")
+    )
+    b.place_order(ACCT, limit_buy(client_order_id="l"))
+    by_tag = {o["tag"]: o for o in book_of(state).orders.values()}
+    assert by_tag["m"]["market_protection"] == -1 and by_tag["s"]["market_protection"] == -1
+    assert by_tag["l"]["market_protection"] is None
+    b2 = make_broker(market_protection=5.0)
+    b2.place_order(ACCT, limit_buy(type=OrderType.MARKET, price=None, client_order_id="m5"))
+    assert {o["tag"]: o for o in book_of(state).orders.values()}["m5"]["market_protection"] == 5
+
+
+def test_429_burst_backs_off_shared_and_places_exactly_once(make_broker, upstox_stub, fake_time):
+    from backend.domain.broker.order_limits import LocalOrderWindows
+
+    _, state = upstox_stub
+    windows = LocalOrderWindows(clock=fake_time.clock)
+    b = make_broker(windows=windows, rate_limit_backoff=0.5, rate_limit_retries=3, order_max_wait=10)
+    state.fail_next(TOO_MANY_REQUESTS, times=3)
+    placed = b.place_order(ACCT, limit_buy(client_order_id="burst"))
+    assert len(state.calls("/v3/order/place")) == 4  # 3 refusals (nothing placed) + 1 acceptance
+    assert [o["tag"] for o in book_of(state).orders.values()] == ["burst"]
+    assert placed.tag == "burst"
+    # the cool-down doubled on each refusal: 0.5, 1, 2 seconds
+    assert fake_time.sleeps[-3:] == pytest.approx([0.5, 1.0, 2.0])
+    # the cool-down is in the shared windows: another adapter on them waits too
+    windows.cool_down(ACCT, 1.5)
+    other = make_broker(windows=windows, order_max_wait=0.5)
+    with pytest.raises(RateLimited) as e:
+        other.place_order(ACCT, limit_buy(client_order_id="after"))
+    assert e.value.details["retry_after"] == 2
+    assert len(state.calls("/v3/order/place")) == 4  # refused before sending
+
+
+def test_429_that_does_not_stop_is_rate_limited_after_the_retries(make_broker, upstox_stub, fake_time):
+    _, state = upstox_stub
+    b = make_broker(rate_limit_backoff=0.1, rate_limit_retries=2, order_max_wait=10)
+    state.fail_next(TOO_MANY_REQUESTS, times=5)
+    with pytest.raises(RateLimited):
+        b.place_order(ACCT, limit_buy(client_order_id="x"))
+    assert len(state.calls("/v3/order/place")) == 3 and book_of(state).orders == {}
+
+
+def test_mtf_and_unknown_texts_in_the_book_map_to_other_and_keep_the_raw_text(make_broker, upstox_stub):
+    _, state = upstox_stub
+    book = book_of(state)
+    book.add_order(product="MTF", status="complete", quantity=3, filled_quantity=3, average_price=101.5)
+    book.add_order(product="CO", status="brand new status", order_type="WEIRD", validity="GTT")
+    got = {o.raw_product: o for o in make_broker().list_orders(ACCT)}
+    assert got["MTF"].product is Product.OTHER and got["MTF"].status is OrderStatus.FILLED
+    assert got["CO"].product is Product.OTHER and got["CO"].status is OrderStatus.OTHER
+    assert got["CO"].raw_status == "brand new status"
+    assert got["CO"].type is OrderType.MARKET and got["CO"].validity is Validity.DAY
 
 
 def test_expired_token_is_broker_token_expired_with_relogin_hint(make_broker):

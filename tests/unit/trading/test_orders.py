@@ -105,6 +105,15 @@ LEGAL = {
     (S.PARTIALLY_FILLED, S.PARTIALLY_FILLED), (S.PARTIALLY_FILLED, S.FILLED),
     (S.PARTIALLY_FILLED, S.CANCELLED), (S.PARTIALLY_FILLED, S.EXPIRED),
 }  # fmt: skip
+# live orders: committed ``submitting`` before the broker call, ``unknown`` when it got no answer;
+# ``unknown -> submitting`` is the one resend a confirmed absence allows
+_AFTER_SEND = {S.PENDING, S.OPEN, S.TRIGGER_PENDING, S.PARTIALLY_FILLED, S.FILLED, S.REJECTED, S.CANCELLED}
+LEGAL |= {(S.SUBMITTING, s) for s in _AFTER_SEND | {S.UNKNOWN, S.OTHER}}
+LEGAL |= {(S.UNKNOWN, s) for s in _AFTER_SEND | {S.SUBMITTING, S.OTHER}}
+# a broker status text we do not know (``other``): any working order may become it, and it may become
+# any status the broker reports next
+LEGAL |= {(s, S.OTHER) for s in (S.PENDING, S.OPEN, S.TRIGGER_PENDING, S.PARTIALLY_FILLED)}
+LEGAL |= {(S.OTHER, s) for s in _AFTER_SEND | {S.OTHER, S.EXPIRED}}
 
 
 @pytest.mark.parametrize("cur", list(S))

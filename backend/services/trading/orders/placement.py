@@ -26,7 +26,7 @@ from backend.domain.market.types import Quote
 from backend.domain.orders.types import OrderRequest, OrderStatus, Product, Side
 from backend.domain.risk import AccountSnapshot, RiskCoordinator, RiskDecision, WorkingOrder
 from backend.extensions import db
-from backend.models.trading import Order, Position, TradingAccount
+from backend.models.trading import UNRESOLVED_STATUSES, Order, Position, TradingAccount
 from backend.services.trading import risk
 from backend.services.trading.accounts import (
     cash_figures,
@@ -150,6 +150,11 @@ def _replay(row: Order, digest: str) -> tuple[Order, int]:
             {"client_order_id": row.client_order_id, "order_id": row.id},
             code="IDEMPOTENCY_CONFLICT",
         )
+    if row.status in UNRESOLVED_STATUSES:
+        # a live order whose broker call ended without an answer: look it up before anything else
+        from backend.services.trading.orders import live
+
+        return live.resolve_retry(row)
     if row.response_status == 422:
         raise rejection(row)
     return row, row.response_status
@@ -369,9 +374,13 @@ def place_locked(
             events.send()
             raise rejection(row)
         if acct.mode != "paper":
-            # The idempotency key is recorded before a live broker is called. The paper broker runs
-            # in this very transaction, so its row, fill and ledger go out in the one flush below.
-            db.session.flush()
+            # Live: the row and its key are committed in ``submitting`` before the broker is called
+            # (orders/live.py). The paper broker runs in this very transaction instead, so its row,
+            # fill and ledger go out in the one flush below.
+            from backend.services.trading.orders import live
+
+            count_orders(acct, limits, 1)
+            return live.submit(user, acct, row, req, events)
         broker = resolve_broker(acct, {ins.symbol: quote}, events)
         for old in replaced:
             broker.cancel_order(str(acct.id), broker_ref(acct, old))
