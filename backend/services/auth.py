@@ -204,11 +204,14 @@ def _hash_key(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def create_api_key(user: User, name: str, scopes: list[str]) -> tuple[ApiKey, str]:
-    allowed = ROLE_SCOPES[user.role]
+def create_api_key(
+    user: User, name: str, scopes: list[str], caller_scopes: set[str] | None = None
+) -> tuple[ApiKey, str]:
+    """A key never carries more than its creator's credential holds (``caller_scopes``)."""
+    allowed = ROLE_SCOPES[user.role] if caller_scopes is None else set(caller_scopes) & ROLE_SCOPES[user.role]
     if not set(scopes) <= allowed:
         raise PermissionDenied(
-            f"Your role cannot grant scope(s): {', '.join(sorted(set(scopes) - allowed))}."
+            f"Your credential cannot grant scope(s): {', '.join(sorted(set(scopes) - allowed))}."
         )
     prefix = secrets.token_hex(4)
     raw = f"tp_{prefix}_{secrets.token_urlsafe(32)}"
