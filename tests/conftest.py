@@ -37,6 +37,7 @@ def app_config(**overrides) -> dict:
         or os.environ["TEST_DATABASE_URL_DEFAULT"],
         "REDIS_URL": os.environ.get("TEST_REDIS_URL"),
         "LOG_LEVEL": "WARNING",
+        "AUDIT_ANCHOR_PATH": f"{_tmp}/audit-anchor.json",
     }
     cfg.update(overrides)
     return cfg
@@ -91,6 +92,8 @@ def _clean_state(request):
             else:
                 for name in tables:
                     conn.execute(text(f"DELETE FROM {name}"))
+        with contextlib.suppress(FileNotFoundError):  # the audit anchor belongs to the wiped chain
+            os.unlink(f"{_tmp}/audit-anchor.json")
         with contextlib.suppress(Exception):  # storage may be gone in a failure test
             limiter.reset()
         if redis_store.client is not None:
