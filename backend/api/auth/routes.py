@@ -103,7 +103,7 @@ class MePassword(Resource):
     @use_schema(PasswordChangeSchema)
     @responds(MessageSchema)
     def patch(self, data):
-        """Change password; every existing token of this user stops working."""
+        """Change password; every token, API key and live connection of this user stops working."""
         auth_service.change_password(current_user(), data["current_password"], data["new_password"])
         return {"message": "Password changed; log in again."}
 
