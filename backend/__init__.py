@@ -65,6 +65,9 @@ def register_extensions(app: Flask) -> None:
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    # The X-RateLimit headers are written after the view committed: a storage failure there must not
+    # turn a filled order into a 500 (issue 17). The limit check itself falls back to memory first.
+    app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
     app.config.setdefault("RATELIMIT_STRATEGY", "moving-window")
     app.config.setdefault("RATELIMIT_DEFAULT", app.config["RATELIMIT_DEFAULT"])
     limiter.init_app(app)

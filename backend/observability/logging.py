@@ -22,6 +22,14 @@ _TEXT_PATTERNS = [
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9\-._~+/]+=*"), r"\1" + REDACTED),
     (re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), REDACTED),
     (re.compile(r"tp_[A-Za-z0-9_-]{16,}"), REDACTED),
+    # Credentials in query strings (OAuth callback ``code``/``state``, tokens, keys) in any URL.
+    (
+        re.compile(
+            r"(?i)([?&](?:code|state|token|access_token|refresh_token|id_token|api[_-]?key|key|password|"
+            r"secret|client_secret|code_verifier|signature)=)[^&#\s\"']+"
+        ),
+        r"\1" + REDACTED,
+    ),
     (
         re.compile(
             r"(?i)((?:password|passwd|secret|token|api[_-]?key|authorization)[\"']?\s*[:=]\s*[\"']?)([^\s\"',}]+)"
