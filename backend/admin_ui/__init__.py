@@ -155,7 +155,12 @@ def login():
         return render_template("admin/login.html", next=request.args.get("next", ""))
     email = normalise_email(request.form.get("email", ""))
     password = request.form.get("password", "")
-    user = db.session.scalar(select(User).where(User.email == email))
+    # No stored email is longer than 254 or holds a NUL (which PostgreSQL refuses outright): such
+    # input is a failed login, never a query, and is audited in a form the column can store.
+    plausible = len(email) <= 254 and "\x00" not in email
+    user = db.session.scalar(select(User).where(User.email == email)) if plausible else None
+    if not plausible:
+        email = email.replace("\x00", "?")[:254]
     ok = verify_password(user.password_hash if user else None, password) and user is not None
     if not ok or not user.is_active or user.role != "admin":
         reason = "bad_credentials" if not ok else ("inactive" if not user.is_active else "not_admin")

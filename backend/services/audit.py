@@ -90,7 +90,7 @@ def record(
     row = AuditLog(
         created_at=utcnow(),
         actor_id=actor_id,
-        actor_email=actor_email,
+        actor_email=actor_email[:255] if actor_email else actor_email,  # the column's width
         action=action,
         target_type=target_type,
         target_id=None if target_id is None else str(target_id),
