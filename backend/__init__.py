@@ -44,8 +44,10 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
 
 
 def _load_dotenv() -> None:
-    """Read ``.env`` (nearest from the working directory up) as ``.env.example`` promises; real
-    environment variables win. ``flask`` commands already do this; gunicorn and ``python -m backend`` need it."""
+    """Read ``.env`` (nearest from the working directory up) as ``.env.example`` promises.
+
+    Real environment variables win. ``flask`` commands already do this; gunicorn and
+    ``python -m backend`` need it."""
     from dotenv import find_dotenv, load_dotenv
 
     path = find_dotenv(usecwd=True)
