@@ -3,7 +3,7 @@
 Interfaces for other domains:
 
 * ticks:  ``from backend.realtime.bus import tick_bus; tick_bus.subscribe(callback, symbols=None)``
-* users:  ``from backend.realtime import emit_to_user; emit_to_user(user_id, "order", {...})``
+* users:  ``from backend.realtime import emit_to_user; emit_to_user(user_id, "order_update", {...})``
   works from any worker, CLI command or background process (through the Redis message queue
   when ``REDIS_URL`` is set).
 """

@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import current_app, request
 from flask_socketio import Namespace, emit, join_room, leave_room
+from socketio.exceptions import ConnectionRefusedError  # noqa: A004 - the builtin never reaches the client
 
 from backend.domain.errors import AuthenticationFailed
 from backend.extensions import db
@@ -104,7 +105,7 @@ class LiveNamespace(Namespace):
             # internal error turn into an anonymous second attempt.
             log.exception("socket.io connect failed")
             raise ConnectionRefusedError(
-                {"code": "INTERNAL_ERROR", "message": "Connection failed."}
+                "Connection failed.", {"code": "INTERNAL_ERROR", "message": "Connection failed."}
             ) from None
 
     def _on_connect(self, auth: Any) -> None:
@@ -112,7 +113,9 @@ class LiveNamespace(Namespace):
             user_id, scopes, credential_rooms = _authenticate(auth)
         except AuthenticationFailed as exc:
             db.session.rollback()
-            raise ConnectionRefusedError({"code": exc.code, "message": exc.message}) from None
+            # (message, data): the client's connect_error gets the reason and {code, message} as data;
+            # a lone dict would reach it as its Python repr
+            raise ConnectionRefusedError(exc.message, {"code": exc.code, "message": exc.message}) from None
         finally:
             db.session.remove()
         sid = request.sid  # type: ignore[attr-defined]

@@ -84,3 +84,19 @@ def test_a_revocation_published_by_another_worker_disconnects_here(app, live, tr
     }
     redis.Redis.from_url(app.config["REDIS_URL"]).publish("flask-socketio", json.dumps(message))
     assert _wait_disconnected(sio)
+
+
+@pytest.mark.parametrize(
+    ("auth", "code"),
+    [({"token": "not-a-jwt"}, "TOKEN_INVALID"), ({"api_key": "tp_wrong"}, "API_KEY_INVALID")],
+)
+def test_a_refused_connection_carries_its_error_code_as_data(app, auth, code):
+    from socketio.exceptions import ConnectionRefusedError
+
+    from backend.realtime.live import LiveNamespace
+
+    with app.test_request_context(), pytest.raises(ConnectionRefusedError) as refused:
+        LiveNamespace().on_connect(auth)
+    # what the client's connect_error receives: {"message": reason, "data": {"code", "message"}}
+    assert refused.value.error_args["data"]["code"] == code
+    assert refused.value.error_args["message"] == refused.value.error_args["data"]["message"]
