@@ -126,6 +126,9 @@ class LiveNamespace(Namespace):
                 "symbols": set(),
                 "mode": self._default_mode(),
             }
+        from backend.observability.metrics import SOCKETIO_CONNECTIONS
+
+        SOCKETIO_CONNECTIONS.inc()
         join_room(user_room(user_id))
         for room in credential_rooms:  # so revoking the credential can find its connections
             join_room(room)
@@ -139,6 +142,9 @@ class LiveNamespace(Namespace):
         with self._lock:
             client = self.clients.pop(sid, None)
         if client:
+            from backend.observability.metrics import SOCKETIO_CONNECTIONS
+
+            SOCKETIO_CONNECTIONS.dec()
             feed = self._feed()
             feed.set_batch(sid, None)
             feed.remove_interest(sid, list(client["symbols"]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -100,3 +101,22 @@ def test_a_refused_connection_carries_its_error_code_as_data(app, auth, code):
     # what the client's connect_error receives: {"message": reason, "data": {"code", "message"}}
     assert refused.value.error_args["data"]["code"] == code
     assert refused.value.error_args["message"] == refused.value.error_args["data"]["message"]
+
+
+def _metric(client, name):
+    text = client.get("/metrics").get_data(as_text=True)
+    return float(re.search(rf"^{name} (\S+)$", text, re.M).group(1))
+
+
+def test_metrics_count_open_connections_and_the_pool(live, client, trader):  # noqa: F811
+    _feed, connect = live
+    before = _metric(client, "socketio_connections")
+    sio, ev = connect({"token": _token(trader[1])})
+    ev["ready"].get(timeout=WAIT)
+    assert _metric(client, "socketio_connections") == before + 1
+    sio.disconnect()
+    deadline = time.monotonic() + WAIT
+    while _metric(client, "socketio_connections") != before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _metric(client, "socketio_connections") == before
+    assert _metric(client, "db_pool_size") >= 1 and _metric(client, "db_pool_checked_out") >= 0
