@@ -26,10 +26,11 @@ run: migrate
 	$(BIN)/flask users bootstrap
 	$(BIN)/python -m backend --host $(HOST) --port $(PORT)
 
-## Production-like server: gunicorn with threaded workers (Flask-SocketIO's threading mode + simple-websocket)
+## Production-like server: gunicorn with threaded workers (Flask-SocketIO's threading mode + simple-websocket).
+## No gunicorn access log: it prints raw query strings (OAuth codes); the app logs one redacted access line per request.
 serve: migrate
 	$(BIN)/gunicorn --worker-class gthread --workers $${WEB_WORKERS:-1} --threads $${WEB_THREADS:-64} \
-		--bind $(HOST):$(PORT) --access-logfile - wsgi:app
+		--bind $(HOST):$(PORT) wsgi:app
 
 ## RQ worker for backtest jobs (needs REDIS_URL)
 worker: install

@@ -22,11 +22,14 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
         name = overrides.pop("ENV_NAME", None)
     elif isinstance(config, str):
         name = config
+    if (name or overrides.get("ENV_NAME")) != "testing":
+        _load_dotenv()
     app = Flask(__name__, instance_relative_config=True)
     settings = load_config(name, instance_path=app.instance_path)
     settings.update(overrides)
     app.config.update(settings)
     os.makedirs(app.instance_path, exist_ok=True)
+    _background_defaults(app)
 
     register_logging(app)
     register_extensions(app)
@@ -38,6 +41,40 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
     register_realtime(app)
     register_services(app)
     return app
+
+
+def _load_dotenv() -> None:
+    """Read ``.env`` (nearest from the working directory up) as ``.env.example`` promises.
+
+    Real environment variables win. ``flask`` commands already do this; gunicorn and
+    ``python -m backend`` need it."""
+    from dotenv import find_dotenv, load_dotenv
+
+    path = find_dotenv(usecwd=True)
+    if path:
+        load_dotenv(path, override=False)
+
+
+def is_one_shot_command() -> bool:
+    """``flask db upgrade``, ``flask users bootstrap``...: any ``flask`` command but ``run``."""
+    import sys
+
+    prog = os.path.basename(sys.argv[0]) if sys.argv else ""
+    return prog == "flask" and "run" not in sys.argv[1:]
+
+
+def _background_defaults(app: Flask) -> None:
+    """A one-shot command starts no background work (issue 17: `flask db upgrade` on an empty
+    database ran job recovery, deployment resume and broker reconciliation before the tables
+    existed). Explicit settings still win."""
+    app.config.setdefault("BACKGROUND_WORK", not app.config.get("TESTING") and not is_one_shot_command())
+    if app.config["BACKGROUND_WORK"]:
+        return
+    for key in ("FEED_AUTOSTART", "DEPLOYMENTS_AUTOSTART", "ALERTS_SUBSCRIBE", "SESSION_SCHEDULER"):
+        if app.config.get(key) is None:
+            app.config[key] = False
+    if not app.config.get("TESTING"):
+        app.config["BROKER_RECONCILE_ON_START"] = False
 
 
 def register_logging(app: Flask) -> None:
@@ -65,6 +102,9 @@ def register_extensions(app: Flask) -> None:
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    # The X-RateLimit headers are written after the view committed: a storage failure there must not
+    # turn a filled order into a 500 (issue 17). The limit check itself falls back to memory first.
+    app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
     app.config.setdefault("RATELIMIT_STRATEGY", "moving-window")
     app.config.setdefault("RATELIMIT_DEFAULT", app.config["RATELIMIT_DEFAULT"])
     limiter.init_app(app)
@@ -105,9 +145,11 @@ def register_api(app: Flask) -> None:
 
 
 def register_ops(app: Flask) -> None:
+    from backend import welcome
     from backend.ops import ops
 
     app.register_blueprint(ops)
+    app.register_blueprint(welcome.bp)  # `/` -> /api/docs until the dashboard takes `/`
 
 
 def register_errorhandlers(app: Flask) -> None:

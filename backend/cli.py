@@ -75,8 +75,17 @@ def audit_verify_cmd() -> None:
     if report.ok:
         click.echo(f"audit chain OK ({report.checked} rows)")
         return
-    click.echo(f"audit chain BROKEN at row {report.first_bad_id}: {report.reason}", err=True)
+    where = f" at row {report.first_bad_id}" if report.first_bad_id is not None else ""
+    click.echo(f"audit chain BROKEN{where}: {report.reason}", err=True)
     raise SystemExit(1)
+
+
+@audit_cli.command("anchor")
+def audit_anchor_cmd() -> None:
+    """Anchor the chain as it is now (once, after upgrading a database that has audit rows)."""
+    from backend.services.audit import anchor_current
+
+    click.echo(f"audit chain anchored at {anchor_current()} rows")
 
 
 def register_commands(app: Flask) -> None:

@@ -140,9 +140,49 @@ def _handle_domain_error(e: de.DomainError):
     return envelope(status, e.code, e.message, e.details, headers)
 
 
+def _unavailable_dependency(e: Exception) -> str | None:
+    """``redis`` / ``database`` when ``e`` means the service cannot be reached, else None."""
+    import redis.exceptions
+    import sqlalchemy.exc
+
+    if isinstance(e, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+        return "redis"
+    if isinstance(e, sqlalchemy.exc.DBAPIError) and (
+        e.connection_invalidated
+        or isinstance(e, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError)
+    ):
+        return "database"
+    if isinstance(e, sqlalchemy.exc.TimeoutError):  # the pool had no connection to give
+        return "database"
+    return None
+
+
+def _handle_unavailable(dependency: str):
+    from flask import current_app
+
+    from backend.extensions import db
+
+    try:
+        db.session.rollback()  # the connection may be dead: hand it back so the pool replaces it
+    except Exception:  # noqa: BLE001 - the 503 below is the answer either way
+        log.debug("rollback after a dependency failure failed", exc_info=True)
+    log.warning("dependency unavailable", extra={"dependency": dependency, "path": request.path})
+    retry = str(current_app.config.get("UNAVAILABLE_RETRY_AFTER_SECONDS", 5))
+    return envelope(
+        503,
+        "DEPENDENCY_UNAVAILABLE",
+        f"The {dependency} is unreachable; nothing was done. Retry after {retry} s.",
+        {"dependency": dependency},
+        {"Retry-After": retry},
+    )
+
+
 def _handle_unexpected(e: Exception):
     if isinstance(e, HTTPException):
         return _handle_http(e)
+    dependency = _unavailable_dependency(e)
+    if dependency is not None:  # fail closed, and say when to come back (never a 500)
+        return _handle_unavailable(dependency)
     log.exception("unhandled exception", extra={"path": request.path})
     return envelope(500, "INTERNAL_ERROR", HTTP_MESSAGES[500])
 

@@ -7,8 +7,10 @@ import re
 import secrets
 import time
 import uuid
+from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Request, Response, g, request
+from werkzeug.exceptions import BadRequest
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from backend.api.security import enforce_authentication
@@ -68,7 +70,52 @@ def _finish(response: Response) -> Response:
     return response
 
 
+MAX_JSON_DEPTH = 64
+
+
+class JsonGuardedRequest(Request):
+    """Refuse JSON that Python parses but nothing downstream can hold: too deep (a RecursionError,
+    i.e. a 500) or with lone UTF-16 surrogates (``"\\ud800"``, which PostgreSQL cannot store)."""
+
+    def get_json(self, force: bool = False, silent: bool = False, cache: bool = True) -> Any:
+        try:
+            data = super().get_json(force=force, silent=silent, cache=cache)
+        except RecursionError:
+            if silent:
+                return None
+            raise BadRequest(f"The JSON body is nested deeper than {MAX_JSON_DEPTH} levels.") from None
+        problem = _json_problem(data)
+        if problem is not None:
+            if silent:
+                return None
+            raise BadRequest(problem)
+        return data
+
+
+def _json_problem(value: Any, depth: int = 0) -> str | None:
+    if depth > MAX_JSON_DEPTH:
+        return f"The JSON body is nested deeper than {MAX_JSON_DEPTH} levels."
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "The JSON body holds a lone UTF-16 surrogate (an invalid character)."
+        return None
+    if isinstance(value, dict):
+        items = [*value.keys(), *value.values()]
+    elif isinstance(value, list):
+        items = value
+    else:
+        return None
+    for item in items:
+        problem = _json_problem(item, depth + 1)
+        if problem is not None:
+            return problem
+    return None
+
+
 def install(app: Flask) -> None:
+    app.request_class = JsonGuardedRequest
     if app.config["TRUSTED_PROXY_COUNT"] > 0:
         n = app.config["TRUSTED_PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]

@@ -144,7 +144,8 @@ class DevelopmentConfig(BaseConfig):
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
-        return {"OPEN_REGISTRATION": True, "LOG_JSON": True}
+        # a person reads the development console: readable lines; production ships JSON
+        return {"OPEN_REGISTRATION": True, "LOG_JSON": False}
 
     @classmethod
     def finalize(cls, cfg: dict[str, Any], env: Mapping[str, str] | None, instance: Path) -> None:

@@ -40,6 +40,7 @@ def app_config(**overrides) -> dict:
         # Tests place MARKET orders at whatever hour they run: the simulated session is always open.
         # Session tests turn the exchange's clock on (MARKET_CLOCK="exchange") with a fixed time.
         "MARKET_CLOCK": "always_open",
+        "AUDIT_ANCHOR_PATH": f"{_tmp}/audit-anchor.json",
     }
     cfg.update(overrides)
     return cfg
@@ -94,6 +95,8 @@ def _clean_state(request):
             else:
                 for name in tables:
                     conn.execute(text(f"DELETE FROM {name}"))
+        with contextlib.suppress(FileNotFoundError):  # the audit anchor belongs to the wiped chain
+            os.unlink(f"{_tmp}/audit-anchor.json")
         with contextlib.suppress(Exception):  # storage may be gone in a failure test
             limiter.reset()
         if redis_store.client is not None:

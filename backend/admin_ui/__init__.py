@@ -40,6 +40,7 @@ bp = Blueprint("admin_ui", __name__, url_prefix="/admin", template_folder="templ
 STATIC_DIR = Path(__file__).parent / "static"
 OPEN_ENDPOINTS = {"admin_ui.login", "admin_ui.static_files"}
 CSRF_FIELD = "csrf_token"
+_SID_PREFIX = "admin:"  # admin sessions ended by logout share the access-token revocation record
 
 
 class AdminSessionInterface(SecureCookieSessionInterface):
@@ -76,6 +77,11 @@ def _current_admin():
     uid = session.get("admin_uid")
     if not uid or session.get("admin_exp", 0) < time.time():
         return None
+    from backend.security import revocation
+
+    sid = session.get("admin_sid")
+    if not sid or revocation.is_revoked(_SID_PREFIX + sid):
+        return None  # logged out: a replayed copy of the cookie is dead on the server
     user = db.session.get(User, uid)
     if user is None or not user.is_active or user.role != "admin":
         return None
@@ -149,7 +155,12 @@ def login():
         return render_template("admin/login.html", next=request.args.get("next", ""))
     email = normalise_email(request.form.get("email", ""))
     password = request.form.get("password", "")
-    user = db.session.scalar(select(User).where(User.email == email))
+    # No stored email is longer than 254 or holds a NUL (which PostgreSQL refuses outright): such
+    # input is a failed login, never a query, and is audited in a form the column can store.
+    plausible = len(email) <= 254 and "\x00" not in email
+    user = db.session.scalar(select(User).where(User.email == email)) if plausible else None
+    if not plausible:
+        email = email.replace("\x00", "?")[:254]
     ok = verify_password(user.password_hash if user else None, password) and user is not None
     if not ok or not user.is_active or user.role != "admin":
         reason = "bad_credentials" if not ok else ("inactive" if not user.is_active else "not_admin")
@@ -169,6 +180,7 @@ def login():
     session.clear()  # no fixation: a fresh session (and CSRF token) after login
     session.permanent = True
     session["admin_uid"] = user.id
+    session["admin_sid"] = secrets.token_hex(16)
     session["admin_tv"] = user.token_version
     session["admin_exp"] = time.time() + float(current_app.config.get("ADMIN_SESSION_HOURS", 8.0)) * 3600
     csrf_token()
@@ -179,6 +191,12 @@ def login():
 
 @route("/logout", methods=["POST"])
 def logout():
+    from backend.security import revocation
+
+    sid, exp = session.get("admin_sid"), session.get("admin_exp")
+    if sid and exp:
+        revocation.revoke(_SID_PREFIX + sid, float(exp))  # until the cookie would have expired anyway
+        db.session.commit()
     session.clear()
     return redirect(url_for("admin_ui.login"))
 
@@ -355,7 +373,9 @@ def admin_required(func):
 def init_app(app: Flask) -> None:
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
     app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
-    app.config.setdefault("SESSION_COOKIE_NAME", "tp_admin")
+    # Flask's defaults already hold SESSION_COOKIE_NAME="session", so setdefault would never apply.
+    if app.config.get("SESSION_COOKIE_NAME") in (None, "session"):
+        app.config["SESSION_COOKIE_NAME"] = "tp_admin"
     if type(app.session_interface) is SecureCookieSessionInterface:
         app.session_interface = AdminSessionInterface()
     app.register_blueprint(bp)

@@ -19,6 +19,10 @@ PUBLIC_ENDPOINTS = {"static", "restx_doc.static", "api.doc", "api.specs", "api.r
 # Public endpoints whose Authorization header is not ours to interpret (/metrics has its own token).
 SKIP_AUTH = {"ops.metrics", "static", "restx_doc.static"}
 ROLE_RANK = {"viewer": 0, "trader": 1, "admin": 2}
+# Methods that change state. Each needs the ``trade`` scope unless its handler declares another
+# (``require_scope("read")`` on a POST that only computes, ``require_role("admin")``), so a route
+# that checks only the user's role can never be driven by a read-only API key.
+STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 def _is_public(endpoint: str | None) -> bool:
@@ -70,6 +74,21 @@ def enforce_authentication() -> None:
         raise AuthenticationFailed(
             "Authentication required: send a Bearer token or X-API-Key.", code="UNAUTHORIZED"
         )
+    if not public and request.method in STATE_CHANGING:
+        _enforce_write_scope()
+
+
+def _handler_attr(name: str, default):
+    view = current_app.view_functions.get(request.endpoint)
+    handler = getattr(getattr(view, "view_class", None), request.method.lower(), None) or view
+    return getattr(handler, name, default)
+
+
+def _enforce_write_scope() -> None:
+    """A state-changing call needs its handler's declared scope, ``trade`` when it declares none."""
+    scope = _handler_attr("required_scope", "trade")
+    if scope not in g.auth_scopes:
+        raise PermissionDenied(f"This action needs the '{scope}' scope.", code="INSUFFICIENT_SCOPE")
 
 
 def current_user():
@@ -89,7 +108,11 @@ def require_auth(func: Callable) -> Callable:
 
 
 def require_role(role: str) -> Callable:
-    """Allow ``role`` or any higher role (admin > trader > viewer)."""
+    """Allow ``role`` or any higher role (admin > trader > viewer).
+
+    ``admin`` also needs the ``admin`` scope, which only a session token carries: an admin's API
+    key cannot administer. State-changing calls are additionally scope-checked centrally.
+    """
 
     def decorator(func: Callable) -> Callable:
         @functools.wraps(func)
@@ -97,8 +120,12 @@ def require_role(role: str) -> Callable:
             user = current_user()
             if ROLE_RANK.get(user.role, -1) < ROLE_RANK[role]:
                 raise PermissionDenied(f"This action needs the '{role}' role.")
+            if role == "admin" and "admin" not in g.auth_scopes:
+                raise PermissionDenied("This action needs the 'admin' scope.", code="INSUFFICIENT_SCOPE")
             return func(*args, **kwargs)
 
+        if role == "admin":
+            wrapper.required_scope = "admin"
         return wrapper
 
     return decorator
@@ -113,6 +140,24 @@ def require_scope(scope: str) -> Callable:
                 raise PermissionDenied(f"This action needs the '{scope}' scope.", code="INSUFFICIENT_SCOPE")
             return func(*args, **kwargs)
 
+        wrapper.required_scope = scope
         return wrapper
 
     return decorator
+
+
+def require_session(func: Callable) -> Callable:
+    """Only a session (JWT) may manage credentials: an API key cannot mint keys or change passwords."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        current_user()
+        if g.get("api_key") is not None or g.get("auth_claims") is None:
+            raise PermissionDenied(
+                "Managing credentials needs a session token (log in); API keys cannot do it.",
+                code="SESSION_REQUIRED",
+            )
+        return func(*args, **kwargs)
+
+    wrapper.required_scope = "read"  # the session check above is the stronger rule
+    return wrapper

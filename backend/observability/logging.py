@@ -22,6 +22,14 @@ _TEXT_PATTERNS = [
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9\-._~+/]+=*"), r"\1" + REDACTED),
     (re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), REDACTED),
     (re.compile(r"tp_[A-Za-z0-9_-]{16,}"), REDACTED),
+    # Credentials in query strings (OAuth callback ``code``/``state``, tokens, keys) in any URL.
+    (
+        re.compile(
+            r"(?i)([?&](?:code|state|token|access_token|refresh_token|id_token|api[_-]?key|key|password|"
+            r"secret|client_secret|code_verifier|signature)=)[^&#\s\"']+"
+        ),
+        r"\1" + REDACTED,
+    ),
     (
         re.compile(
             r"(?i)((?:password|passwd|secret|token|api[_-]?key|authorization)[\"']?\s*[:=]\s*[\"']?)([^\s\"',}]+)"
@@ -82,6 +90,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str)
 
 
+class ConsoleFormatter(logging.Formatter):
+    """One readable line per event for a person at a terminal: time, level, logger, message, extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        ts = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        extras = " ".join(
+            f"{k}={v}"
+            for k, v in record.__dict__.items()
+            if k not in _STANDARD_ATTRS and not k.startswith("_") and v is not None
+        )
+        line = f"{ts} {record.levelname:<7} {record.name}: {record.getMessage()}" + (
+            f"  {extras}" if extras else ""
+        )
+        if record.exc_info:
+            line += "\n" + redact(self.formatException(record.exc_info))
+        return line
+
+
 class _StderrHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is at emit time (test runners swap it), never a stale stream."""
 
@@ -103,9 +129,7 @@ def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
     handler = _StderrHandler()
     handler._platform = True  # type: ignore[attr-defined]
     handler.addFilter(RedactionFilter())
-    handler.setFormatter(
-        JsonFormatter() if json_logs else logging.Formatter("%(levelname)s %(name)s %(message)s")
-    )
+    handler.setFormatter(JsonFormatter() if json_logs else ConsoleFormatter())
     root.addHandler(handler)
     root.setLevel(level.upper())
     logging.getLogger("werkzeug").setLevel("WARNING")

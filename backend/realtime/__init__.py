@@ -3,7 +3,7 @@
 Interfaces for other domains:
 
 * ticks:  ``from backend.realtime.bus import tick_bus; tick_bus.subscribe(callback, symbols=None)``
-* users:  ``from backend.realtime import emit_to_user; emit_to_user(user_id, "order", {...})``
+* users:  ``from backend.realtime import emit_to_user; emit_to_user(user_id, "order_update", {...})``
   works from any worker, CLI command or background process (through the Redis message queue
   when ``REDIS_URL`` is set).
 """
@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 _live_namespace: LiveNamespace | None = None
 
 __all__ = [
+    "disconnect_room",
     "emit_batch",
     "emit_to_user",
     "emit_quote_room",
@@ -38,6 +39,20 @@ __all__ = [
 def emit_to_user(user_id: int, event: str, payload: Any) -> None:
     """Send ``event`` to every connection of ``user_id`` (room ``user:{id}`` on ``/live``)."""
     socketio.emit(event, payload, to=user_room(user_id), namespace=NAMESPACE)
+
+
+def disconnect_room(room: str) -> None:
+    """Disconnect every ``/live`` connection in ``room`` on every worker (credential revoked)."""
+    server = socketio.server
+    if server is None:
+        return
+    manager = server.manager
+    if hasattr(manager, "disconnect_room"):
+        manager.disconnect_room(room, NAMESPACE)
+    else:  # one process, no message queue
+        from backend.realtime.live import disconnect_local
+
+        disconnect_local(server, room)
 
 
 def emit_batch() -> AbstractContextManager[None]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import current_app, request
 from flask_socketio import Namespace, emit, join_room, leave_room
+from socketio.exceptions import ConnectionRefusedError  # noqa: A004 - the builtin never reaches the client
 
 from backend.domain.errors import AuthenticationFailed
 from backend.extensions import db
@@ -30,7 +31,24 @@ def quote_room(symbol: str) -> str:
     return f"quotes:{symbol}"
 
 
-def _authenticate(auth: Any) -> tuple[int, set[str]]:
+def family_room(family_id: str) -> str:
+    """Every connection opened with an access token of this login (refresh-token family)."""
+    return f"family:{family_id}"
+
+
+def api_key_room(key_id: int) -> str:
+    return f"api-key:{key_id}"
+
+
+def disconnect_local(server: Any, room: str, namespace: str = NAMESPACE) -> int:
+    """Disconnect this process's connections in ``room``; return how many."""
+    sids = [sid for sid, _eio in list(server.manager.get_participants(namespace, room))]
+    for sid in sids:
+        server.disconnect(sid, namespace=namespace, ignore_queue=True)
+    return len(sids)
+
+
+def _authenticate(auth: Any) -> tuple[int, set[str], list[str]]:
     from backend.services import auth as auth_service
 
     if not isinstance(auth, dict):
@@ -39,18 +57,22 @@ def _authenticate(auth: Any) -> tuple[int, set[str]]:
     api_key = auth.get("api_key") or ""
     if isinstance(token, str) and token.lower().startswith("bearer "):
         token = token[7:]
+    rooms = []
     if token:
-        user, _claims = auth_service.authenticate_access(str(token).strip())
+        user, claims = auth_service.authenticate_access(str(token).strip())
         scopes = auth_service.scopes_for(user, None)
+        if claims.get("fam"):
+            rooms.append(family_room(claims["fam"]))
     elif api_key:
         user, key = auth_service.authenticate_api_key(str(api_key).strip())
         scopes = auth_service.scopes_for(user, key)
+        rooms.append(api_key_room(key.id))
         db.session.commit()  # records last_used_at
     else:
         raise AuthenticationFailed("Send {token} or {api_key} in the Socket.IO auth payload.")
     if "read" not in scopes:
         raise AuthenticationFailed("The credential lacks the 'read' scope.", code="INSUFFICIENT_SCOPE")
-    return user.id, scopes
+    return user.id, scopes, rooms
 
 
 def _symbols_arg(data: Any) -> list[str] | None:
@@ -83,15 +105,17 @@ class LiveNamespace(Namespace):
             # internal error turn into an anonymous second attempt.
             log.exception("socket.io connect failed")
             raise ConnectionRefusedError(
-                {"code": "INTERNAL_ERROR", "message": "Connection failed."}
+                "Connection failed.", {"code": "INTERNAL_ERROR", "message": "Connection failed."}
             ) from None
 
     def _on_connect(self, auth: Any) -> None:
         try:
-            user_id, scopes = _authenticate(auth)
+            user_id, scopes, credential_rooms = _authenticate(auth)
         except AuthenticationFailed as exc:
             db.session.rollback()
-            raise ConnectionRefusedError({"code": exc.code, "message": exc.message}) from None
+            # (message, data): the client's connect_error gets the reason and {code, message} as data;
+            # a lone dict would reach it as its Python repr
+            raise ConnectionRefusedError(exc.message, {"code": exc.code, "message": exc.message}) from None
         finally:
             db.session.remove()
         sid = request.sid  # type: ignore[attr-defined]
@@ -102,7 +126,12 @@ class LiveNamespace(Namespace):
                 "symbols": set(),
                 "mode": self._default_mode(),
             }
+        from backend.observability.metrics import SOCKETIO_CONNECTIONS
+
+        SOCKETIO_CONNECTIONS.inc()
         join_room(user_room(user_id))
+        for room in credential_rooms:  # so revoking the credential can find its connections
+            join_room(room)
         emit(
             "ready",
             {"user_id": user_id, "max_subscriptions": self._cap(), "quote_mode": self._default_mode()},
@@ -113,6 +142,9 @@ class LiveNamespace(Namespace):
         with self._lock:
             client = self.clients.pop(sid, None)
         if client:
+            from backend.observability.metrics import SOCKETIO_CONNECTIONS
+
+            SOCKETIO_CONNECTIONS.dec()
             feed = self._feed()
             feed.set_batch(sid, None)
             feed.remove_interest(sid, list(client["symbols"]))

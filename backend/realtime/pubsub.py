@@ -17,6 +17,7 @@ from typing import Any
 import socketio
 
 BATCH = "batch"
+DISCONNECT_ROOM = "disconnect_room"
 
 
 class BatchingRedisManager(socketio.RedisManager):
@@ -49,6 +50,15 @@ class BatchingRedisManager(socketio.RedisManager):
         buffer.append(data)
         return None
 
+    def disconnect_room(self, room: str, namespace: str) -> None:
+        """Disconnect everyone in ``room`` on every server (a revoked credential's connections)."""
+        from backend.realtime.live import disconnect_local
+
+        disconnect_local(self.server, room, namespace)
+        self._publish(
+            {"method": DISCONNECT_ROOM, "host_id": self.host_id, "room": room, "namespace": namespace}
+        )
+
     def _listen(self) -> Iterator[Any]:
         for message in super()._listen():
             yield from self.unpack(message)
@@ -59,6 +69,12 @@ class BatchingRedisManager(socketio.RedisManager):
             data = message if isinstance(message, dict) else self.json.loads(message)
         except ValueError:
             yield message  # not ours to judge: the listener skips what it cannot decode
+            return
+        if isinstance(data, dict) and data.get("method") == DISCONNECT_ROOM:
+            if data.get("host_id") != self.host_id:
+                from backend.realtime.live import disconnect_local
+
+                disconnect_local(self.server, str(data.get("room")), str(data.get("namespace")))
             return
         if not isinstance(data, dict) or data.get("method") != BATCH:
             yield data

@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import Session
 
 from backend.domain.errors import AuthenticationFailed, Conflict, NotFound, PermissionDenied, ValidationFailed
 from backend.extensions import db
 from backend.models import ApiKey, RefreshToken, User
 from backend.models.base import utcnow
+from backend.realtime import live as live_rooms
 from backend.security import jwt_tokens, revocation
 from backend.security.passwords import hash_password, needs_rehash, verify_password
 from backend.services import audit
 
+log = logging.getLogger(__name__)
+_DISCONNECT = "disconnect_rooms"
 ROLE_SCOPES = {"admin": {"read", "trade", "admin"}, "trader": {"read", "trade"}, "viewer": {"read"}}
 API_KEY_SCOPES = ("read", "trade")
 
@@ -108,11 +114,38 @@ def login(email: str, password: str) -> TokenPair:
 
 
 def _revoke_family(family_id: str) -> None:
+    """End a login: its refresh tokens, its access tokens (now, not at expiry) and its live sockets."""
     db.session.execute(
         update(RefreshToken)
         .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     )
+    settings = _settings()
+    revocation.revoke_family(family_id, time.time() + settings.access_ttl + settings.leeway)
+    _disconnect_after_commit(live_rooms.family_room(family_id))
+
+
+def _disconnect_after_commit(room: str) -> None:
+    db.session.info.setdefault(_DISCONNECT, []).append(room)
+
+
+@event.listens_for(Session, "after_commit")
+def _disconnect_revoked(session: Session) -> None:
+    rooms = session.info.pop(_DISCONNECT, None)
+    if not rooms:
+        return
+    from backend.realtime import disconnect_room
+
+    for room in rooms:
+        try:
+            disconnect_room(room)
+        except Exception:  # the revocation is committed; a connection still open fails its next check
+            log.exception("could not disconnect revoked Socket.IO connections", extra={"room": room})
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_disconnects(session: Session) -> None:
+    session.info.pop(_DISCONNECT, None)
 
 
 def refresh(refresh_token: str) -> TokenPair:
@@ -145,9 +178,13 @@ def refresh(refresh_token: str) -> TokenPair:
 
 def authenticate_access(token: str) -> tuple[User, dict[str, Any]]:
     claims = jwt_tokens.decode(_settings(), token, "access")
-    if revocation.is_revoked(claims["jti"]):
+    sub = claims["sub"]
+    if not isinstance(sub, str) or not sub.isascii() or not sub.isdigit() or len(sub) > 18:
+        # validly signed but not ours (another issuer's token format): refuse, never crash
+        raise AuthenticationFailed("Token subject is invalid.", code="TOKEN_INVALID")
+    if revocation.is_revoked(claims["jti"], claims.get("fam")):
         raise AuthenticationFailed("Token has been revoked.", code="TOKEN_REVOKED")
-    user = db.session.get(User, int(claims["sub"]))
+    user = db.session.get(User, int(sub))
     if user is None:
         raise AuthenticationFailed("Token is invalid.", code="TOKEN_INVALID")
     if not user.is_active:
@@ -166,8 +203,9 @@ def logout(user: User, claims: dict[str, Any]) -> None:
 
 
 def revoke_all_tokens(user: User) -> None:
-    """Invalidate every token of ``user`` (password change, deactivation)."""
+    """Invalidate every token, API key and live connection of ``user`` (password, role, deactivation)."""
     user.token_version += 1
+    _disconnect_after_commit(live_rooms.user_room(user.id))
     db.session.execute(
         update(RefreshToken)
         .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
@@ -186,12 +224,8 @@ def change_password(user: User, current: str, new: str) -> None:
             "Current password is incorrect.", {"fields": {"current_password": ["Incorrect password."]}}
         )
     user.password_hash = hash_password(new)
-    user.token_version += 1
-    db.session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-    )
+    # A changed password usually means a suspected leak: API keys made with the old one go too.
+    revoke_all_tokens(user)
     audit.record("auth.password_change", actor_id=user.id, actor_email=user.email)
     db.session.commit()
 
@@ -204,11 +238,14 @@ def _hash_key(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def create_api_key(user: User, name: str, scopes: list[str]) -> tuple[ApiKey, str]:
-    allowed = ROLE_SCOPES[user.role]
+def create_api_key(
+    user: User, name: str, scopes: list[str], caller_scopes: set[str] | None = None
+) -> tuple[ApiKey, str]:
+    """A key never carries more than its creator's credential holds (``caller_scopes``)."""
+    allowed = ROLE_SCOPES[user.role] if caller_scopes is None else set(caller_scopes) & ROLE_SCOPES[user.role]
     if not set(scopes) <= allowed:
         raise PermissionDenied(
-            f"Your role cannot grant scope(s): {', '.join(sorted(set(scopes) - allowed))}."
+            f"Your credential cannot grant scope(s): {', '.join(sorted(set(scopes) - allowed))}."
         )
     prefix = secrets.token_hex(4)
     raw = f"tp_{prefix}_{secrets.token_urlsafe(32)}"
@@ -232,6 +269,7 @@ def revoke_api_key(user: User, key_id: int) -> ApiKey:
     if key is None or key.revoked_at is not None:
         raise NotFound("API key not found.")
     key.revoked_at = utcnow()
+    _disconnect_after_commit(live_rooms.api_key_room(key.id))
     audit.record("api_key.revoke", target_type="api_key", target_id=key.id)
     db.session.commit()
     return key

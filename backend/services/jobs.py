@@ -493,8 +493,8 @@ class _Reaper(threading.Thread):
 
 
 def init_app(app: Flask) -> None:
-    """Start-up: recover jobs and start the periodic reaper (not under TESTING)."""
-    if app.config.get("TESTING"):
+    """Start-up: recover jobs and start the periodic reaper (not under TESTING nor in a one-shot command)."""
+    if app.config.get("TESTING") or app.config.get("BACKGROUND_WORK") is False:
         return
     resume_embedded(app)
     reaper = _Reaper(app, max(5.0, float(app.config["JOBS_STALE_SECONDS"]) / 2))

@@ -3,6 +3,7 @@
 import re
 
 PUBLIC = {
+    "/",  # redirects to /api/docs
     "/health/live",
     "/health/ready",
     "/metrics",

@@ -62,3 +62,19 @@ def test_access_log_line_and_no_token_in_logs(app, client, trader, capsys):
     line = access[0]
     assert {"method", "path", "status", "duration_ms", "user_id", "request_id"} <= set(line)
     assert line["status"] == 200 and line["path"] == "/api/v1/auth/me" and line["user_id"] is not None
+
+
+def test_oauth_code_and_state_never_reach_any_log(app, client, trader, capsys):
+    from backend.observability.logging import configure_logging
+
+    code, state = "AUTHCODE-7f3a9c2e1b", "STATE-d41d8cd98f00b204"
+    configure_logging("DEBUG", True)
+    try:
+        client.get(f"/api/v1/broker/upstox/callback?code={code}&state={state}")
+        line = f'"POST /v2/login/authorization/token?code={code}&state={state} HTTP/1.1" 200'
+        logging.getLogger("urllib3.connectionpool").debug("https://api.upstox.com:443 " + line)
+    finally:
+        configure_logging("WARNING", True)
+    err = capsys.readouterr().err
+    assert code not in err and state not in err
+    assert "code=[REDACTED]" in err

@@ -16,7 +16,7 @@ from backend.api.analytics.schemas import (
     TradeStatsSchema,
 )
 from backend.api.common import responds, use_schema
-from backend.api.security import current_user, require_role
+from backend.api.security import current_user, require_role, require_scope
 from backend.services import analytics
 
 ns = Namespace(
@@ -26,7 +26,7 @@ ns = Namespace(
 
 @ns.route("/simulate")
 class Simulate(Resource):
-    @require_role("viewer")
+    @require_scope("read")  # a computation: changes nothing, so a read key may call it
     @use_schema(SimulateRequestSchema)
     @responds(SimulateResultSchema)
     def post(self, data):

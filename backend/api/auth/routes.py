@@ -16,7 +16,7 @@ from backend.api.auth.schemas import (
     UserSchema,
 )
 from backend.api.common import no_body, public, responds, use_schema
-from backend.api.security import current_user, require_auth
+from backend.api.security import current_user, require_auth, require_session
 from backend.extensions import limiter
 from backend.services import auth as auth_service
 
@@ -79,13 +79,11 @@ class Refresh(Resource):
 
 @ns.route("/logout")
 class Logout(Resource):
-    @require_auth
+    @require_session
     @no_body
     @responds(MessageSchema, 200)
     def post(self):
-        """Revoke the current access token and its refresh-token family."""
-        if g.auth_claims is None:
-            return {"message": "API keys are revoked with DELETE /auth/api-keys/{id}."}
+        """Revoke this access token and its refresh-token family (API keys: DELETE /auth/api-keys/{id})."""
         auth_service.logout(current_user(), g.auth_claims)
         return {"message": "Logged out."}
 
@@ -101,11 +99,11 @@ class Me(Resource):
 
 @ns.route("/me/password")
 class MePassword(Resource):
-    @require_auth
+    @require_session
     @use_schema(PasswordChangeSchema)
     @responds(MessageSchema)
     def patch(self, data):
-        """Change password; every existing token of this user stops working."""
+        """Change password; every token, API key and live connection of this user stops working."""
         auth_service.change_password(current_user(), data["current_password"], data["new_password"])
         return {"message": "Password changed; log in again."}
 
@@ -118,19 +116,19 @@ class ApiKeys(Resource):
         """Your active API keys (hashes are never returned)."""
         return auth_service.list_api_keys(current_user())
 
-    @require_auth
+    @require_session
     @use_schema(ApiKeyCreateSchema)
     @responds(ApiKeyCreatedSchema, 201, "Created; `key` is shown only in this response")
     def post(self, data):
-        """Create an API key for bots; send it as the X-API-Key header."""
-        key, raw = auth_service.create_api_key(current_user(), data["name"], data["scopes"])
+        """Create an API key for bots (needs a session token, never another key); send it as X-API-Key."""
+        key, raw = auth_service.create_api_key(current_user(), data["name"], data["scopes"], g.auth_scopes)
         key.key = raw
         return key, 201
 
 
 @ns.route("/api-keys/<int:key_id>")
 class ApiKeyItem(Resource):
-    @require_auth
+    @require_session
     @responds(None, 204, "Revoked")
     def delete(self, key_id):
         """Revoke an API key."""

@@ -3,7 +3,7 @@
 from flask_restx import Namespace, Resource
 
 from backend.api.common import ListQuerySchema, decode_cursor, no_body, page_limit, responds, use_schema
-from backend.api.security import current_user, require_role
+from backend.api.security import current_user, require_role, require_scope
 from backend.api.strategies.schemas import (
     AnalysisSchema,
     AnalyzeRequestSchema,
@@ -39,7 +39,7 @@ class Catalog(Resource):
 
 @ns.route("/options/<string:name>/analyze")
 class OptionsAnalyze(Resource):
-    @require_role("viewer")
+    @require_scope("read")  # a computation: changes nothing, so a read key may call it
     @use_schema(AnalyzeRequestSchema)
     @responds(AnalysisSchema)
     def post(self, name, data):
