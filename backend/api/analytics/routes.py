@@ -61,7 +61,9 @@ class Pnl(Resource):
     @responds(PnlSchema)
     def get(self, query):
         """Realised P&L net of charges grouped by day, symbol or strategy."""
-        return analytics.pnl(current_user(), query["account_id"], query["group_by"], query["from_"], query["to"])
+        return analytics.pnl(
+            current_user(), query["account_id"], query["group_by"], query["from_"], query["to"]
+        )
 
 
 @ns.route("/trades")
