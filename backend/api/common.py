@@ -108,6 +108,20 @@ def _contract_attributes(self, field: fields.Field, ret: dict, **kwargs) -> dict
     return {}
 
 
+def _finish_spec(spec: dict) -> None:
+    """What only the running app knows: the configured ``limit`` ceiling; int path bounds."""
+    max_limit = int(current_app.config["PAGINATION_MAX_LIMIT"])
+    for item in spec.get("paths", {}).values():
+        for op in [item, *(v for v in item.values() if isinstance(v, dict))]:
+            for param in op.get("parameters", []) if isinstance(op.get("parameters"), list) else []:
+                if param.get("in") == "query" and param.get("name") == "limit":
+                    param["maximum"] = max_limit
+                elif param.get("in") == "path" and param.get("type") == "integer":
+                    param.setdefault("minimum", 0)
+                    param.setdefault("maximum", INT32_MAX)
+
+
+api.spec_hooks.append(_finish_spec)
 _ma_plugin = MarshmallowPlugin(schema_name_resolver=definition_name)
 _spec = APISpec(title="models", version="1", openapi_version="2.0", plugins=[_ma_plugin])
 _ma_plugin.converter.add_attribute_function(_contract_attributes)
