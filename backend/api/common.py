@@ -576,7 +576,8 @@ def raw_response(field: restx_fields.Raw, description: str, mimetype: str) -> Ca
     def decorator(func: Callable) -> Callable:
         responses = _error_responses(func)
         responses["200"] = (description, field, {})
-        return _doc.doc(responses=responses, produces=[mimetype])(func)
+        # errors are the JSON envelope: OAS 2.0 lists both under the operation's produces
+        return _doc.doc(responses=responses, produces=[mimetype, "application/json"])(func)
 
     return decorator
 

@@ -15,7 +15,7 @@ from flask_restx import Namespace, Resource
 from flask_restx import fields as restx_fields
 from marshmallow import ValidationError
 
-from backend.api.common import decode_cursor, page_limit, raw_response, responds, use_schema
+from backend.api.common import decode_cursor, load, page_limit, raw_response, responds, use_schema
 from backend.api.market_data.schemas import (
     UDF_RESOLUTIONS,
     CandlesSchema,
@@ -295,10 +295,9 @@ class UdfSearch(Resource):
     )
     @responds(UdfSearchResultSchema, many=True, passthrough=True)
     def get(self):
-        """UDF symbol search."""
-        query, err = _udf_load(UdfSearchQuerySchema)
-        if err:
-            return err
+        """UDF symbol search (the protocol answers a list, so bad parameters are a 422 envelope)."""
+        raw = {k: v for k, v in request.args.items()}
+        query = load(UdfSearchQuerySchema(), raw, "query")
         if query["exchange"] and query["exchange"].upper() != "NSE":
             return []
         itype = UDF_TYPE_FILTER.get(query["type"]) if query["type"] else None

@@ -326,6 +326,8 @@ class UdfSymbolInfoSchema(UdfErrorFieldsMixin):
     timezone = fields.String()
     exchange = fields.String()
     listed_exchange = fields.String()
+    exchange_traded = fields.String(data_key="exchange-traded", metadata={"description": "older UDF name"})
+    exchange_listed = fields.String(data_key="exchange-listed", metadata={"description": "older UDF name"})
     minmov = fields.Integer()
     minmov2 = fields.Integer()
     pointvalue = fields.Integer()
