@@ -27,9 +27,10 @@ run: migrate
 	$(BIN)/python -m backend --host $(HOST) --port $(PORT)
 
 ## Production-like server: gunicorn with threaded workers (Flask-SocketIO's threading mode + simple-websocket)
+## The request line takes gunicorn's maximum (8,190 bytes, default 4,094); longer symbol lists go to POST /quotes.
 serve: migrate
 	$(BIN)/gunicorn --worker-class gthread --workers $${WEB_WORKERS:-1} --threads $${WEB_THREADS:-64} \
-		--bind $(HOST):$(PORT) --access-logfile - wsgi:app
+		--limit-request-line 8190 --bind $(HOST):$(PORT) --access-logfile - wsgi:app
 
 ## RQ worker for backtest jobs (needs REDIS_URL)
 worker: install

@@ -491,6 +491,10 @@ ERROR_RESPONSES = (400, 401, 403, 404, 422, 429, 503)
 WRITE_ERROR_RESPONSES = (409,)
 _WRITE_METHODS = {"post", "put", "patch", "delete"}
 
+# Marks a POST that only reads (a body too long for a query string): it changes nothing, so it
+# needs the ``read`` scope only.
+read_only = _doc.doc(vendor={"x-read-only": True})
+
 # Marks an action endpoint (POST/PATCH/DELETE) that deliberately takes no request body.
 no_body = _doc.doc(vendor={"x-no-body": True})
 

@@ -233,3 +233,27 @@ def test_decimals_never_in_exponent_form_and_naive_datetimes_get_utc():
     assert out["price"] == "0.000000000000000000000000000001"
     assert out["at"] == "2026-01-02T03:04:05+00:00"
     assert _schema_instance(_Out, False, None).dump({"price": Decimal("3.145E+4")})["price"] == "31450"
+
+
+# --- 500 symbols do not fit a request line ----------------------------------------------------
+
+
+def test_post_quotes_and_ltp_take_500_symbols_in_a_body(client, trader, app):
+    _, h = trader
+    with app.app_context():
+        from sqlalchemy import select
+
+        from backend.extensions import db
+        from backend.models.market import Instrument
+
+        symbols = db.session.scalars(
+            select(Instrument.trading_symbol).order_by(Instrument.id).limit(500)
+        ).all()
+    assert len(symbols) == 500
+    assert len("GET /api/v1/market-data/quotes?symbols=" + ",".join(symbols)) > 8190  # no URL takes it
+    for path in ("quotes", "ltp"):
+        resp = client.post(f"/api/v1/market-data/{path}", json={"symbols": symbols}, headers=h)
+        assert resp.status_code == 200, resp.get_json()
+        assert len(resp.get_json()["items"]) == 500
+    too_many = client.post("/api/v1/market-data/quotes", json={"symbols": symbols + ["SBIN"]}, headers=h)
+    assert "symbols" in _fields_of(too_many)

@@ -75,6 +75,17 @@ class SymbolsQuerySchema(_Query):
     )
 
 
+class SymbolsBodySchema(Schema):
+    """The same list as a JSON body: 500 symbols do not fit a request line (gunicorn: 8,190 bytes)."""
+
+    symbols = fields.List(
+        fields.String(validate=validate.Length(min=1, max=64)),
+        required=True,
+        validate=validate.Length(min=1, max=500),
+        metadata={"description": "Trading symbols (at most 500)", "example": ["RELIANCE", "SBIN"]},
+    )
+
+
 class RangeQuerySchema(_Query):
     interval = fields.String(load_default="1d", validate=validate.OneOf(INTERVAL_CHOICES))
     from_ = Instant(data_key="from", load_default=None)
