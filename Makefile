@@ -28,9 +28,10 @@ run: migrate
 
 ## Production-like server: gunicorn with threaded workers (Flask-SocketIO's threading mode + simple-websocket).
 ## No gunicorn access log: it prints raw query strings (OAuth codes); the app logs one redacted access line per request.
+## The request line takes gunicorn's maximum (8,190 bytes, default 4,094); longer symbol lists go to POST /quotes.
 serve: migrate
 	$(BIN)/gunicorn --worker-class gthread --workers $${WEB_WORKERS:-1} --threads $${WEB_THREADS:-64} \
-		--bind $(HOST):$(PORT) wsgi:app
+		--limit-request-line 8190 --bind $(HOST):$(PORT) wsgi:app
 
 ## RQ worker for backtest jobs (needs REDIS_URL)
 worker: install

@@ -71,6 +71,21 @@ class PlatformApi(Api):
     def handle_error(self, e: Exception):  # noqa: D401
         raise e
 
+    # Functions ``hook(spec: dict) -> None`` that finish the generated document in place, once,
+    # in the app context of the first /swagger.json request (values that come from config).
+    spec_hooks: list = []
+
+    @property
+    def __schema__(self) -> dict:
+        schema = super().__schema__
+        if "error" not in schema and not schema.get("x-finished"):
+            with self._schema_lock:
+                if not schema.get("x-finished"):
+                    for hook in self.spec_hooks:
+                        hook(schema)
+                    schema["x-finished"] = True
+        return schema
+
 
 db = SQLAlchemy(model_class=Base)
 migrate = LazyMigrate()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 
 from flask import Blueprint, Flask
+from werkzeug.routing import IntegerConverter
 
 from backend.extensions import api
 
@@ -41,6 +42,16 @@ def _add_namespaces() -> None:
     _namespaces_added = True
 
 
+class ColumnIntConverter(IntegerConverter):
+    """``<int:id>`` that only matches ids an INTEGER column can hold: beyond it is a 404, not a 500."""
+
+    def __init__(self, map, fixed_digits=0, min=None, max=None, signed=False) -> None:  # noqa: A002
+        from backend.api.common import INT32_MAX
+
+        super().__init__(map, fixed_digits, min, INT32_MAX if max is None else max, signed)
+
+
 def register_api(app: Flask) -> None:
     _add_namespaces()
+    app.url_map.converters["int"] = ColumnIntConverter  # before the blueprint's rules are bound
     app.register_blueprint(blueprint)

@@ -14,12 +14,14 @@ import functools
 import json
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from flask import current_app, request
+from apispec.ext.marshmallow.common import resolve_schema_cls
+from flask import current_app, g, request
 from flask_restx import Namespace
 from flask_restx import fields as restx_fields
 from flask_restx.model import SchemaModel
@@ -28,11 +30,17 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from backend.errors import ApiError
 from backend.extensions import api
 
-_ma_plugin = MarshmallowPlugin()
-_spec = APISpec(title="models", version="1", openapi_version="2.0", plugins=[_ma_plugin])
-_registered: dict[type[Schema], str] = {}
-_doc = Namespace("_doc_helpers", validate=False)  # only used for its doc decorators
-_REF = re.compile(r'"\$ref":\s*"#/definitions/([^"]+)"')
+# --- the contract every input field keeps (applied centrally, so a new field gets it for free) ---
+
+# Integer ids and counts live in INTEGER columns (32-bit on PostgreSQL); a wider value is refused
+# with a 422 before it reaches a query that would overflow.
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+# Money and prices are Numeric(20, 4) / Numeric(18, 4) (backend/models): an input decimal has at
+# most 4 decimal places and 14 integer digits, so it is stored exactly as it was accepted.
+DECIMAL_PLACES = 4
+DECIMAL_INTEGER_DIGITS = 14
+DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
+QUERY_TRUE, QUERY_FALSE = {"true"}, {"false"}
 
 
 def _schema_name(schema_cls: type[Schema]) -> str:
@@ -40,11 +48,93 @@ def _schema_name(schema_cls: type[Schema]) -> str:
     return name[: -len("Schema")] if name.endswith("Schema") and len(name) > 6 else name
 
 
+_names: dict[type[Schema], str] = {}  # one Swagger definition name per schema class, never shared
+
+
+def definition_name(schema: type[Schema] | Schema) -> str:
+    """The unique definition name of a schema class.
+
+    ``OrderSchema`` is ``Order``; when another class already took that name (``Risk`` in the
+    analytics and admin namespaces) the later one is qualified by its domain (``AdminRisk``).
+    """
+    resolved = resolve_schema_cls(schema)  # apispec passes classes, instances or registry names
+    schema_cls = resolved[0] if isinstance(resolved, list) else resolved
+    if schema_cls in _names:
+        return _names[schema_cls]
+    base = _schema_name(schema_cls)
+    taken = set(_names.values())
+    name = base
+    if name in taken:
+        parts = schema_cls.__module__.split(".")
+        domain = parts[2] if len(parts) > 2 and parts[:2] == ["backend", "api"] else parts[-1]
+        name = "".join(w.capitalize() for w in domain.split("_")) + base
+        counter = 2
+        while name in taken:
+            name, counter = f"{base}{counter}", counter + 1
+    _names[schema_cls] = name
+    return name
+
+
+def _contract_attributes(self, field: fields.Field, ret: dict, **kwargs) -> dict:
+    """apispec attribute function: document what ``_harden_field`` enforces."""
+    ranges = [v for v in field.validators if isinstance(v, validate.Range)]
+    if isinstance(field, fields.Decimal):
+        # Sent and accepted as a plain decimal string, never a float and never in exponent form.
+        for key in ("minimum", "maximum"):
+            if key in ret:
+                ret[f"x-{key}"] = ret.pop(key)
+        ret.update(type="string", format="decimal", pattern=DECIMAL_PATTERN)
+        bounds = []
+        for v in ranges:
+            if v.min is not None:
+                bounds.append(f"{'>=' if v.min_inclusive else '>'} {v.min}")
+            if v.max is not None:
+                bounds.append(f"{'<=' if v.max_inclusive else '<'} {v.max}")
+        note = f"Decimal string, at most {DECIMAL_PLACES} decimal places"
+        if bounds:
+            note += "; " + ", ".join(bounds)
+        ret["description"] = f"{ret['description']} ({note})" if ret.get("description") else note
+    elif isinstance(field, fields.Integer):
+        ret.setdefault("minimum", INT32_MIN)
+        ret.setdefault("maximum", INT32_MAX)
+        ret["minimum"] = max(int(ret["minimum"]), INT32_MIN)
+        ret["maximum"] = min(int(ret["maximum"]), INT32_MAX)
+    if isinstance(field, fields.Number) and not isinstance(field, fields.Decimal):
+        # OAS 2.0: exclusiveMinimum/Maximum are booleans beside minimum/maximum.
+        if any(v.min is not None and not v.min_inclusive for v in ranges):
+            ret["exclusiveMinimum"] = True
+        if any(v.max is not None and not v.max_inclusive for v in ranges):
+            ret["exclusiveMaximum"] = True
+    return {}
+
+
+def _finish_spec(spec: dict) -> None:
+    """What only the running app knows: the configured ``limit`` ceiling; int path bounds."""
+    max_limit = int(current_app.config["PAGINATION_MAX_LIMIT"])
+    for item in spec.get("paths", {}).values():
+        for op in [item, *(v for v in item.values() if isinstance(v, dict))]:
+            for param in op.get("parameters", []) if isinstance(op.get("parameters"), list) else []:
+                if param.get("in") == "query" and param.get("name") == "limit":
+                    param["maximum"] = max_limit
+                elif param.get("in") == "path" and param.get("type") == "integer":
+                    param.setdefault("minimum", 0)
+                    param.setdefault("maximum", INT32_MAX)
+
+
+api.spec_hooks.append(_finish_spec)
+_ma_plugin = MarshmallowPlugin(schema_name_resolver=definition_name)
+_spec = APISpec(title="models", version="1", openapi_version="2.0", plugins=[_ma_plugin])
+_ma_plugin.converter.add_attribute_function(_contract_attributes)
+_registered: dict[type[Schema], str] = {}
+_doc = Namespace("_doc_helpers", validate=False)  # only used for its doc decorators
+_REF = re.compile(r'"\$ref":\s*"#/definitions/([^"]+)"')
+
+
 def model_for(schema: type[Schema] | Schema) -> SchemaModel:
     """Register ``schema`` (and its nested schemas) as Swagger definitions; return its model."""
     schema_cls = schema if isinstance(schema, type) else type(schema)
     if schema_cls not in _registered:
-        name = _schema_name(schema_cls)
+        name = definition_name(schema_cls)
         if name not in _spec.components.schemas:
             _spec.components.schema(name, schema=schema_cls)
         _registered[schema_cls] = name
@@ -106,11 +196,23 @@ def _sync_definitions() -> None:
         model.__parents__ = [api.models[r] for r in sorted(refs) if r in api.models]
 
 
+def _field_messages(messages: Any) -> Any:
+    """Every leaf of ``details.fields`` is a list of messages (marshmallow sometimes gives a string)."""
+    if isinstance(messages, dict):
+        return {str(k): _field_messages(v) for k, v in messages.items()}
+    if isinstance(messages, list | tuple):
+        return [m if isinstance(m, str | dict) else str(m) for m in messages]
+    return [str(messages)]
+
+
 def validation_error(exc: ValidationError, location: str = "body") -> ApiError:
     messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
     names = ", ".join(sorted(str(k) for k in messages))
     return ApiError(
-        422, "VALIDATION_ERROR", f"Invalid {location}: check field(s) {names}.", {"fields": messages}
+        422,
+        "VALIDATION_ERROR",
+        f"Invalid {location}: check field(s) {names}.",
+        {"fields": _field_messages(messages)},
     )
 
 
@@ -123,7 +225,49 @@ def load_json_body() -> Any:
     return data
 
 
+def _bad_text(value: str) -> str | None:
+    if "\x00" in value:
+        return "Must not contain NUL characters."
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "Must be valid UTF-8 text (no lone surrogates)."
+    return None
+
+
+def _text_errors(data: Any, path: str, out: dict[str, list[str]], depth: int = 0) -> None:
+    """Collect strings (keys included) that no database column can store: NUL, lone surrogates."""
+    if depth > 64:  # get_json already bounds nesting; this only bounds our walk
+        return
+    if isinstance(data, str):
+        problem = _bad_text(data)
+        if problem:
+            out[path or "_schema"] = [problem]
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            key_text = str(key)
+            sub = f"{path}.{key_text}" if path else key_text
+            if _bad_text(key_text):
+                out[path or "_schema"] = [f"Key {key_text!r}: {_bad_text(key_text)}"]
+            _text_errors(value, sub, out, depth + 1)
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            _text_errors(value, f"{path}.{i}" if path else str(i), out, depth + 1)
+
+
+def check_text(data: Any, location: str = "body") -> None:
+    """422 naming the field when ``data`` holds text PostgreSQL cannot store (checked on both DBs)."""
+    errors: dict[str, list[str]] = {}
+    _text_errors(data, "", errors)
+    if errors:
+        names = ", ".join(sorted(errors))
+        raise ApiError(
+            422, "VALIDATION_ERROR", f"Invalid {location}: check field(s) {names}.", {"fields": errors}
+        )
+
+
 def load(schema: Schema, data: Any, location: str = "body") -> Any:
+    check_text(data, location)
     try:
         return schema.load(data)
     except ValidationError as exc:
@@ -139,22 +283,51 @@ def _query_params(schema_cls: type[Schema]) -> dict[str, dict]:
     return out
 
 
+def _query_names(schema_cls: type[Schema]) -> frozenset[str]:
+    schema = _schema_instance(schema_cls, False, None, "query")
+    return frozenset(f.data_key or name for name, f in schema.load_fields.items())
+
+
+def reject_unknown_query(allowed: frozenset[str] | set[str]) -> None:
+    """Unknown query parameters are a 422 naming them, never silently ignored."""
+    unknown = sorted(set(request.args) - set(allowed))
+    if unknown:
+        raise ApiError(
+            422,
+            "VALIDATION_ERROR",
+            f"Unknown query parameter(s): {', '.join(unknown)}.",
+            {"fields": {name: ["Unknown parameter."] for name in unknown}},
+        )
+
+
+def _check_path_args(kwargs: dict) -> None:
+    check_text({k: v for k, v in kwargs.items() if isinstance(v, str)}, "path")
+
+
 def use_schema(schema_cls: type[Schema], location: str = "json", arg: str = "data") -> Callable:
     """Load the body (``json``) or query string (``query``) with ``schema_cls`` into kwarg ``arg``."""
 
     def decorator(func: Callable) -> Callable:
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
-            schema = _schema_instance(schema_cls, False, None)
+            _check_path_args(kwargs)
+            schema = _schema_instance(schema_cls, False, None, location)
             if location == "json":
                 kwargs[arg] = load(schema, load_json_body(), "body")
             else:
+                reject_unknown_query(_query_names(schema_cls))
+                g.query_checked = True
                 raw = {k: (v if len(v) > 1 else v[0]) for k, v in request.args.lists()}
                 kwargs[arg] = load(schema, raw, "query")
             return func(*args, **kwargs)
 
         if location == "json":
-            return _doc.expect(model_for(schema_cls))(wrapper)
+            wrapper._body_schema = schema_cls
+            documented = _doc.expect(model_for(schema_cls))(wrapper)
+            return _doc.response(
+                415, "Error envelope: the body is not application/json", model_for(ErrorEnvelopeSchema)
+            )(documented)
+        wrapper._query_schema = schema_cls
         return _doc.doc(params=_query_params(schema_cls))(wrapper)
 
     return decorator
@@ -167,24 +340,132 @@ def _selected_fields() -> tuple[str, ...] | None:
     return tuple(f.strip() for f in raw.split(",") if f.strip())
 
 
+# --- central hardening of every schema instance --------------------------------------------------
+
+
+def _int_in_column(value: int) -> None:
+    if not INT32_MIN <= value <= INT32_MAX:
+        raise ValidationError(f"Must be between {INT32_MIN} and {INT32_MAX}.")
+
+
+def _decimal_fits(value: Decimal) -> None:
+    if value is None:
+        return
+    if not value.is_finite():
+        raise ValidationError("Must be a finite number.")
+    exponent = value.as_tuple().exponent
+    if (
+        isinstance(exponent, int)
+        and exponent < -DECIMAL_PLACES
+        and value != value.quantize(Decimal(1).scaleb(-DECIMAL_PLACES))
+    ):
+        raise ValidationError(f"Must have at most {DECIMAL_PLACES} decimal places.")
+    if value.adjusted() >= DECIMAL_INTEGER_DIGITS:
+        raise ValidationError(f"Must be less than 1e{DECIMAL_INTEGER_DIGITS} in absolute value.")
+
+
+def _plain_decimal(serialize: Callable) -> Callable:
+    def _serialize(value, attr, obj, **kwargs):
+        out = serialize(value, attr, obj, **kwargs)
+        if isinstance(out, str) and ("E" in out or "e" in out):
+            return format(Decimal(out), "f")
+        return out
+
+    return _serialize
+
+
+def _aware_datetime(serialize: Callable) -> Callable:
+    def _serialize(value, attr, obj, **kwargs):
+        # SQLite hands back naive datetimes; everything is stored in UTC, so say so.
+        if isinstance(value, datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return serialize(value, attr, obj, **kwargs)
+
+    return _serialize
+
+
+def _only_bool(field: fields.Boolean) -> Callable:
+    deserialize = field._deserialize
+
+    def _deserialize(value, attr, data, **kwargs):
+        # 1 == True in a set look-up: check the type, so 0, 1 and "true" are refused in a body.
+        if not isinstance(value, bool):
+            raise field.make_error("invalid", input=value)
+        return deserialize(value, attr, data, **kwargs)
+
+    return _deserialize
+
+
+def _harden_field(field: fields.Field, location: str, seen: set[int]) -> None:
+    if getattr(field, "_hardened", False):  # a schema instance shared by several parents
+        return
+    field._hardened = True
+    if isinstance(field, fields.Nested):
+        nested = field.schema
+        if id(nested) not in seen:
+            seen.add(id(nested))
+            for sub in nested.fields.values():
+                _harden_field(sub, location, seen)
+        return
+    if isinstance(field, fields.List):
+        _harden_field(field.inner, location, seen)
+    elif isinstance(field, fields.Tuple):
+        for sub in field.tuple_fields:
+            _harden_field(sub, location, seen)
+    elif isinstance(field, fields.Dict):
+        for sub in (field.key_field, field.value_field):
+            if sub is not None:
+                _harden_field(sub, location, seen)
+    elif isinstance(field, fields.Boolean):
+        if location == "query":
+            field.truthy, field.falsy = QUERY_TRUE, QUERY_FALSE
+        else:
+            field._deserialize = _only_bool(field)
+    elif isinstance(field, fields.Integer):
+        # A JSON body carries numbers: "1", 1.5 and true are refused. A query string is text.
+        field.strict = location != "query"
+        field.validators.append(_int_in_column)
+    elif isinstance(field, fields.Decimal):
+        field.validators.append(_decimal_fits)
+        field._serialize = _plain_decimal(field._serialize)
+    elif isinstance(field, fields.DateTime):
+        field._serialize = _aware_datetime(field._serialize)
+
+
 @functools.lru_cache(maxsize=1024)
-def _cached_schema(schema_cls: type[Schema], many: bool, only: tuple[str, ...] | None) -> Schema:
+def _cached_schema(
+    schema_cls: type[Schema], many: bool, only: tuple[str, ...] | None, location: str = "json"
+) -> Schema:
     # Building a schema deep-copies every declared field (~0.3 ms); instances hold no per-call
-    # state, so one per (class, many, only) is reused. Bounded: ``only`` comes from ?fields=.
-    return schema_cls(many=many, only=only)
+    # state, so one per (class, many, only, location) is reused. Bounded: ``only`` comes from
+    # ?fields=. Hardening mutates this instance's own field copies, never the class.
+    schema = schema_cls(many=many, only=only)
+    seen = {id(schema)}
+    for field in schema.fields.values():
+        _harden_field(field, location, seen)
+    return schema
 
 
-def _schema_instance(schema_cls: type[Schema], many: bool, only: tuple[str, ...] | None) -> Schema:
-    try:
-        return _cached_schema(schema_cls, many, only)
-    except ValueError as exc:
-        unknown = sorted(set(only or ()) - set(schema_cls().fields))
-        raise ApiError(
-            422,
-            "VALIDATION_ERROR",
-            f"Unknown field(s) in 'fields': {', '.join(unknown)}.",
-            {"fields": {"fields": [f"Unknown field: {name}" for name in unknown]}},
-        ) from exc
+def _schema_instance(
+    schema_cls: type[Schema], many: bool, only: tuple[str, ...] | None, location: str = "json"
+) -> Schema:
+    if only:
+        declared = _schema_fields(schema_cls)
+        unknown = sorted(set(only) - declared)
+        if unknown:
+            raise ApiError(
+                422,
+                "VALIDATION_ERROR",
+                f"Unknown field(s) in 'fields': {', '.join(unknown)}.",
+                {"fields": {"fields": [f"Unknown field: {name}" for name in unknown]}},
+            )
+    return _cached_schema(schema_cls, many, only, location)
+
+
+@functools.lru_cache(maxsize=512)
+def _schema_fields(schema_cls: type[Schema]) -> frozenset[str]:
+    # Top-level names only: a dotted name (a.b) is not a field of the response, whatever it nests.
+    return frozenset(schema_cls().fields)
 
 
 _page_schemas: dict[type[Schema], type[Schema]] = {}
@@ -193,7 +474,7 @@ _page_schemas: dict[type[Schema], type[Schema]] = {}
 def page_of(item_schema: type[Schema]) -> type[Schema]:
     """The list envelope ``{items: [...], next_cursor}`` for ``item_schema``."""
     if item_schema not in _page_schemas:
-        name = f"{_schema_name(item_schema)}PageSchema"
+        name = f"{definition_name(item_schema)}PageSchema"
         _page_schemas[item_schema] = Schema.from_dict(
             {
                 "items": fields.List(fields.Nested(item_schema), required=True),
@@ -204,10 +485,33 @@ def page_of(item_schema: type[Schema]) -> type[Schema]:
     return _page_schemas[item_schema]
 
 
-ERROR_RESPONSES = (400, 401, 403, 404, 422, 429)
+# Every operation may answer these (auth, validation, rate limit; 503 when a backing service is
+# down: the app fails closed). State-changing ones may also conflict (409, see docs/errors.md).
+ERROR_RESPONSES = (400, 401, 403, 404, 422, 429, 503)
+WRITE_ERROR_RESPONSES = (409,)
+_WRITE_METHODS = {"post", "put", "patch", "delete"}
+
+# Marks a POST that only reads (a body too long for a query string): it changes nothing, so it
+# needs the ``read`` scope only.
+read_only = _doc.doc(vendor={"x-read-only": True})
 
 # Marks an action endpoint (POST/PATCH/DELETE) that deliberately takes no request body.
 no_body = _doc.doc(vendor={"x-no-body": True})
+
+
+def _error_responses(func: Callable) -> dict:
+    error_model = model_for(ErrorEnvelopeSchema)
+    codes = list(ERROR_RESPONSES)
+    if func.__name__ in _WRITE_METHODS:
+        codes += WRITE_ERROR_RESPONSES
+    return {str(err): ("Error envelope (see docs/errors.md)", error_model, {}) for err in codes}
+
+
+def _check_query(func: Callable, allowed: frozenset[str]) -> None:
+    # Operations without a query schema take no query parameters (only ``fields`` where a
+    # response schema is dumped); a query schema checks its own (``use_schema``).
+    if getattr(func, "_query_schema", None) is None and not g.get("query_checked"):
+        reject_unknown_query(allowed)
 
 
 def responds(
@@ -226,8 +530,14 @@ def responds(
     """
 
     def decorator(func: Callable) -> Callable:
+        # A wire protocol we do not own (UDF) reads its own parameters and tolerates extra ones.
+        allowed = None if passthrough else frozenset({"fields"} if schema_cls is not None else set())
+
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
+            if allowed is not None:
+                _check_query(func, allowed)
+            _check_path_args(kwargs)
             result = func(*args, **kwargs)
             status, headers = code, {}
             if isinstance(result, tuple):
@@ -244,10 +554,7 @@ def responds(
                 return {"items": items, "next_cursor": cursor}, status, headers
             return _schema_instance(schema_cls, many, only).dump(result), status, headers
 
-        error_model = model_for(ErrorEnvelopeSchema)
-        responses = {
-            str(err): ("Error envelope (see docs/errors.md)", error_model, {}) for err in ERROR_RESPONSES
-        }
+        responses = _error_responses(func)
         if schema_cls is None:
             responses[str(code)] = (description, None, {})
         else:
@@ -271,20 +578,21 @@ def raw_response(field: restx_fields.Raw, description: str, mimetype: str) -> Ca
     """
 
     def decorator(func: Callable) -> Callable:
-        error_model = model_for(ErrorEnvelopeSchema)
-        responses = {
-            str(err): ("Error envelope (see docs/errors.md)", error_model, {}) for err in ERROR_RESPONSES
-        }
+        responses = _error_responses(func)
         responses["200"] = (description, field, {})
-        return _doc.doc(responses=responses, produces=[mimetype])(func)
+        # errors are the JSON envelope: OAS 2.0 lists both under the operation's produces
+        return _doc.doc(responses=responses, produces=[mimetype, "application/json"])(func)
 
     return decorator
 
 
 def public(resource_cls):
-    """Mark a Resource as reachable without authentication (health, docs, login...)."""
+    """Mark a Resource as reachable without authentication (health, docs, login...).
+
+    The spec says so too (``security: []``), so clients and generators send no credentials.
+    """
     resource_cls.public = True
-    return resource_cls
+    return _doc.doc(security=[])(resource_cls)
 
 
 # --- shared schemas ---------------------------------------------------------------------------

@@ -167,6 +167,16 @@ def _field_error(exc: ValidationFailed) -> ValidationFailed:
     return ValidationFailed(exc.message, {"fields": {name: [exc.message]}})
 
 
+def _check_symbol(symbol: str) -> None:
+    """An alert on a symbol that is not listed could never fire: refuse it ("*" is the portfolio)."""
+    from backend.services.market_data import find_instrument
+
+    if symbol != "*" and find_instrument(symbol) is None:
+        raise ValidationFailed(
+            f"Unknown symbol: {symbol}.", {"fields": {"symbol": [f"Unknown symbol: {symbol}."]}}
+        )
+
+
 def live_count(user_id: int) -> int:
     return db.session.scalar(
         select(func.count(AlertRuleRow.id)).where(
@@ -195,6 +205,7 @@ def create_rule(user: Any, data: dict) -> AlertRuleRow:
         expires_at=data.get("expires_at"),
         status="active",
     )
+    _check_symbol(row.symbol)
     if row.expires_at is not None and row.expires_at <= utcnow():
         raise ValidationFailed(
             "expires_at is in the past.", {"fields": {"expires_at": ["Must be in the future."]}}
@@ -236,6 +247,11 @@ def update_rule(user: Any, rule_id: int, data: dict) -> AlertRuleRow:
             setattr(row, name, data[name])
     if "symbol" in data:
         row.symbol = data["symbol"].strip().upper()
+        try:
+            _check_symbol(row.symbol)
+        except ValidationFailed:
+            db.session.rollback()
+            raise
     if "webhook_url" in data:
         row.webhook_url = _validate_webhook(data["webhook_url"], user.id)
     if row.expires_at is not None and _aware(row.expires_at) <= utcnow():

@@ -75,7 +75,9 @@ def test_snapshots_and_performance_use_the_metric_functions(app, client, trader)
             row.positions_value = Decimal(0)
             db.session.add(row)
         db.session.commit()
-    perf = client.get(f"{URL}/performance?account={account_id}&from=2025-03-01", headers=headers).get_json()
+    perf = client.get(
+        f"{URL}/performance?account_id={account_id}&from=2025-03-01", headers=headers
+    ).get_json()
     eq = np.array(values, dtype=float)
     rets = m.returns_from_equity(eq)
     assert perf["dates"][0] == "2025-03-03" and len(perf["equity"]) == 5

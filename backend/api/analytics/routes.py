@@ -41,7 +41,7 @@ class Performance(Resource):
     @responds(PerformanceSchema)
     def get(self, query):
         """Equity curve from daily snapshots, fills, and the backtester's metrics."""
-        return analytics.performance(current_user(), query["account"], query["from_"], query["to"])
+        return analytics.performance(current_user(), query["account_id"], query["from_"], query["to"])
 
 
 @ns.route("/risk")
@@ -51,7 +51,7 @@ class Risk(Resource):
     @responds(RiskSchema)
     def get(self, query):
         """VaR (historical and parametric), exposure by symbol and sector, concentration, beta to NIFTY 50."""
-        return analytics.risk(current_user(), query["account"], query["lookback_days"], query["level"])
+        return analytics.risk(current_user(), query["account_id"], query["lookback_days"], query["level"])
 
 
 @ns.route("/pnl")
@@ -61,7 +61,9 @@ class Pnl(Resource):
     @responds(PnlSchema)
     def get(self, query):
         """Realised P&L net of charges grouped by day, symbol or strategy."""
-        return analytics.pnl(current_user(), query["account"], query["group_by"], query["from_"], query["to"])
+        return analytics.pnl(
+            current_user(), query["account_id"], query["group_by"], query["from_"], query["to"]
+        )
 
 
 @ns.route("/trades")
@@ -71,7 +73,7 @@ class Trades(Resource):
     @responds(TradeStatsSchema)
     def get(self, query):
         """Trade statistics over closing fills."""
-        return analytics.trade_stats(current_user(), query["account"], query["from_"], query["to"])
+        return analytics.trade_stats(current_user(), query["account_id"], query["from_"], query["to"])
 
 
 @ns.route("/snapshots")

@@ -43,7 +43,7 @@ class SimulateResultSchema(Schema):
 
 
 class AccountRangeQuerySchema(Schema):
-    account = fields.Integer(load_default=None)
+    account_id = fields.Integer(load_default=None)
     from_ = fields.Date(data_key="from", load_default=None)
     to = fields.Date(load_default=None)
 
@@ -53,7 +53,7 @@ class PnlQuerySchema(AccountRangeQuerySchema):
 
 
 class RiskQuerySchema(Schema):
-    account = fields.Integer(load_default=None)
+    account_id = fields.Integer(load_default=None)
     lookback_days = fields.Integer(load_default=250, validate=validate.Range(min=20, max=1000))
     level = fields.Float(load_default=0.95, validate=validate.Range(min=0.5, max=0.999))
 

@@ -15,7 +15,7 @@ from flask_restx import Namespace, Resource
 from flask_restx import fields as restx_fields
 from marshmallow import ValidationError
 
-from backend.api.common import decode_cursor, page_limit, raw_response, responds, use_schema
+from backend.api.common import decode_cursor, load, page_limit, raw_response, read_only, responds, use_schema
 from backend.api.market_data.schemas import (
     UDF_RESOLUTIONS,
     CandlesSchema,
@@ -30,6 +30,7 @@ from backend.api.market_data.schemas import (
     OptionChainSchema,
     QuotesSchema,
     RangeQuerySchema,
+    SymbolsBodySchema,
     SymbolsQuerySchema,
     UdfConfigSchema,
     UdfHistoryQuerySchema,
@@ -60,6 +61,14 @@ class Quotes(Resource):
         """Full quotes for up to 500 symbols (one provider call for the cache misses)."""
         return {"items": md.quotes(query["symbols"])}
 
+    @require_scope("read")
+    @read_only
+    @use_schema(SymbolsBodySchema)
+    @responds(QuotesSchema)
+    def post(self, data):
+        """The same as GET with the symbols in a JSON body, for lists too long for a URL. Reads only."""
+        return {"items": md.quotes(data["symbols"])}
+
 
 @ns.route("/ltp")
 class Ltp(Resource):
@@ -69,6 +78,15 @@ class Ltp(Resource):
     def get(self, query):
         """Last traded prices for up to 500 symbols."""
         prices = md.ltp(query["symbols"])
+        return {"items": [{"symbol": s, "ltp": p} for s, p in prices.items()]}
+
+    @require_scope("read")
+    @read_only
+    @use_schema(SymbolsBodySchema)
+    @responds(LtpSchema)
+    def post(self, data):
+        """The same as GET with the symbols in a JSON body, for lists too long for a URL. Reads only."""
+        prices = md.ltp(data["symbols"])
         return {"items": [{"symbol": s, "ltp": p} for s, p in prices.items()]}
 
 
@@ -295,10 +313,9 @@ class UdfSearch(Resource):
     )
     @responds(UdfSearchResultSchema, many=True, passthrough=True)
     def get(self):
-        """UDF symbol search."""
-        query, err = _udf_load(UdfSearchQuerySchema)
-        if err:
-            return err
+        """UDF symbol search (the protocol answers a list, so bad parameters are a 422 envelope)."""
+        raw = {k: v for k, v in request.args.items()}
+        query = load(UdfSearchQuerySchema(), raw, "query")
         if query["exchange"] and query["exchange"].upper() != "NSE":
             return []
         itype = UDF_TYPE_FILTER.get(query["type"]) if query["type"] else None

@@ -75,6 +75,17 @@ class SymbolsQuerySchema(_Query):
     )
 
 
+class SymbolsBodySchema(Schema):
+    """The same list as a JSON body: 500 symbols do not fit a request line (gunicorn: 8,190 bytes)."""
+
+    symbols = fields.List(
+        fields.String(validate=validate.Length(min=1, max=64)),
+        required=True,
+        validate=validate.Length(min=1, max=500),
+        metadata={"description": "Trading symbols (at most 500)", "example": ["RELIANCE", "SBIN"]},
+    )
+
+
 class RangeQuerySchema(_Query):
     interval = fields.String(load_default="1d", validate=validate.OneOf(INTERVAL_CHOICES))
     from_ = Instant(data_key="from", load_default=None)
@@ -326,6 +337,8 @@ class UdfSymbolInfoSchema(UdfErrorFieldsMixin):
     timezone = fields.String()
     exchange = fields.String()
     listed_exchange = fields.String()
+    exchange_traded = fields.String(data_key="exchange-traded", metadata={"description": "older UDF name"})
+    exchange_listed = fields.String(data_key="exchange-listed", metadata={"description": "older UDF name"})
     minmov = fields.Integer()
     minmov2 = fields.Integer()
     pointvalue = fields.Integer()

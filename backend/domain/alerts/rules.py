@@ -58,6 +58,10 @@ class SignalEvent:
 # --------------------------------------------------------------------------- param helpers
 
 
+MAX_INTEGER_DIGITS = 14
+MAX_PLACES = 4
+
+
 def _dec(params: Mapping[str, Any], name: str, *, positive: bool = False, default: Any = None) -> Decimal:
     raw = params.get(name, default)
     if raw is None:
@@ -70,6 +74,11 @@ def _dec(params: Mapping[str, Any], name: str, *, positive: bool = False, defaul
         raise ValidationFailed(f"param '{name}' must be a number", {"field": name}) from exc
     if not value.is_finite():
         raise ValidationFailed(f"param '{name}' must be finite", {"field": name})
+    # Prices are Numeric(18, 4) everywhere else: a level no price can reach could never fire.
+    if value.adjusted() >= MAX_INTEGER_DIGITS:
+        raise ValidationFailed(f"param '{name}' must be below 1e{MAX_INTEGER_DIGITS}", {"field": name})
+    if value != 0 and value.adjusted() < -MAX_PLACES:
+        raise ValidationFailed(f"param '{name}' has more than {MAX_PLACES} decimal places", {"field": name})
     if positive and value <= 0:
         raise ValidationFailed(f"param '{name}' must be > 0", {"field": name})
     return value

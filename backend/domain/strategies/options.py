@@ -60,6 +60,11 @@ INSTRUMENTS = ("CE", "PE", "EQ")
 SIDES = ("BUY", "SELL")
 
 
+def _plain(value: Decimal) -> str:
+    """A decimal as plain text: ``31450``, never ``3.145E+4`` (str() switches to exponents)."""
+    return format(value if isinstance(value, Decimal) else Decimal(str(value)), "f")
+
+
 def _money(x: Decimal | float | int) -> Decimal:
     d = x if isinstance(x, Decimal) else Decimal(str(x))
     return d.quantize(CENT, rounding=ROUND_HALF_UP)
@@ -118,10 +123,10 @@ class StrategyLeg:
     def to_dict(self) -> dict[str, Any]:
         return {
             "instrument": self.instrument,
-            "strike": None if self.strike is None else str(self.strike),
+            "strike": None if self.strike is None else _plain(self.strike),
             "side": self.side,
             "quantity": self.quantity,
-            "premium": str(_money(self.premium)),
+            "premium": _plain(_money(self.premium)),
             "iv": self.iv,
         }
 
@@ -168,17 +173,17 @@ class StrategyAnalysis:
             "strategy": self.strategy,
             "underlying": self.underlying,
             "expiry": self.expiry.isoformat() if self.expiry else None,
-            "spot": str(self.spot),
+            "spot": _plain(self.spot),
             "t_years": self.t_years,
             "rate": self.rate,
             "legs": [leg.to_dict() for leg in self.legs],
-            "net_premium": str(self.net_premium),
+            "net_premium": _plain(self.net_premium),
             "premium_type": self.premium_type,
-            "max_profit": "unlimited" if self.max_profit is None else str(self.max_profit),
-            "max_loss": "unlimited" if self.max_loss is None else str(self.max_loss),
-            "breakevens": [str(b) for b in self.breakevens],
+            "max_profit": "unlimited" if self.max_profit is None else _plain(self.max_profit),
+            "max_loss": "unlimited" if self.max_loss is None else _plain(self.max_loss),
+            "breakevens": [_plain(b) for b in self.breakevens],
             "greeks": {"delta": self.delta, "gamma": self.gamma, "theta": self.theta, "vega": self.vega},
-            "margin": str(self.margin),
+            "margin": _plain(self.margin),
             "margin_method": self.margin_method,
             "chart": self.chart.to_dict(),
         }
@@ -415,7 +420,7 @@ class OptionsStrategy(Strategy):
             if not 0 <= idx < len(strikes):
                 raise ValidationFailed(
                     f"{spec.instrument} strike {steps:+d} steps from ATM {atm} is outside the chain",
-                    {"atm": str(atm), "steps": steps, "available": len(strikes)},
+                    {"atm": _plain(atm), "steps": steps, "available": len(strikes)},
                 )
             out.append(strikes[idx])
         for group in self.ascending:
@@ -423,7 +428,7 @@ class OptionsStrategy(Strategy):
             if any(a >= b for a, b in zip(chosen, chosen[1:], strict=False)):  # type: ignore[operator]
                 raise ValidationFailed(
                     f"strikes for {self.name} must be strictly ascending",
-                    {"strikes": [str(s) for s in chosen]},
+                    {"strikes": [_plain(s) for s in chosen]},
                 )
         return out
 
@@ -455,7 +460,7 @@ class OptionsStrategy(Strategy):
             )
             if quote is None:
                 raise ValidationFailed(
-                    f"no {spec.instrument} listed at strike {strike}", {"strike": str(strike)}
+                    f"no {spec.instrument} listed at strike {strike}", {"strike": _plain(strike)}
                 )
             iv = _leg_iv(quote, spot, strike, t_years, rate, spec.instrument, fallback_iv)
             legs.append(StrategyLeg(spec.instrument, strike, spec.side, qty, Decimal(quote.ltp), iv))
@@ -516,7 +521,7 @@ def _leg_iv(
     if t_years <= 0:
         return 0.0  # expired: valuation is intrinsic, IV irrelevant
     raise ValidationFailed(
-        f"no implied volatility available for {option_type} {strike}", {"strike": str(strike)}
+        f"no implied volatility available for {option_type} {strike}", {"strike": _plain(strike)}
     )
 
 
