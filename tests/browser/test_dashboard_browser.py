@@ -8,11 +8,10 @@ quote, and long frames while 20 symbols tick 4 times a second."""
 
 from __future__ import annotations
 
-import json
+import logging
 import os
 import shutil
 import threading
-import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -39,6 +38,7 @@ from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 pytestmark = pytest.mark.browser
+log = logging.getLogger(__name__)
 
 
 @pytest.fixture
@@ -119,7 +119,7 @@ def browser():
         try:
             for entry in driver.get_log("browser"):
                 if entry["level"] in ("SEVERE", "WARNING"):
-                    print("browser console:", entry["message"])
+                    log.warning("browser console: %s", entry["message"])
         finally:
             driver.quit()
 
@@ -143,11 +143,8 @@ def add_symbol(browser, wait, symbol: str) -> None:
     box = browser.find_element(By.ID, "wl-search")
     box.clear()
     box.send_keys(symbol)
-    try:
-        wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, f'#wl-results li[data-symbol="{symbol}"]'))).click()
-    except Exception:
-        shot(browser, "debug")
-        raise
+    option = f'#wl-results li[data-symbol="{symbol}"]'
+    wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, option))).click()
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, f'#wl-body tr[data-symbol="{symbol}"]')))
 
 
@@ -171,12 +168,7 @@ def test_trader_day_in_the_dashboard(dashboard_server, browser, make_user, app):
 
     # -- watchlist: add a symbol, see its quote arrive and change
     add_symbol(browser, wait, "SBIN")
-    try:
-        wait.until(lambda d: ltp_text(d, "SBIN") not in ("", "—"))
-    except Exception:
-        shot(browser, "debug")
-        (ARTIFACTS / "debug.txt").write_text(browser.find_element(By.ID, "live-state").text)
-        raise
+    wait.until(lambda d: ltp_text(d, "SBIN") not in ("", "—"))
     first = ltp_text(browser, "SBIN")
     wait.until(lambda d: ltp_text(d, "SBIN") != first)
     shot(browser, "watchlist")
@@ -185,7 +177,8 @@ def test_trader_day_in_the_dashboard(dashboard_server, browser, make_user, app):
     browser.find_element(By.CSS_SELECTOR, 'tr[data-symbol="SBIN"] button.buy').click()
     wait.until(ec.visibility_of_element_located((By.ID, "t-qty")))
     ltp = Decimal(ltp_text(browser, "SBIN").replace(",", ""))
-    limit = (ltp * Decimal("0.97") / Decimal("0.05")).quantize(Decimal("1")) * Decimal("0.05")  # 3% below, on tick
+    # 3% below the quote, on the 0.05 tick: rests in the book, inside the 5% price collar
+    limit = (ltp * Decimal("0.97") / Decimal("0.05")).quantize(Decimal("1")) * Decimal("0.05")
     from selenium.webdriver.support.ui import Select
 
     Select(browser.find_element(By.ID, "t-type")).select_by_visible_text("LIMIT")
@@ -202,9 +195,11 @@ def test_trader_day_in_the_dashboard(dashboard_server, browser, make_user, app):
     browser.execute_script("arguments[0].click(); arguments[0].click();", submit)  # a double click
     wait.until(lambda d: not d.find_element(By.ID, "ticket").get_attribute("open"))
     open_tab(browser, wait, "orders")
-    row = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, '#orders-table tr[data-status="open"]')))
+    open_row = '#orders-table tr[data-status="open"]'
+    row = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, open_row)))
     assert "SBIN" in row.text and "2" in row.text
-    assert len(browser.find_elements(By.CSS_SELECTOR, "#orders-table tbody tr[data-order-id]")) == 1  # placed once
+    placed = browser.find_elements(By.CSS_SELECTOR, "#orders-table tbody tr[data-order-id]")
+    assert len(placed) == 1  # the double click placed one order
     shot(browser, "orders")
     row.find_element(By.CSS_SELECTOR, "button.cancel").click()
     wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, '#orders-table tr[data-status="open"]'))

@@ -118,9 +118,11 @@ class TradingStateCheck:
             why = f"account kill switch engaged: {ctx.account.breaker.kill_reason or 'manual'}"
         else:
             why = ctx.account.breaker.trip_reason or str(st)
-        if st is TradingState.HALTED:
-            return [CheckResult(self.name, f"trading halted ({why})", "ACTIVE", str(st))]
         bad = [i.request.symbol for i in ctx.impacts if not i.reduces_risk]
+        # An exit is always possible: HALTED (kill switches, daily-loss trip) refuses every order
+        # except those that only shrink a position, like REDUCING (docs/trading.md, Risk).
+        if st is TradingState.HALTED and bad:
+            return [CheckResult(self.name, f"trading halted ({why}); only exits allowed", "ACTIVE", str(st))]
         if bad:
             reason = f"only risk-reducing orders allowed ({why}); not reducing: {', '.join(bad)}"
             return [CheckResult(self.name, reason, "ACTIVE", str(st))]

@@ -74,9 +74,14 @@ def test_halted_by_account_kill_switch_and_global_kill():
     assert names(d) == ["trading_state"] and "user request" in d.failed[0].reason
     d = decide([limit(Side.BUY, 1, "1000")], acct(global_kill=True))
     assert names(d) == ["trading_state"] and "global" in d.failed[0].reason
-    # halted also blocks risk-reducing orders
+    # an exit is always possible (developers' guide): halted still lets a position shrink...
     d = decide([limit(Side.SELL, 1, "1000")], acct(positions={"RELIANCE": 5}, global_kill=True))
-    assert not d.allowed
+    assert d.allowed, d.failed
+    d = decide([limit(Side.SELL, 5, "1000")], acct(positions={"RELIANCE": 5}, breaker=killed))
+    assert d.allowed, d.failed
+    # ...but not grow or flip it
+    d = decide([limit(Side.SELL, 6, "1000")], acct(positions={"RELIANCE": 5}, breaker=killed))
+    assert names(d)[:1] == ["trading_state"] and "only exits" in d.failed[0].reason
 
 
 def test_reducing_state_allows_only_risk_reducing():
@@ -242,7 +247,8 @@ def test_breaker_trips_and_rolls_over():
     assert cb.effective_state(st) is TradingState.REDUCING
     assert cb.allows(st, reduces_risk=True) and not cb.allows(st, reduces_risk=False)
     st = cb.record_trade(st, D("-955"), DAY)  # day P&L -45 - 955 = -1000
-    assert cb.effective_state(st) is TradingState.HALTED and not cb.allows(st, reduces_risk=True)
+    assert cb.effective_state(st) is TradingState.HALTED and not cb.allows(st, reduces_risk=False)
+    assert cb.allows(st, reduces_risk=True)  # an exit is always possible
     st = cb.record_order(cb.kill(st, "manual"), DAY)
     assert st.orders_today == 1
     nxt = cb.roll_day(st, date(2025, 1, 3))
