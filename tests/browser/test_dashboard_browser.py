@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 pytestmark = pytest.mark.browser
 log = logging.getLogger(__name__)
@@ -173,14 +174,24 @@ def test_trader_day_in_the_dashboard(dashboard_server, browser, make_user, app):
     wait.until(lambda d: ltp_text(d, "SBIN") != first)
     shot(browser, "watchlist")
 
+    # -- chart: candles from the API, intervals, an indicator overlay
+    browser.find_element(By.CSS_SELECTOR, 'tr[data-symbol="SBIN"] a.sym').click()
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#chart-box canvas")))
+    Select(browser.find_element(By.ID, "chart-overlay")).select_by_visible_text("SMA 20")
+    browser.find_element(By.CSS_SELECTOR, '.intervals button[data-interval="15m"]').click()
+    wait.until(
+        lambda d: "active" in d.find_element(By.CSS_SELECTOR, '[data-interval="15m"]').get_attribute("class")
+    )
+    time.sleep(1)  # let the candles and the overlay arrive before the screenshot (not asserted)
+    shot(browser, "chart")
+    open_tab(browser, wait, "watch")
+
     # -- LIMIT through the ticket after its preview, then in the book, then cancelled
     browser.find_element(By.CSS_SELECTOR, 'tr[data-symbol="SBIN"] button.buy').click()
     wait.until(ec.visibility_of_element_located((By.ID, "t-qty")))
     ltp = Decimal(ltp_text(browser, "SBIN").replace(",", ""))
     # 3% below the quote, on the 0.05 tick: rests in the book, inside the 5% price collar
     limit = (ltp * Decimal("0.97") / Decimal("0.05")).quantize(Decimal("1")) * Decimal("0.05")
-    from selenium.webdriver.support.ui import Select
-
     Select(browser.find_element(By.ID, "t-type")).select_by_visible_text("LIMIT")
     qty = browser.find_element(By.ID, "t-qty")
     qty.clear()
@@ -236,3 +247,47 @@ def test_trader_day_in_the_dashboard(dashboard_server, browser, make_user, app):
     assert browser.find_element(By.ID, "bt-progress").get_attribute("value") == "1"
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#bt-equity canvas")))
     shot(browser, "backtests")
+
+
+def test_measure_first_quote_and_frames_at_20_symbols_4_ticks_a_second(dashboard_server, browser, make_user):
+    """Not asserted beyond "it rendered": the figures go to docs/benchmarks.md."""
+    import json
+
+    import requests
+
+    base = dashboard_server
+    _, headers = make_user("trader", email="perf@example.com")
+    eq = requests.get(f"{base}/api/v1/market-data/instruments?type=EQ&limit=20", headers=headers, timeout=30)
+    symbols = [i["trading_symbol"] for i in eq.json()["items"]][:20]
+    r = requests.post(
+        f"{base}/api/v1/watchlists", json={"name": "Twenty", "symbols": symbols}, headers=headers, timeout=30
+    )
+    assert r.status_code == 201, r.text
+    wait = sign_in(browser, base, "perf@example.com")
+    wait.until(lambda d: d.execute_script("return window.__dashPerf.firstQuoteMs") is not None)
+    # A fresh navigation, signed in by the refresh cookie alone: navigation -> first rendered quote.
+    browser.get(base + "/")
+    wait.until(lambda d: d.execute_script("return window.__dashPerf.firstQuoteMs") is not None)
+    first_quote_ms = browser.execute_script("return window.__dashPerf.firstQuoteMs")
+    start = browser.execute_script("return {t: performance.now(), q: window.__dashPerf.quotesRendered}")
+    time.sleep(15)
+    end = browser.execute_script(
+        "const p = window.__dashPerf; return {t: performance.now(), q: p.quotesRendered, frames: p.frames,"
+        " type: p.longFrameType, long: p.longFrames.filter(f => f.start >= arguments[0])}",
+        start["t"],
+    )
+    seconds = (end["t"] - start["t"]) / 1000
+    result = {
+        "symbols": len(symbols),
+        "feed_interval_ms": 250,
+        "navigation_to_first_quote_ms": round(first_quote_ms, 1),
+        "window_s": round(seconds, 1),
+        "quote_cells_painted_per_s": round((end["q"] - start["q"]) / seconds, 1),
+        "long_frame_api": end["type"],
+        "long_frames_in_window": len(end["long"]),
+        "longest_frame_ms": max((f["ms"] for f in end["long"]), default=0),
+    }
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "dashboard_perf.json").write_text(json.dumps(result, indent=2))
+    log.warning("dashboard perf: %s", result)
+    assert end["q"] > start["q"]  # quotes kept rendering (the figures themselves are not asserted)

@@ -27,10 +27,6 @@ const SCREENS = {
 const lazy = {
   chart: () => import("./screens/chart.js"),
   backtests: () => import("./screens/backtests.js"),
-  alerts: () => import("./screens/alerts.js"),
-  options: () => import("./screens/options.js"),
-  deployments: () => import("./screens/deployments.js"),
-  analytics: () => import("./screens/analytics.js"),
 };
 
 // ---------------------------------------------------------------- sign-in
