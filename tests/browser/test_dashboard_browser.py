@@ -248,6 +248,15 @@ def test_trader_day_in_the_dashboard(dashboard_server, browser, make_user, app):
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#bt-equity canvas")))
     shot(browser, "backtests")
 
+    # -- phone width: one column, the watchlist is a tab, the kill switch still in the header
+    browser.set_window_size(420, 900)
+    open_tab(browser, wait, "watch")
+    assert browser.find_element(By.ID, "wl-table").is_displayed()
+    assert browser.find_element(By.ID, "kill-toggle").is_displayed()
+    width = browser.execute_script("return document.documentElement.scrollWidth")
+    assert width <= 430, width  # no sideways scrolling of the page itself
+    shot(browser, "phone")
+
 
 def test_measure_first_quote_and_frames_at_20_symbols_4_ticks_a_second(dashboard_server, browser, make_user):
     """Not asserted beyond "it rendered": the figures go to docs/benchmarks.md."""
