@@ -9,7 +9,7 @@ PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 export FLASK_APP := wsgi:app
 
-.PHONY: install run serve worker test lint pytest pytest-services bench migrate clean
+.PHONY: install run serve worker test lint pytest pytest-services bench migrate clean vendor
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ lint: install
 
 ## Lint, then pytest on the defaults, then again on PostgreSQL + Redis when they are reachable (required in CI)
 test: lint
+	@if command -v node >/dev/null; then node --test frontend/tests/; \
+	elif [ "$${CI:-}" = "true" ]; then echo "CI=true but node is missing (dashboard unit tests)" >&2; exit 1; \
+	else echo "node not installed: skipped the dashboard's JavaScript unit tests"; fi
 	env -u DATABASE_URL -u REDIS_URL -u TEST_DATABASE_URL -u TEST_REDIS_URL $(BIN)/python -m pytest
 	@if TEST_DATABASE_URL=$${TEST_DATABASE_URL:-$(PG_TEST_URL)} TEST_REDIS_URL=$${TEST_REDIS_URL:-$(REDIS_TEST_URL)} \
 		$(BIN)/python tests/check_services.py; then \
@@ -69,3 +72,7 @@ bench: install $(BENCH_BIN)/.installed
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache
+
+## Dashboard: re-vendor the pinned browser libraries after changing frontend/package.json (output committed)
+vendor:
+	cd frontend && npm ci && node vendor.mjs

@@ -183,6 +183,9 @@ def register_services(app: Flask) -> None:
     from backend.admin_ui import init_app as init_admin_ui
 
     init_admin_ui(app)
+    from backend.dashboard import init_app as init_dashboard
+
+    init_dashboard(app)
     from backend.observability.tracing import init_tracing
 
     init_tracing(app)

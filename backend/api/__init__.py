@@ -25,6 +25,7 @@ DOMAINS: list[tuple[str, str]] = [
     ("analytics", "analytics"),
     ("admin", "admin"),
     ("broker", "broker"),
+    ("watchlists", "watchlists"),
 ]
 
 blueprint = Blueprint("api", __name__, url_prefix="/api")

@@ -7,5 +7,6 @@ from backend.models.market import Candle, CandleCoverage, Instrument  # noqa: F4
 from backend.models.strategies import BacktestJob, Deployment, DeploymentLog, EquitySnapshot, SavedStrategy  # noqa: F401
 from backend.models.trading import LedgerEntry, Order, Position, Trade, TradingAccount  # noqa: F401
 from backend.models.user import ApiKey, RefreshToken, RevokedToken, User
+from backend.models.watchlists import Watchlist, WatchlistItem  # noqa: F401
 
 __all__ = ["AuditLog", "ApiKey", "RefreshToken", "RevokedToken", "User"]

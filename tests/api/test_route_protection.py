@@ -13,10 +13,15 @@ PUBLIC = {
     "/api/v1/auth/login",
     "/api/v1/auth/register",
     "/api/v1/auth/refresh",
+    # the dashboard's cookie session: login, and a refresh that needs the cookie + its CSRF header
+    "/api/v1/auth/browser/login",
+    "/api/v1/auth/browser/refresh",
+    # the dashboard's shell page: it holds no data; every call it makes needs a token
+    "/",
     # Upstox redirects the browser here (no Bearer header); the single-use state is the credential
     "/api/v1/broker/upstox/callback",
 }
-PUBLIC_PREFIXES = ("/static/", "/swaggerui/", "/admin/login", "/admin/static/")
+PUBLIC_PREFIXES = ("/static/", "/swaggerui/", "/admin/login", "/admin/static/", "/app/static/")
 
 
 def _concrete(rule: str) -> str:

@@ -134,3 +134,7 @@ class ApiKeyItem(Resource):
         """Revoke an API key."""
         auth_service.revoke_api_key(current_user(), key_id)
         return None, 204
+
+
+# The dashboard's cookie-held refresh token (adds /auth/browser/* to this namespace).
+from backend.api.auth import browser as _browser  # noqa: E402, F401

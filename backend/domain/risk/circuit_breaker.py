@@ -116,4 +116,4 @@ class TradingCircuitBreaker:
     @classmethod
     def allows(cls, st: BreakerState, reduces_risk: bool, global_kill: bool = False) -> bool:
         state = cls.effective_state(st, global_kill)
-        return state is TradingState.ACTIVE or (state is TradingState.REDUCING and reduces_risk)
+        return state is TradingState.ACTIVE or reduces_risk  # an exit is always possible

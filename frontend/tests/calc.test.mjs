@@ -1,0 +1,158 @@
+// Unit tests of the dashboard's computing logic (node --test; no browser, no server).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+
+import {
+  applyTick, calendarMonth, change, chartTime, dec, decString, drawdown, formatINR, formatIST, formatPrice,
+  formatQty, groupIndian, istDay, newTicketKey, orderBody, payoffAt, payoffCurve, sum, ticketErrors, toBars,
+  toCSV, unrealisedPnl,
+} from "../../backend/dashboard/static/js/calc.js";
+
+test("Indian digit grouping: last three, then pairs", () => {
+  assert.equal(groupIndian("1"), "1");
+  assert.equal(groupIndian("999"), "999");
+  assert.equal(groupIndian("1000"), "1,000");
+  assert.equal(groupIndian("100000"), "1,00,000");
+  assert.equal(groupIndian("12345678"), "1,23,45,678");
+  assert.equal(groupIndian("1000000000"), "1,00,00,00,000");
+});
+
+test("formatINR rounds half away from zero and signs gains on request", () => {
+  assert.equal(formatINR("100000"), "₹1,00,000.00");
+  assert.equal(formatINR("1234567.891"), "₹12,34,567.89");
+  assert.equal(formatINR("0.005"), "₹0.01");
+  assert.equal(formatINR("-0.005"), "-₹0.01");
+  assert.equal(formatINR("-1234.5"), "-₹1,234.50");
+  assert.equal(formatINR("250.5", { sign: true }), "+₹250.50");
+  assert.equal(formatINR("0", { sign: true }), "₹0.00");
+  assert.equal(formatINR("-0.001"), "₹0.00"); // rounds to zero: no "-₹0.00"
+  assert.equal(formatINR(null), "—");
+  assert.equal(formatINR("abc"), "—");
+  assert.equal(formatPrice("812.35"), "812.35");
+  assert.equal(formatQty(-150000), "-1,50,000");
+});
+
+test("decimals are exact (no float drift)", () => {
+  assert.equal(decString(dec("0.1") + dec("0.2"), 2), "0.30");
+  assert.equal(decString(dec("1000.60") * 3n / 1n, 2), "3001.80");
+  assert.equal(dec("12.3456785"), 12345679n); // 7th decimal rounds the 6th
+  assert.equal(decString(sum(["1.10", null, "2.20", dec("-0.30")]), 2), "3.00");
+});
+
+test("unrealised P&L long and short, exact to the paisa", () => {
+  assert.equal(decString(unrealisedPnl(10, "1000.60", "1003.15"), 2), "25.50");
+  assert.equal(decString(unrealisedPnl(-5, "500.05", "498.00"), 2), "10.25");
+  assert.equal(unrealisedPnl(5, "500", null), null);
+  assert.equal(formatINR(unrealisedPnl(3, "0.10", "0.30"), { sign: true }), "+₹0.60");
+});
+
+test("change vs reference", () => {
+  const c = change("110", "100");
+  assert.equal(decString(c.abs, 2), "10.00");
+  assert.equal(c.pct, "10.00");
+  assert.equal(change("99.5", "100").pct, "-0.50");
+  assert.equal(change("1", "0").pct, null);
+});
+
+test("IST formatting and the chart's IST-shifted time axis", () => {
+  assert.equal(formatIST("2025-01-02T04:00:01+00:00"), "02 Jan 2025, 09:30:01 IST");
+  assert.equal(formatIST(Date.parse("2025-01-02T10:00:00Z"), { timeOnly: true }), "15:30:00 IST");
+  assert.equal(chartTime("2025-01-02T03:45:00+00:00"), Date.parse("2025-01-02T09:15:00Z") / 1000);
+  assert.equal(istDay("2025-01-01T19:00:00Z"), "2025-01-02"); // 00:30 IST next day
+});
+
+test("30m bars aggregate pairs of 15m bars; 1W starts Monday IST", () => {
+  const c = (ts, o, h, l, cl, v) => ({ ts, open: o, high: h, low: l, close: cl, volume: v });
+  const bars = toBars(
+    [
+      c("2025-01-02T03:45:00Z", "100", "105", "99", "104", 10), // 09:15 IST
+      c("2025-01-02T04:00:00Z", "104", "106", "101", "102", 5), // 09:30 IST -> new 30m bucket (09:30)
+      c("2025-01-02T04:15:00Z", "102", "103", "98", "99", 7), // 09:45 IST -> same bucket as 09:30
+    ],
+    "30m",
+  );
+  assert.equal(bars.length, 2);
+  assert.deepEqual(
+    { o: bars[1].open, h: bars[1].high, l: bars[1].low, c: bars[1].close, v: bars[1].volume },
+    { o: 104, h: 106, l: 98, c: 99, v: 12 },
+  );
+  const weekly = toBars(
+    [
+      c("2024-12-29T18:30:00Z", "1", "2", "1", "2", 1), // Mon 30 Dec 2024 00:00 IST
+      c("2025-01-02T18:30:00Z", "2", "5", "2", "4", 1), // Fri 03 Jan 2025
+      c("2025-01-05T18:30:00Z", "4", "4", "3", "3", 1), // Mon 06 Jan 2025: new week
+    ],
+    "1W",
+  );
+  assert.equal(weekly.length, 2);
+  assert.equal(weekly[0].high, 5);
+  assert.equal(new Date(weekly[0].time * 1000).toISOString().slice(0, 10), "2024-12-30");
+});
+
+test("a live tick updates the last bar or opens the next", () => {
+  const bars = toBars([{ ts: "2025-01-02T03:45:00Z", open: "10", high: "11", low: "9", close: "10", volume: 1 }], "1m");
+  applyTick(bars, "2025-01-02T03:45:30Z", "12", 60);
+  assert.equal(bars.length, 1);
+  assert.equal(bars[0].high, 12);
+  applyTick(bars, "2025-01-02T03:47:10Z", "8", 60);
+  assert.equal(bars.length, 2);
+  assert.equal(bars[1].time - bars[0].time, 120);
+});
+
+test("payoff: long call, short straddle, bull spread", () => {
+  const call = [{ kind: "CE", side: "BUY", strike: 100, premium: 5, quantity: 50 }];
+  assert.equal(payoffAt(call, 90), -250);
+  assert.equal(payoffAt(call, 120), 750);
+  let r = payoffCurve(call, 50, 150);
+  assert.deepEqual(r.breakevens, [105]);
+  assert.equal(r.maxLoss, -250);
+  assert.equal(r.maxProfit, Infinity);
+
+  const straddle = [
+    { kind: "CE", side: "SELL", strike: 100, premium: 6, quantity: 1 },
+    { kind: "PE", side: "SELL", strike: 100, premium: 4, quantity: 1 },
+  ];
+  r = payoffCurve(straddle, 50, 150);
+  assert.deepEqual(r.breakevens, [90, 110]);
+  assert.equal(r.maxProfit, 10);
+  assert.equal(r.maxLoss, -Infinity);
+
+  const spread = [
+    { kind: "CE", side: "BUY", strike: 100, premium: 7, quantity: 1 },
+    { kind: "CE", side: "SELL", strike: 110, premium: 3, quantity: 1 },
+  ];
+  r = payoffCurve(spread, 80, 130, 37); // steps that miss the strikes: kinks are still exact
+  assert.deepEqual(r.breakevens, [104]);
+  assert.equal(r.maxProfit, 6);
+  assert.equal(r.maxLoss, -4);
+});
+
+test("order body: amo/slice only when ticked, prices only where they belong", () => {
+  const base = { symbol: " sbin ", side: "BUY", type: "LIMIT", quantity: "5", price: "812.35", trigger_price: "9", product: "I" };
+  const b = orderBody(base);
+  assert.deepEqual(b, { symbol: "SBIN", side: "BUY", type: "LIMIT", quantity: 5, product: "I", validity: "DAY", price: "812.35" });
+  assert.ok(!("amo" in b) && !("slice" in b));
+  const m = orderBody({ ...base, type: "SL-M", amo: true, slice: true, account_id: "3" });
+  assert.equal(m.trigger_price, "9");
+  assert.ok(!("price" in m));
+  assert.equal(m.amo, true);
+  assert.equal(m.slice, true);
+  assert.equal(m.account_id, 3);
+  assert.deepEqual(Object.keys(ticketErrors(orderBody({ ...base, quantity: "0", price: "-1" }))).sort(), ["price", "quantity"]);
+  assert.deepEqual(ticketErrors(b), {});
+});
+
+test("ticket keys are unique and valid Idempotency-Key values", () => {
+  const a = newTicketKey(), b = newTicketKey();
+  assert.notEqual(a, b);
+  assert.match(a, /^[A-Za-z0-9._:-]{1,64}$/);
+});
+
+test("drawdown, CSV and the P&L calendar", () => {
+  assert.deepEqual(drawdown([100, 120, 90, null, 130]), [0, 0, -0.25, null, 0]);
+  assert.equal(toCSV([{ a: 1, b: 'x,"y"' }], ["a", "b"]), 'a,b\r\n1,"x,""y"""\r\n');
+  const weeks = calendarMonth(2025, 1, { "2025-01-01": 5n });
+  assert.equal(weeks[0][2].day, 1); // 1 Jan 2025 was a Wednesday
+  assert.equal(weeks[0][2].pnl, 5n);
+  assert.equal(weeks.at(-1).length, 7);
+});
