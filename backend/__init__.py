@@ -145,11 +145,9 @@ def register_api(app: Flask) -> None:
 
 
 def register_ops(app: Flask) -> None:
-    from backend import welcome
     from backend.ops import ops
 
     app.register_blueprint(ops)
-    app.register_blueprint(welcome.bp)  # `/` -> /api/docs until the dashboard takes `/`
 
 
 def register_errorhandlers(app: Flask) -> None:
