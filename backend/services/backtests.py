@@ -19,6 +19,7 @@ import numpy as np
 from flask import current_app
 
 from backend.domain.backtest import BacktestConfig, BacktestResult, load_ohlcv_csv, render_chart, run_backtest
+from backend.domain.backtest.data import load_ohlcv
 from backend.domain.backtest.sweep import MAX_COMBINATIONS, run_sweep
 from backend.domain.charges import ChargeSchedule, load_trading_config
 from backend.domain.errors import Conflict, ValidationFailed
@@ -71,7 +72,11 @@ def build_config(params: dict[str, Any]) -> BacktestConfig:
         long_only=bool(params.get("long_only", True)),
         stop_loss=params.get("stop_loss"),
         take_profit=params.get("take_profit"),
-        periods_per_year=float(params.get("periods_per_year", 252.0)),
+        periods_per_year=(
+            float(params["periods_per_year"]) if params.get("periods_per_year") is not None else None
+        ),
+        market=params.get("market") or "auto",
+        risk_free=float(params.get("risk_free") or 0.0),
     )
     cfg.validate()
     return cfg
@@ -113,8 +118,12 @@ def _store_data(source: dict[str, Any]) -> dict[str, np.ndarray]:
 
 def _load_data(params: dict[str, Any], csv_text: str | None) -> dict[str, np.ndarray]:
     if csv_text is not None:
-        return load_ohlcv_csv(csv_text.encode("utf-8"), int(current_app.config["BACKTEST_MAX_CSV_BYTES"]))
-    return _store_data(params["data"])
+        return load_ohlcv_csv(
+            csv_text.encode("utf-8"),
+            int(current_app.config["BACKTEST_MAX_CSV_BYTES"]),
+            time_format=params.get("time_format"),
+        )
+    return load_ohlcv(_store_data(params["data"]))
 
 
 def _validate_request(data: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
@@ -124,7 +133,11 @@ def _validate_request(data: dict[str, Any]) -> tuple[dict[str, Any], str | None]
     csv_text = data.get("csv")
     if csv_text is not None:
         # Parse once now so a bad file is a 422 naming the rows, not a failed job.
-        load_ohlcv_csv(csv_text.encode("utf-8"), int(current_app.config["BACKTEST_MAX_CSV_BYTES"]))
+        load_ohlcv_csv(
+            csv_text.encode("utf-8"),
+            int(current_app.config["BACKTEST_MAX_CSV_BYTES"]),
+            time_format=data.get("time_format"),
+        )
     elif data.get("data"):
         src = data["data"]
         market_data.get_instrument(src["symbol"])

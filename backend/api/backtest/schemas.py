@@ -3,6 +3,8 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from backend.api.common import ListQuerySchema
+from backend.domain.backtest.annualise import MARKET_CHOICES
+from backend.domain.backtest.timestamps import FORMATS
 
 INTERVALS = ["1m", "5m", "15m", "1h", "1d"]
 
@@ -46,7 +48,28 @@ class BacktestRequestSchema(Schema):
     long_only = fields.Boolean(load_default=True)
     stop_loss = fields.Float(load_default=None, allow_none=True)
     take_profit = fields.Float(load_default=None, allow_none=True)
-    periods_per_year = fields.Float(load_default=252.0, validate=validate.Range(min=1.0))
+    periods_per_year = fields.Float(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Range(min=1.0),
+        metadata={"description": "override; default: inferred from the bar spacing and the market calendar"},
+    )
+    market = fields.String(
+        load_default="auto",
+        validate=validate.OneOf(list(MARKET_CHOICES)),
+        metadata={
+            "description": "periods-per-year calendar: auto, nse (252 x 375 min), crypto (24x7), fx (24x5)"
+        },
+    )
+    risk_free = fields.Float(
+        load_default=0.0, validate=validate.Range(min=-0.5, max=0.5), metadata={"description": "annual rate"}
+    )
+    time_format = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.OneOf(list(FORMATS)),
+        metadata={"description": "CSV timestamp format when detection is ambiguous"},
+    )
 
     @validates_schema
     def _one_source(self, data, **_kwargs):
