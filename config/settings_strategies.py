@@ -23,7 +23,7 @@ def settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "JOBS_STALE_SECONDS": env_float("JOBS_STALE_SECONDS", 60.0, env=env),
         "JOBS_TIMEOUT_SECONDS": env_int("JOBS_TIMEOUT_SECONDS", 1800, env=env),
         "JOBS_QUEUE": env_str("JOBS_QUEUE", "backtests", env=env),
-        "BACKTEST_MAX_CSV_BYTES": env_int("BACKTEST_MAX_CSV_BYTES", 900_000, env=env),
+        "BACKTEST_MAX_CSV_BYTES": env_int("BACKTEST_MAX_CSV_BYTES", 128 * 1024 * 1024, env=env),
         "STRATEGY_PLUGINS_DIR": env_str("STRATEGY_PLUGINS_DIR", env=env),
         # None (unset): resume running deployments at start-up except under TESTING
         "DEPLOYMENTS_AUTOSTART": None

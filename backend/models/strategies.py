@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     Numeric,
     String,
     Text,
@@ -107,8 +108,12 @@ class BacktestJob(db.Model):
     progress: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
     params: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
     # Uploaded CSV kept with the job so any worker (another machine with RQ) can run it.
-    input_csv: Mapped[str | None] = mapped_column(Text, nullable=True)
-    result: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    input_csv: Mapped[str | None] = mapped_column(Text, nullable=True, deferred=True)
+    # Bars parsed once at submit (npz of float64 / datetime64 arrays); read only by the worker.
+    input_data: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
+    result: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # summary only for backtests
+    # Full equity curve and trades (npz), served paged / downsampled / as CSV, never in a listing.
+    result_data: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
     error: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     worker: Mapped[str | None] = mapped_column(String(128), nullable=True)

@@ -8,24 +8,29 @@ Costs: ``{"model": "flat", "rate": 0.002}`` (fraction per side, backtesting.py's
 
 from __future__ import annotations
 
+import io
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from flask import current_app
+from sqlalchemy import select, update
 
 from backend.domain.backtest import BacktestConfig, BacktestResult, load_ohlcv_csv, render_chart, run_backtest
+from backend.domain.backtest.data import load_ohlcv
 from backend.domain.backtest.sweep import MAX_COMBINATIONS, run_sweep
 from backend.domain.charges import ChargeSchedule, load_trading_config
-from backend.domain.errors import Conflict, ValidationFailed
+from backend.domain.errors import Conflict, NotFound, ValidationFailed
 from backend.domain.orders.types import Product, Side
 from backend.domain.strategies import SignalStrategy, StrategyFactory
+from backend.extensions import db
 from backend.models.strategies import BacktestJob
 from backend.services import jobs, market_data
+from backend.services.pagination import Page
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +76,11 @@ def build_config(params: dict[str, Any]) -> BacktestConfig:
         long_only=bool(params.get("long_only", True)),
         stop_loss=params.get("stop_loss"),
         take_profit=params.get("take_profit"),
-        periods_per_year=float(params.get("periods_per_year", 252.0)),
+        periods_per_year=(
+            float(params["periods_per_year"]) if params.get("periods_per_year") is not None else None
+        ),
+        market=params.get("market") or "auto",
+        risk_free=float(params.get("risk_free") or 0.0),
     )
     cfg.validate()
     return cfg
@@ -111,20 +120,39 @@ def _store_data(source: dict[str, Any]) -> dict[str, np.ndarray]:
     }
 
 
-def _load_data(params: dict[str, Any], csv_text: str | None) -> dict[str, np.ndarray]:
-    if csv_text is not None:
-        return load_ohlcv_csv(csv_text.encode("utf-8"), int(current_app.config["BACKTEST_MAX_CSV_BYTES"]))
-    return _store_data(params["data"])
+def _load_data(
+    params: dict[str, Any], csv_text: str | None, packed: bytes | None = None
+) -> dict[str, np.ndarray]:
+    if packed is not None:
+        return unpack_arrays(packed)  # validated at submit
+    if csv_text is not None:  # jobs queued before input_data existed
+        return load_ohlcv_csv(
+            csv_text.encode("utf-8"),
+            int(current_app.config["BACKTEST_MAX_CSV_BYTES"]),
+            time_format=params.get("time_format"),
+        )
+    return load_ohlcv(_store_data(params["data"]))
 
 
-def _validate_request(data: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
-    """Check everything that can be checked before queueing; returns (job params, csv text)."""
+def _validate_request(
+    data: dict[str, Any], upload: IO[bytes] | None = None
+) -> tuple[dict[str, Any], bytes | None]:
+    """Check everything that can be checked before queueing; returns (job params, parsed bars).
+
+    A CSV (JSON ``csv`` text or an uploaded file) is parsed and validated here, once: a bad file is
+    a 422 naming the rows, and the worker receives the arrays (npz), never the text.
+    """
+    data = _resolve_saved_strategy(data)
     strategy = _signal_strategy(data["strategy"], data.get("params"))
     build_config(data)
     csv_text = data.get("csv")
-    if csv_text is not None:
-        # Parse once now so a bad file is a 422 naming the rows, not a failed job.
-        load_ohlcv_csv(csv_text.encode("utf-8"), int(current_app.config["BACKTEST_MAX_CSV_BYTES"]))
+    packed = None
+    if upload is not None or csv_text is not None:
+        source: Any = upload if upload is not None else csv_text.encode("utf-8")
+        bars = load_ohlcv_csv(
+            source, int(current_app.config["BACKTEST_MAX_CSV_BYTES"]), time_format=data.get("time_format")
+        )
+        packed = pack_arrays(bars)
     elif data.get("data"):
         src = data["data"]
         market_data.get_instrument(src["symbol"])
@@ -136,7 +164,50 @@ def _validate_request(data: dict[str, Any]) -> tuple[dict[str, Any], str | None]
         )
     params = _json_safe({k: v for k, v in data.items() if k != "csv"})
     params["params"] = _json_safe(strategy.params)
-    return params, csv_text
+    return params, packed
+
+
+def pack_arrays(arrays: dict[str, np.ndarray]) -> bytes:
+    """npz (uncompressed: 1M bars pack and unpack in milliseconds) of named arrays."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def unpack_arrays(blob: bytes) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(blob), allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _resolve_saved_strategy(data: dict[str, Any]) -> dict[str, Any]:
+    """``saved_strategy: {id, version?}`` replaces ``strategy`` + ``params`` by that saved version."""
+    ref = data.get("saved_strategy")
+    if not ref:
+        if not data.get("strategy"):
+            raise ValidationFailed("strategy is required", details={"strategy": ["required"]})
+        return data
+    from backend.models.strategies import SavedStrategy, SavedStrategyVersion
+
+    row = db.session.get(SavedStrategy, int(ref["id"]))
+    if row is None or row.user_id != data.get("_user_id"):
+        raise NotFound(f"saved strategy {ref['id']} not found", code="STRATEGY_NOT_FOUND")
+    version = ref.get("version") or row.version
+    snap = db.session.execute(
+        select(SavedStrategyVersion.snapshot).where(
+            SavedStrategyVersion.strategy_id == row.id, SavedStrategyVersion.version == version
+        )
+    ).scalar()
+    if snap is None:
+        raise NotFound(
+            f"saved strategy {row.id} has no version {version}",
+            details={"saved_strategy": {"version": [f"1..{row.version}"]}},
+            code="STRATEGY_VERSION_NOT_FOUND",
+        )
+    out = {k: v for k, v in data.items() if k != "_user_id"}
+    out["strategy"] = snap["strategy"]
+    out["params"] = snap.get("params") or {}
+    out["saved_strategy"] = {"id": row.id, "version": version}
+    return out
 
 
 def _json_safe(value: Any) -> Any:
@@ -155,9 +226,10 @@ def _json_safe(value: Any) -> Any:
 # --------------------------------------------------------------------------- use cases
 
 
-def submit_backtest(user_id: int, data: dict[str, Any]) -> BacktestJob:
-    params, csv_text = _validate_request(data)
-    return jobs.submit(user_id, "backtest", params, csv_text)
+def submit_backtest(user_id: int, data: dict[str, Any], upload: IO[bytes] | None = None) -> BacktestJob:
+    params, packed = _validate_request({**data, "_user_id": user_id}, upload)
+    params.pop("_user_id", None)
+    return jobs.submit(user_id, "backtest", params, input_data=packed)
 
 
 def submit_sweep(user_id: int, data: dict[str, Any]) -> BacktestJob:
@@ -172,6 +244,7 @@ def submit_sweep(user_id: int, data: dict[str, Any]) -> BacktestJob:
             f"{total} combinations; the limit is {MAX_COMBINATIONS}",
             details={"grid": ["too many combinations"]},
         )
+    data = _resolve_saved_strategy({**data, "_user_id": user_id})
     known = set(StrategyFactory.get(data["strategy"]).Params().fields)
     unknown = sorted(set(grid) - known)
     if unknown:
@@ -179,8 +252,9 @@ def submit_sweep(user_id: int, data: dict[str, Any]) -> BacktestJob:
             f"unknown parameter(s) in grid: {', '.join(unknown)}",
             details={"grid": {u: ["not a parameter of this strategy"] for u in unknown}},
         )
-    params, csv_text = _validate_request(data)
-    return jobs.submit(user_id, "sweep", params, csv_text)
+    params, packed = _validate_request({**data, "_user_id": user_id})
+    params.pop("_user_id", None)
+    return jobs.submit(user_id, "sweep", params, input_data=packed)
 
 
 def get(user_id: int, job_id: str) -> BacktestJob:
@@ -199,15 +273,9 @@ def chart_png(user_id: int, job_id: str) -> bytes:
             details={"status": job.status},
             code="JOB_NOT_READY",
         )
-    res = job.result
-    equity = np.array([np.nan if v is None else v for v in res["equity"]], dtype=np.float64)
-    drawdown = np.array([np.nan if v is None else v for v in res["drawdown"]], dtype=np.float64)
-    times = None
-    if res.get("times"):
-        try:
-            times = np.array(res["times"], dtype="datetime64[s]")
-        except ValueError:
-            times = None
+    art = _artifacts(job)
+    equity, drawdown = art["equity"], art["drawdown"]
+    times = art.get("times")
     result = BacktestResult([], None, equity, drawdown, np.zeros_like(equity), {}, times)
     title = f"{job.params.get('strategy')} {(job.params.get('data') or {}).get('symbol', 'CSV')}"
     return render_chart(result, title=title)
@@ -220,23 +288,139 @@ def chart_png(user_id: int, job_id: str) -> bytes:
 def _run_backtest_job(ctx: jobs.JobContext) -> dict:
     p = ctx.params
     ctx.progress(0, 3)
-    data = _load_data(p, ctx.input_csv)
+    data = _load_data(p, ctx.input_csv, ctx.input_data)
     ctx.progress(1, 3)
     ctx.check_cancel()
     strategy = _signal_strategy(p["strategy"], p.get("params"))
     result = run_backtest(data, strategy, build_config(p))
     ctx.progress(3, 3)
-    out = result.to_dict()
+    out = result.to_dict(include_curves=False)
+    out.pop("trades")
     out["strategy"] = p["strategy"]
     out["params"] = p.get("params", {})
     out["bars"] = int(data["close"].size)
+    out["num_trades"] = len(result.trades)
+    _store_artifacts(ctx.job_id, result)
     return out
+
+
+TRADE_FIELDS = (
+    "entry_bar",
+    "exit_bar",
+    "entry_price",
+    "exit_price",
+    "size",
+    "pnl",
+    "return_pct",
+    "commission",
+)
+
+
+def _store_artifacts(job_id: str, result: BacktestResult) -> None:
+    arrays: dict[str, np.ndarray] = {"equity": result.equity, "drawdown": result.drawdown}
+    if result.times is not None:
+        arrays["times"] = np.asarray(result.times).astype("datetime64[ns]")
+    for name in TRADE_FIELDS:
+        vals = [getattr(t, name) for t in result.trades]
+        arrays[f"trade_{name}"] = np.asarray([-1 if v is None else v for v in vals], dtype=np.float64)
+    arrays["trade_exit_reason"] = np.asarray([t.exit_reason for t in result.trades], dtype="U16")
+    db.session.execute(
+        update(BacktestJob).where(BacktestJob.id == job_id).values(result_data=pack_arrays(arrays))
+    )
+    db.session.commit()
+
+
+def _artifacts(job: BacktestJob) -> dict[str, np.ndarray]:
+    if job.status != "succeeded":
+        raise Conflict(
+            f"job {job.id} is {job.status}; results exist once it has succeeded",
+            details={"status": job.status},
+            code="JOB_NOT_READY",
+        )
+    blob = db.session.execute(select(BacktestJob.result_data).where(BacktestJob.id == job.id)).scalar()
+    if blob is None:
+        raise NotFound(f"job {job.id} has no stored curve", code="JOB_NOT_FOUND")
+    return unpack_arrays(blob)
+
+
+def trades_page(user_id: int, job_id: str, limit: int, cursor: dict | None) -> Page:
+    """Closed trades of a succeeded backtest, in entry order, ``limit`` at a time."""
+    art = _artifacts(jobs.get_job(user_id, job_id, ("backtest",)))
+    start = (cursor or {}).get("i", 0)
+    n = art["trade_pnl"].size
+    if not isinstance(start, int) or isinstance(start, bool) or not 0 <= start <= n:
+        raise ValidationFailed("cursor is malformed", details={"fields": {"cursor": ["Malformed cursor."]}})
+    stop = min(n, start + limit)
+    times = art.get("times")
+    items = []
+    for i in range(start, stop):
+        row: dict[str, Any] = {name: float(art[f"trade_{name}"][i]) for name in TRADE_FIELDS}
+        for k in ("entry_bar", "exit_bar"):
+            row[k] = int(row[k])
+        row["exit_reason"] = str(art["trade_exit_reason"][i])
+        if times is not None:
+            row["entry_time"] = _iso(times[row["entry_bar"]])
+            row["exit_time"] = _iso(times[row["exit_bar"]])
+        row["index"] = i
+        items.append(row)
+    return Page(items, {"i": stop} if stop < n else None)
+
+
+def _iso(t: np.datetime64) -> str:
+    return str(t.astype("datetime64[s]")) + "Z"
+
+
+def equity_points(user_id: int, job_id: str, points: int) -> dict[str, Any]:
+    """Equity for charts: at most ``points`` buckets, each its last value with the bucket's min
+    and max (so no spike or drawdown disappears), plus the bucket's last timestamp."""
+    art = _artifacts(jobs.get_job(user_id, job_id, ("backtest",)))
+    eq, dd = art["equity"], art["drawdown"]
+    n = eq.size
+    buckets = max(1, min(points, n))
+    edges = np.linspace(0, n, buckets + 1).astype(np.int64)
+    starts, ends = edges[:-1], edges[1:] - 1
+    keep = ends >= starts
+    starts, ends = starts[keep], ends[keep]
+    out: dict[str, Any] = {
+        "bars": int(n),
+        "points": int(starts.size),
+        "bar": ends.tolist(),
+        "equity": eq[ends].tolist(),
+        "equity_min": np.minimum.reduceat(eq, starts).tolist(),
+        "equity_max": np.maximum.reduceat(eq, starts).tolist(),
+        "drawdown_max": np.maximum.reduceat(dd, starts).tolist(),
+    }
+    times = art.get("times")
+    out["time"] = [_iso(t) for t in times[ends]] if times is not None else None
+    return out
+
+
+def equity_csv(user_id: int, job_id: str) -> Iterator[str]:
+    """The full curve as CSV lines (``bar,time,equity,drawdown``), generated in chunks."""
+    art = _artifacts(jobs.get_job(user_id, job_id, ("backtest",)))
+    eq, dd, times = art["equity"], art["drawdown"], art.get("times")
+    yield "bar,time,equity,drawdown\n"
+    chunk = 100_000
+    for lo in range(0, eq.size, chunk):
+        hi = min(eq.size, lo + chunk)
+        t = (
+            np.char.add(np.datetime_as_string(times[lo:hi].astype("datetime64[s]")), "Z")
+            if times is not None
+            else np.full(hi - lo, "")
+        )
+        lines = [
+            f"{i},{ts},{e!r},{d!r}"
+            for i, ts, e, d in zip(
+                range(lo, hi), t.tolist(), eq[lo:hi].tolist(), dd[lo:hi].tolist(), strict=True
+            )
+        ]
+        yield "\n".join(lines) + "\n"
 
 
 @jobs.handler("sweep")
 def _run_sweep_job(ctx: jobs.JobContext) -> dict:
     p = ctx.params
-    data = _load_data(p, ctx.input_csv)
+    data = _load_data(p, ctx.input_csv, ctx.input_data)
     base = {k: v for k, v in (p.get("params") or {}).items() if k not in p["grid"]}
     result = run_sweep(
         data,

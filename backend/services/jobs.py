@@ -32,6 +32,7 @@ import click
 from flask import Flask, current_app, has_app_context
 from flask.cli import with_appcontext
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import defer
 
 from backend.domain.errors import Conflict, DomainError, NotFound, RateLimited
 from backend.extensions import db
@@ -99,6 +100,7 @@ class JobContext:
     kind: str
     params: dict
     input_csv: str | None
+    input_data: bytes | None = None
     cancel_event: threading.Event = field(default_factory=threading.Event)
     _last_progress: float = field(default=-1.0, repr=False)
     _last_emit: float = field(default=0.0, repr=False)
@@ -193,7 +195,7 @@ def execute_job(job_id: str, cancel_event: threading.Event | None = None) -> str
         status = job.status
         db.session.commit()
         return status
-    ctx = JobContext(job.id, job.user_id, job.kind, dict(job.params or {}), job.input_csv)
+    ctx = JobContext(job.id, job.user_id, job.kind, dict(job.params or {}), job.input_csv, job.input_data)
     db.session.commit()  # end the read: on SQLite every transaction holds the write lock
     if cancel_event is not None:
         ctx.cancel_event = cancel_event
@@ -394,7 +396,9 @@ def active_count(user_id: int) -> int:
     )
 
 
-def submit(user_id: int, kind: str, params: dict, input_csv: str | None = None) -> BacktestJob:
+def submit(
+    user_id: int, kind: str, params: dict, input_csv: str | None = None, input_data: bytes | None = None
+) -> BacktestJob:
     """Create a queued job and hand it to the runner; over the per-user cap -> RateLimited (429)."""
     reap_stale()
     cap = int(current_app.config["JOBS_MAX_PER_USER"])
@@ -414,6 +418,7 @@ def submit(user_id: int, kind: str, params: dict, input_csv: str | None = None) 
         progress=0.0,
         params=params,
         input_csv=input_csv,
+        input_data=input_data,
         created_at=_now(),
     )
     db.session.add(job)
@@ -434,7 +439,12 @@ def get_job(user_id: int, job_id: str, kinds: tuple[str, ...] | None = None) -> 
 
 def list_jobs(user_id: int, limit: int, cursor: dict | None, kinds: tuple[str, ...] | None = None) -> Page:
     reap_stale()
-    stmt = select(BacktestJob).where(BacktestJob.user_id == user_id)
+    # the listing shows status only: never load a job's params, input or result
+    stmt = (
+        select(BacktestJob)
+        .options(defer(BacktestJob.params), defer(BacktestJob.result))
+        .where(BacktestJob.user_id == user_id)
+    )
     if kinds:
         stmt = stmt.where(BacktestJob.kind.in_(kinds))
     return keyset_page(stmt, BacktestJob.id, limit, cursor)

@@ -52,7 +52,9 @@ def test_goog_backtest_job_matches_reference(app, client, trader):
     assert body["progress"] == 1.0
     result = body["result"]
     assert result["metrics"]["final_equity"] == pytest.approx(REF_FINAL_EQUITY, rel=1e-9)
-    first = result["trades"][0]
+    assert "trades" not in result and "equity" not in result  # the summary only
+    assert result["num_trades"] == 46 and result["annualisation"]["periods_per_year"] == 252
+    first = client.get(f"{URL}/{job['id']}/trades?limit=10", headers=headers).get_json()["items"][0]
     assert (
         first["entry_bar"],
         first["exit_bar"],
@@ -60,7 +62,7 @@ def test_goog_backtest_job_matches_reference(app, client, trader):
         first["exit_price"],
         first["size"],
     ) == (REF_FIRST_TRADE)
-    assert len(result["equity"]) == result["bars"] == 2148
+    assert result["bars"] == 2148
 
     png = client.get(f"{URL}/{job['id']}/chart.png", headers=headers)
     assert png.status_code == 200
@@ -91,8 +93,7 @@ def test_charges_cost_model_pays_the_paper_broker_schedule(app, client, trader):
         URL, json=goog_request(costs={"model": "charges", "product": "D"}), headers=headers
     ).get_json()
     wait(app, job["id"])
-    result = client.get(f"{URL}/{job['id']}", headers=headers).get_json()["result"]
-    t = result["trades"][0]
+    t = client.get(f"{URL}/{job['id']}/trades", headers=headers).get_json()["items"][0]
     expected = (
         estimate(Side.BUY, Product.D, int(t["size"]), Decimal(repr(t["entry_price"]))).total
         + estimate(Side.SELL, Product.D, int(t["size"]), Decimal(repr(t["exit_price"]))).total
@@ -187,3 +188,110 @@ def test_sweep_job_gives_heatmap(app, client, trader):
     assert heat["matrix"][0][1] == pytest.approx(REF_FINAL_EQUITY, rel=1e-9)
     bad = client.post(f"{URL}/sweeps", json=goog_request(grid={"nope": [1]}), headers=headers)
     assert bad.status_code == 422
+
+
+def test_upload_paged_trades_downsampled_equity_and_csv(app, client, trader):
+    import io
+    import json
+
+    _, headers = trader
+    body = goog_request()
+    body.pop("csv")
+    resp = client.post(
+        f"{URL}/upload",
+        data={"request": json.dumps(body), "file": (io.BytesIO(GOOG.read_bytes()), "GOOG.csv")},
+        content_type="multipart/form-data",
+        headers=headers,
+    )
+    assert resp.status_code == 202, resp.get_json()
+    job_id = resp.get_json()["id"]
+    wait(app, job_id)
+    job = client.get(f"{URL}/{job_id}", headers=headers).get_json()
+    assert job["result"]["metrics"]["final_equity"] == pytest.approx(REF_FINAL_EQUITY, rel=1e-9)
+    # trades: 46 in pages of 20, in entry order, the first the reference trade
+    seen, cursor = [], None
+    while True:
+        page = client.get(
+            f"{URL}/{job_id}/trades?limit=20" + (f"&cursor={cursor}" if cursor else ""), headers=headers
+        ).get_json()
+        seen += page["items"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert len(seen) == 46 and [t["index"] for t in seen] == list(range(46))
+    assert (seen[0]["entry_bar"], seen[0]["exit_bar"], seen[0]["size"]) == (75, 85, 55)
+    assert seen[0]["entry_time"].startswith("2004-12-")
+    eq = client.get(f"{URL}/{job_id}/equity?points=100", headers=headers).get_json()
+    assert eq["bars"] == 2148 and eq["points"] == 100 and eq["bar"][-1] == 2147
+    assert eq["equity"][-1] == pytest.approx(REF_FINAL_EQUITY, rel=1e-9)
+    assert all(
+        lo <= v <= hi for lo, v, hi in zip(eq["equity_min"], eq["equity"], eq["equity_max"], strict=True)
+    )
+    full = client.get(f"{URL}/{job_id}/equity.csv", headers=headers)
+    assert full.status_code == 200 and full.mimetype == "text/csv"
+    lines = full.get_data(as_text=True).strip().splitlines()
+    assert lines[0] == "bar,time,equity,drawdown" and len(lines) == 2149
+    assert lines[1].startswith("0,2004-08-19T00:00:00Z,10000.0,")
+    assert float(lines[-1].split(",")[2]) == pytest.approx(REF_FINAL_EQUITY, rel=1e-12)
+    # the listing carries no params, inputs or results
+    listing = client.get(URL, headers=headers).get_json()["items"]
+    assert listing[0]["id"] == job_id and "result" not in listing[0] and "params" not in listing[0]
+    # a bad upload is a 422 naming the row, and queues nothing
+    bad = client.post(
+        f"{URL}/upload",
+        data={
+            "request": json.dumps(body),
+            "file": (
+                io.BytesIO(b"date,open,high,low,close\n20240102,1,0.5,0.4,1\n20240103,1,2,0.5,1\n"),
+                "x.csv",
+            ),
+        },
+        content_type="multipart/form-data",
+        headers=headers,
+    )
+    assert bad.status_code == 422 and bad.get_json()["error"]["details"]["rows"][0]["row"] == 2
+    assert len(client.get(URL, headers=headers).get_json()["items"]) == 1
+
+
+def test_bad_timestamp_is_a_422_naming_the_column(client, trader):
+    _, headers = trader
+    csv = "Gmt time,open,high,low,close\n01/02/2024,1,2,0.5,1.5\n02/03/2024,1,2,0.5,1.5\n"
+    resp = client.post(URL, json=goog_request(csv=csv), headers=headers)
+    assert resp.status_code == 422
+    err = resp.get_json()["error"]
+    assert err["code"] == "BAD_TIMESTAMP" and err["details"]["time"]["column"] == "Gmt time"
+    assert err["details"]["time"]["sample"] == "01/02/2024"
+    resp = client.post(URL, json=goog_request(params={"fast": 10.5, "slow": 20}), headers=headers)
+    assert resp.status_code == 422
+
+
+def test_backtest_names_a_saved_strategy_version(app, client, trader):
+    _, headers = trader
+    created = client.post(
+        "/api/v1/strategies",
+        json={
+            "name": "goog",
+            "strategy": "sma_crossover",
+            "params": {"fast": 10, "slow": 20},
+            "symbols": ["RELIANCE"],
+        },
+        headers=headers,
+    )
+    assert created.status_code == 201, created.get_json()
+    sid = created.get_json()["id"]
+    upd = client.patch(f"/api/v1/strategies/{sid}", json={"params": {"fast": 5, "slow": 20}}, headers=headers)
+    assert upd.status_code == 200, upd.get_json()
+    body = goog_request(saved_strategy={"id": sid, "version": 1})
+    body.pop("strategy")
+    body.pop("params")
+    resp = client.post(URL, json=body, headers=headers)
+    assert resp.status_code == 202, resp.get_json()
+    wait(app, resp.get_json()["id"])
+    job = client.get(f"{URL}/{resp.get_json()['id']}", headers=headers).get_json()
+    assert job["params"]["params"] == {"fast": 10, "slow": 20}
+    assert job["params"]["saved_strategy"] == {"id": sid, "version": 1}
+    assert job["result"]["metrics"]["final_equity"] == pytest.approx(REF_FINAL_EQUITY, rel=1e-9)
+    body["saved_strategy"] = {"id": sid, "version": 9}
+    assert client.post(URL, json=body, headers=headers).status_code == 404
+    body["saved_strategy"] = {"id": sid, "version": 1.5}
+    assert client.post(URL, json=body, headers=headers).status_code == 422

@@ -1,17 +1,33 @@
 """The backtest namespace: backtest and sweep jobs, results and the equity/drawdown chart."""
 
-from flask import Response
+import json
+
+from flask import Response, current_app, request, stream_with_context
 from flask_restx import Namespace, Resource
 
 from backend.api.backtest.schemas import (
     BacktestRequestSchema,
+    EquityPointsSchema,
+    EquityQuerySchema,
     JobListQuerySchema,
     JobSchema,
     JobSummarySchema,
     SweepRequestSchema,
+    TradeListQuerySchema,
+    TradeSchema,
+    UploadRequestSchema,
 )
-from backend.api.common import BinaryFile, decode_cursor, page_limit, raw_response, responds, use_schema
+from backend.api.common import (
+    BinaryFile,
+    decode_cursor,
+    load,
+    page_limit,
+    raw_response,
+    responds,
+    use_schema,
+)
 from backend.api.security import current_user, require_role
+from backend.errors import ApiError
 from backend.services import backtests, jobs
 
 ns = Namespace("backtest", description="Backtests and parameter sweeps as background jobs", validate=False)
@@ -70,3 +86,91 @@ class BacktestChart(Resource):
         """Equity and drawdown chart of a succeeded backtest, as image/png."""
         png = backtests.chart_png(current_user().id, job_id)
         return Response(png, mimetype="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+
+@ns.route("/upload")
+class BacktestUpload(Resource):
+    @require_role("trader")
+    @ns.doc(
+        consumes=["multipart/form-data"],
+        params={
+            "file": {"in": "formData", "type": "file", "description": "OHLCV CSV (BACKTEST_MAX_CSV_BYTES)"},
+            "request": {
+                "in": "formData",
+                "type": "string",
+                "description": "BacktestRequest JSON without csv/data",
+            },
+        },
+    )
+    @responds(JobSchema, code=202, description="Accepted: poll GET /backtest/{id}")
+    def post(self):
+        """Queue a backtest on an uploaded CSV file (multipart, streamed to a temporary file, parsed once)."""
+        # the global MAX_CONTENT_LENGTH guards JSON bodies; an upload has its own, larger cap
+        if request.mimetype != "multipart/form-data":
+            raise ApiError(
+                415,
+                "UNSUPPORTED_MEDIA_TYPE",
+                "Send the upload as multipart/form-data (parts: file, request).",
+            )
+        request.max_content_length = int(current_app.config["BACKTEST_MAX_CSV_BYTES"]) + 64 * 1024
+        upload = request.files.get("file")
+        if upload is None:
+            raise ApiError(
+                422,
+                "VALIDATION_ERROR",
+                "Invalid body: check field(s) file.",
+                {"fields": {"file": ["required"]}},
+            )
+        try:
+            raw = json.loads(request.form.get("request") or "{}")
+        except json.JSONDecodeError as exc:
+            raise ApiError(
+                422,
+                "VALIDATION_ERROR",
+                "Invalid body: check field(s) request.",
+                {"fields": {"request": ["not JSON"]}},
+            ) from exc
+        data = load(UploadRequestSchema(), raw, "body")
+        return backtests.submit_backtest(current_user().id, data, upload.stream), 202
+
+
+@ns.route("/<string:job_id>/trades")
+class BacktestTrades(Resource):
+    @require_role("viewer")
+    @use_schema(TradeListQuerySchema, location="query", arg="query")
+    @responds(TradeSchema, paged=True)
+    def get(self, job_id, query):
+        """Closed trades of a succeeded backtest, in entry order (cursor paging)."""
+        return backtests.trades_page(
+            current_user().id, job_id, page_limit(query["limit"]), decode_cursor(query["cursor"])
+        )
+
+
+@ns.route("/<string:job_id>/equity")
+class BacktestEquity(Resource):
+    @require_role("viewer")
+    @use_schema(EquityQuerySchema, location="query", arg="query")
+    @responds(EquityPointsSchema)
+    def get(self, job_id, query):
+        """Equity curve downsampled for charts (per bucket: last, min, max; max drawdown)."""
+        return backtests.equity_points(current_user().id, job_id, query["points"])
+
+
+@ns.route("/<string:job_id>/equity.csv")
+class BacktestEquityCsv(Resource):
+    @require_role("viewer")
+    @raw_response(BinaryFile(), "the full equity curve: bar,time,equity,drawdown", "text/csv")
+    def get(self, job_id):
+        """The full equity and drawdown curve as a CSV download."""
+        lines = backtests.equity_csv(current_user().id, job_id)
+        first = next(lines)  # errors (not found, not ready) surface before streaming starts
+        return Response(
+            stream_with_context(_chain(first, lines)),
+            mimetype="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="backtest-{job_id}-equity.csv"'},
+        )
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest

@@ -3,6 +3,8 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from backend.api.common import ListQuerySchema
+from backend.domain.backtest.annualise import MARKET_CHOICES
+from backend.domain.backtest.timestamps import FORMATS
 
 INTERVALS = ["1m", "5m", "15m", "1h", "1d"]
 
@@ -29,8 +31,27 @@ class CostsSchema(Schema):
     segment = fields.String(load_default="EQ", validate=validate.Length(min=1, max=8))
 
 
+class SavedStrategyRefSchema(Schema):
+    id = fields.Integer(required=True, strict=True)
+    version = fields.Integer(
+        load_default=None,
+        strict=True,
+        validate=validate.Range(min=1),
+        metadata={"description": "default: latest"},
+    )
+
+
 class BacktestRequestSchema(Schema):
-    strategy = fields.String(required=True, metadata={"example": "sma_crossover"})
+    strategy = fields.String(
+        load_default=None, metadata={"example": "sma_crossover", "description": "or saved_strategy"}
+    )
+    saved_strategy = fields.Nested(
+        SavedStrategyRefSchema,
+        load_default=None,
+        metadata={
+            "description": "run a saved strategy's version (its strategy and params) instead of strategy"
+        },
+    )
     params = fields.Dict(load_default=dict, metadata={"example": {"fast": 10, "slow": 20}})
     data = fields.Nested(StoreDataSchema, load_default=None, metadata={"description": "candle store range"})
     csv = fields.String(
@@ -46,16 +67,84 @@ class BacktestRequestSchema(Schema):
     long_only = fields.Boolean(load_default=True)
     stop_loss = fields.Float(load_default=None, allow_none=True)
     take_profit = fields.Float(load_default=None, allow_none=True)
-    periods_per_year = fields.Float(load_default=252.0, validate=validate.Range(min=1.0))
+    periods_per_year = fields.Float(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Range(min=1.0),
+        metadata={"description": "override; default: inferred from the bar spacing and the market calendar"},
+    )
+    market = fields.String(
+        load_default="auto",
+        validate=validate.OneOf(list(MARKET_CHOICES)),
+        metadata={
+            "description": "periods-per-year calendar: auto, nse (252 x 375 min), crypto (24x7), fx (24x5)"
+        },
+    )
+    risk_free = fields.Float(
+        load_default=0.0, validate=validate.Range(min=-0.5, max=0.5), metadata={"description": "annual rate"}
+    )
+    time_format = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.OneOf(list(FORMATS)),
+        metadata={"description": "CSV timestamp format when detection is ambiguous"},
+    )
 
     @validates_schema
     def _one_source(self, data, **_kwargs):
-        if (data.get("data") is None) == (data.get("csv") is None):
-            raise ValidationError("Give exactly one of 'data' or 'csv'.", "data")
+        self._check_source(data)
+        if (data.get("strategy") is None) == (data.get("saved_strategy") is None):
+            raise ValidationError("Give exactly one of 'strategy' or 'saved_strategy'.", "strategy")
         if data.get("cash") is None:
             data["cash"] = 10000
         elif data["cash"] <= 0:
             raise ValidationError("Must be greater than 0.", "cash")
+
+    def _check_source(self, data):
+        if (data.get("data") is None) == (data.get("csv") is None):
+            raise ValidationError("Give exactly one of 'data' or 'csv'.", "data")
+
+
+class UploadRequestSchema(BacktestRequestSchema):
+    """The ``request`` part of a multipart upload: the CSV is the ``file`` part."""
+
+    def _check_source(self, data):
+        if data.get("data") is not None or data.get("csv") is not None:
+            raise ValidationError("The upload is the data: leave out 'data' and 'csv'.", "data")
+
+
+class TradeSchema(Schema):
+    index = fields.Integer()
+    entry_bar = fields.Integer()
+    exit_bar = fields.Integer()
+    entry_time = fields.String(allow_none=True)
+    exit_time = fields.String(allow_none=True)
+    entry_price = fields.Float()
+    exit_price = fields.Float()
+    size = fields.Float()
+    pnl = fields.Float()
+    return_pct = fields.Float()
+    commission = fields.Float()
+    exit_reason = fields.String()
+
+
+class TradeListQuerySchema(ListQuerySchema):
+    pass
+
+
+class EquityQuerySchema(Schema):
+    points = fields.Integer(load_default=1000, strict=False, validate=validate.Range(min=2, max=20_000))
+
+
+class EquityPointsSchema(Schema):
+    bars = fields.Integer()
+    points = fields.Integer()
+    bar = fields.List(fields.Integer())
+    time = fields.List(fields.String(), allow_none=True)
+    equity = fields.List(fields.Float(), metadata={"description": "last equity of each bucket"})
+    equity_min = fields.List(fields.Float())
+    equity_max = fields.List(fields.Float())
+    drawdown_max = fields.List(fields.Float())
 
 
 class SweepRequestSchema(BacktestRequestSchema):

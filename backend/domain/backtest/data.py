@@ -1,136 +1,328 @@
-"""Validated CSV loader for OHLCV data (no pandas).
+"""One loader for OHLCV bars: CSV uploads, stored candles and the Python API (no pandas).
 
-Accepted layout: a header row; a date/time column (named ``date``, ``time``, ``datetime``,
-``timestamp`` or left unnamed as the first column, as pandas writes an index) and the columns
-``open``, ``high``, ``low``, ``close`` (case-insensitive) plus optional ``volume``.
+* :func:`load_ohlcv_csv` reads CSV text/bytes, a path or a binary file object: a header row, the
+  columns ``open, high, low, close`` (case-insensitive) plus optional ``volume``, and a timestamp
+  column found by name (``backend.domain.backtest.timestamps.TIME_NAMES``: ``date``, ``datetime``,
+  ``time``, ``timestamp``, ``Gmt time``, ``open_time``, an unnamed first column ...) or split into
+  ``date`` + ``time`` columns. The format is detected (see ``timestamps``).
+* :func:`load_ohlcv` normalises a mapping of arrays (the Python API and the candle store) the same
+  way: timestamps parsed by the same code, bars validated by the same :func:`validate_bars`.
+
+Every path ends in :func:`validate_bars`: finite values, positive prices, non-negative volume,
+``high >= max(open, close)``, ``low <= min(open, close)`` and strictly increasing timestamps; each
+problem names the row (CSV: line number in the file; arrays: 0-based bar index) and the column.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
+from backend.domain.backtest.timestamps import find_time_columns, looks_like_time_of_day, parse_times
 from backend.domain.errors import ValidationFailed
 
 MAX_CSV_BYTES = 20 * 1024 * 1024
 MAX_ERRORS = 20
 REQUIRED = ("open", "high", "low", "close")
-TIME_NAMES = ("date", "time", "datetime", "timestamp", "")
+PRICE_COLUMNS = REQUIRED
+CsvSource = str | Path | bytes | IO[bytes]
 
 
-def load_ohlcv_csv(source: str | Path | bytes, max_bytes: int = MAX_CSV_BYTES) -> dict[str, np.ndarray]:
-    """Parse OHLCV CSV text (``bytes``) or a file path into float64 arrays.
+def _too_large(max_bytes: int) -> ValidationFailed:
+    return ValidationFailed(
+        f"CSV larger than {max_bytes} bytes",
+        details={"file": [f"at most {max_bytes} bytes"]},
+        code="CSV_TOO_LARGE",
+    )
 
-    Returns ``{"time": datetime64 array or absent, "open", "high", "low", "close", "volume"}``.
-    Raises :class:`ValidationFailed` when the file is too large, a required column is missing,
-    or rows are bad; ``details["rows"]`` lists up to 20 problems as
-    ``{"row": <1-based line number in the file>, "column": name, "message": text}``.
-    """
+
+def _open_text(source: CsvSource, max_bytes: int | None) -> IO[str]:
     if isinstance(source, bytes):
-        raw = source
-    else:
+        if max_bytes is not None and len(source) > max_bytes:
+            raise _too_large(max_bytes)
+        raw: IO[bytes] = io.BytesIO(source)
+    elif isinstance(source, (str, Path)):
         path = Path(source)
-        if path.stat().st_size > max_bytes:
-            raise ValidationFailed(
-                f"CSV larger than {max_bytes} bytes", details={"file": [f"at most {max_bytes} bytes"]}
-            )
-        raw = path.read_bytes()
-    if len(raw) > max_bytes:
-        raise ValidationFailed(
-            f"CSV larger than {max_bytes} bytes", details={"file": [f"at most {max_bytes} bytes"]}
-        )
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ValidationFailed("CSV is not UTF-8 text", details={"file": ["not UTF-8"]}) from None
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if not header:
-        raise ValidationFailed("CSV is empty", details={"file": ["no header row"]})
-    names = [h.strip().lower() for h in header]
-    missing = [c for c in REQUIRED if c not in names]
-    if missing:
-        raise ValidationFailed(
-            f"CSV misses required columns: {', '.join(missing)}",
-            details={c: ["required column missing"] for c in missing},
-        )
-    col = {c: names.index(c) for c in (*REQUIRED, "volume") if c in names}
-    time_idx = next((names.index(t) for t in TIME_NAMES if t in names), None)
+        if max_bytes is not None and path.stat().st_size > max_bytes:
+            raise _too_large(max_bytes)
+        raw = path.open("rb")
+    else:
+        raw = source
+        if max_bytes is not None and raw.seekable():
+            here = raw.tell()
+            size = raw.seek(0, io.SEEK_END) - here
+            raw.seek(here)
+            if size > max_bytes:
+                raise _too_large(max_bytes)
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
 
-    errors: list[dict[str, Any]] = []
-    values: dict[str, list[float]] = {c: [] for c in col}
-    times: list[str] = []
-    for line_no, row in enumerate(reader, start=2):
-        if not row or all(not cell.strip() for cell in row):
-            continue
-        if len(row) != len(header):
-            errors.append(
-                {"row": line_no, "column": None, "message": f"expected {len(header)} fields, got {len(row)}"}
+
+def load_ohlcv_csv(
+    source: CsvSource,
+    max_bytes: int | None = MAX_CSV_BYTES,
+    *,
+    time_column: str | None = None,
+    time_format: str | None = None,
+) -> dict[str, np.ndarray]:
+    """Parse OHLCV CSV into float64 arrays (``time`` as ``datetime64[ns]`` when a column is found).
+
+    Raises :class:`ValidationFailed`: a missing column as ``{column: ["required column missing"]}``;
+    bad rows as ``details["rows"] = [{"row": line number, "column": name, "message": ...}]`` (at
+    most 20); an unparseable or ambiguous timestamp column with ``code="BAD_TIMESTAMP"`` naming the
+    column, a sample and the formats tried. ``time_column`` / ``time_format`` override detection.
+    """
+    text = _open_text(source, max_bytes)
+    try:
+        try:
+            header_line = text.readline()
+        except UnicodeDecodeError:
+            raise ValidationFailed("CSV is not UTF-8 text", details={"file": ["not UTF-8"]}) from None
+        header = next(csv.reader([header_line]), None)
+        if not header:
+            raise ValidationFailed("CSV is empty", details={"file": ["no header row"]})
+        names = [h.strip().lower() for h in header]
+        missing = [c for c in REQUIRED if c not in names]
+        if missing:
+            raise ValidationFailed(
+                f"CSV misses required columns: {', '.join(missing)}",
+                details={c: ["required column missing"] for c in missing},
             )
+        col = {c: names.index(c) for c in (*REQUIRED, "volume") if c in names}
+        if time_column is not None:
+            if time_column.strip().lower() not in names:
+                raise ValidationFailed(
+                    f"time column {time_column!r} not in the header",
+                    details={"time_column": [f"not one of {', '.join(header)}"]},
+                )
+            t_idx, tod_idx = names.index(time_column.strip().lower()), None
         else:
-            parsed: dict[str, float] = {}
-            for name, i in col.items():
-                try:
-                    v = float(row[i])
-                    if not math.isfinite(v) or v < 0 or (v == 0 and name != "volume"):
-                        raise ValueError
-                    parsed[name] = v
-                except ValueError:
-                    errors.append(
-                        {"row": line_no, "column": name, "message": f"not a positive number: {row[i]!r}"}
-                    )
-            if len(parsed) == len(col):
-                if parsed["high"] < parsed["low"]:
-                    errors.append({"row": line_no, "column": "high", "message": "high is below low"})
-                for name, v in parsed.items():
-                    values[name].append(v)
-                if time_idx is not None:
-                    times.append(row[time_idx].strip())
-        if len(errors) >= MAX_ERRORS:
-            break
-    if errors:
-        raise ValidationFailed(f"CSV has {len(errors)} bad row(s)", details={"rows": errors})
-    n = len(values["close"])
+            t_idx, tod_idx = find_time_columns(names)
+            if t_idx is not None and t_idx in col.values():
+                t_idx = None
+        body_start = text.tell() if text.seekable() else None
+        try:
+            fast = _read_fast(text, header, col, t_idx, tod_idx)
+        except (ValueError, UnicodeDecodeError):
+            fast = None
+        if fast is None:
+            if body_start is None:
+                raise ValidationFailed("CSV could not be parsed", details={"file": ["unreadable rows"]})
+            text.seek(body_start)
+            values, times, tod, lines = _read_slow(text, header, col, t_idx, tod_idx)
+        else:
+            values, times, tod = fast
+            lines = None
+    finally:
+        if isinstance(source, (str, Path)):
+            text.close()
+        else:
+            text.detach()  # leave the caller's file object open
+    n = values["close"].size
     if n < 2:
         raise ValidationFailed("CSV needs at least 2 data rows", details={"file": ["fewer than 2 rows"]})
-    out = {name: np.asarray(v, dtype=np.float64) for name, v in values.items()}
-    if time_idx is not None:
-        try:
-            t = np.asarray(times, dtype="datetime64[ns]")
-        except ValueError:
-            bad = next(i for i, s in enumerate(times) if not _is_time(s))
-            raise ValidationFailed(
-                "CSV has an unparseable date",
-                details={
-                    "rows": [{"row": bad + 2, "column": header[time_idx] or "date", "message": "bad date"}]
-                },
-            ) from None
-        if n > 1 and not np.all(t[1:] > t[:-1]):
-            bad = int(np.argmax(~(t[1:] > t[:-1]))) + 3
-            raise ValidationFailed(
-                "CSV dates must be strictly increasing",
-                details={
-                    "rows": [
-                        {
-                            "row": bad,
-                            "column": header[time_idx] or "date",
-                            "message": "not after previous row",
-                        }
-                    ]
-                },
-            )
-        out["time"] = t
+    out = dict(values)
+    if t_idx is not None:
+        col_name = header[t_idx].strip() or "date"
+        if tod is not None and looks_like_time_of_day(tod):
+            out["time"] = parse_times(times, col_name, time_format, time_of_day=tod)
+        else:
+            out["time"] = parse_times(times, col_name, time_format)
+    rows = lines if lines is not None else np.arange(2, n + 2)
+    validate_bars(
+        out, rows=rows, row_key="row", time_name=header[t_idx].strip() if t_idx is not None else "time"
+    )
     return out
 
 
-def _is_time(s: str) -> bool:
+def _read_fast(
+    text: IO[str], header: list[str], col: dict[str, int], t_idx: int | None, tod_idx: int | None
+) -> tuple[dict[str, np.ndarray], np.ndarray | None, np.ndarray | None] | None:
+    """C-speed path (``np.loadtxt``) for clean files; any problem falls back to the row-by-row reader."""
+    numeric = sorted(col.values())
+    str_cols = [i for i in (t_idx, tod_idx) if i is not None]
+    if str_cols:
+        used = sorted({*numeric, *str_cols})
+        dtype = np.dtype([(f"c{i}", "U40" if i in str_cols else "f8") for i in used])
+        table = np.loadtxt(
+            text, delimiter=",", dtype=dtype, usecols=used, quotechar='"', ndmin=1, comments=None
+        )
+        values = {name: np.ascontiguousarray(table[f"c{i}"]) for name, i in col.items()}
+        times = table[f"c{t_idx}"] if t_idx is not None else None
+        tod = table[f"c{tod_idx}"] if tod_idx is not None else None
+    else:
+        table = np.loadtxt(
+            text, delimiter=",", dtype=np.float64, usecols=numeric, quotechar='"', ndmin=2, comments=None
+        )
+        values = {name: np.ascontiguousarray(table[:, numeric.index(i)]) for name, i in col.items()}
+        times = tod = None
+    return values, times, tod
+
+
+def _read_slow(
+    text: IO[str], header: list[str], col: dict[str, int], t_idx: int | None, tod_idx: int | None
+) -> tuple[dict[str, np.ndarray], np.ndarray | None, np.ndarray | None, np.ndarray]:
+    """Row-by-row reader that names every bad row (line number in the file) and column."""
+    errors: list[dict[str, Any]] = []
+    values: dict[str, list[float]] = {c: [] for c in col}
+    times: list[str] = []
+    tods: list[str] = []
+    lines: list[int] = []
     try:
-        np.datetime64(s)
-    except ValueError:
-        return False
-    return True
+        for line_no, row in enumerate(csv.reader(text), start=2):
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            if len(row) != len(header):
+                errors.append(
+                    {
+                        "row": line_no,
+                        "column": None,
+                        "message": f"expected {len(header)} fields, got {len(row)}",
+                    }
+                )
+            else:
+                parsed: dict[str, float] = {}
+                for name, i in col.items():
+                    try:
+                        parsed[name] = float(row[i])
+                    except ValueError:
+                        errors.append(
+                            {"row": line_no, "column": name, "message": f"not a number: {row[i]!r}"}
+                        )
+                if len(parsed) == len(col):
+                    for name, v in parsed.items():
+                        values[name].append(v)
+                    if t_idx is not None:
+                        times.append(row[t_idx].strip())
+                    if tod_idx is not None:
+                        tods.append(row[tod_idx].strip())
+                    lines.append(line_no)
+            if len(errors) >= MAX_ERRORS:
+                break
+    except UnicodeDecodeError:
+        raise ValidationFailed("CSV is not UTF-8 text", details={"file": ["not UTF-8"]}) from None
+    arrays = {name: np.asarray(v, dtype=np.float64) for name, v in values.items()}
+    if errors:
+        # also name the bad values among the rows that did parse, so one round trip shows all
+        if arrays["close"].size:
+            try:
+                validate_bars(arrays, rows=np.asarray(lines), row_key="row")
+            except ValidationFailed as exc:
+                errors.extend(exc.details["rows"])
+        errors = sorted(errors, key=lambda e: e["row"])[:MAX_ERRORS]
+        raise ValidationFailed(f"CSV has {len(errors)} bad row(s)", details={"rows": errors})
+    return (
+        arrays,
+        np.asarray(times) if t_idx is not None else None,
+        np.asarray(tods) if tod_idx is not None else None,
+        np.asarray(lines),
+    )
+
+
+def validate_bars(
+    bars: Mapping[str, np.ndarray],
+    *,
+    rows: np.ndarray | None = None,
+    row_key: str = "bar",
+    time_name: str = "time",
+) -> None:
+    """Raise ``ValidationFailed`` listing bad bars (at most 20), each ``{row_key, column, message}``.
+
+    Checks: no NaN/inf, prices > 0, volume >= 0, ``high >= max(open, close)``,
+    ``low <= min(open, close)``, and strictly increasing ``time`` when present. ``rows`` maps a bar
+    index to what the caller shows (CSV line numbers); by default the 0-based bar index.
+    """
+    o, h, lo, c = (np.asarray(bars[k], dtype=np.float64) for k in REQUIRED)
+    problems: list[tuple[int, str, str]] = []
+
+    def add(mask: np.ndarray, column: str, message: str) -> None:
+        for i in np.flatnonzero(mask)[:MAX_ERRORS].tolist():
+            problems.append((i, column, message))
+
+    for name, arr in (("open", o), ("high", h), ("low", lo), ("close", c)):
+        finite = np.isfinite(arr)
+        if not finite.all():
+            add(~finite, name, "not a finite number (NaN or inf)")
+        with np.errstate(invalid="ignore"):
+            nonpos = finite & (arr <= 0)
+        if nonpos.any():
+            add(nonpos, name, "price must be positive")
+    if "volume" in bars:
+        v = np.asarray(bars["volume"], dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            bad_v = ~np.isfinite(v) | (v < 0)
+        if bad_v.any():
+            add(bad_v, "volume", "volume must be a finite number >= 0")
+    with np.errstate(invalid="ignore"):
+        add(h < np.maximum(o, c), "high", "high is below open or close")
+        add(lo > np.minimum(o, c), "low", "low is above open or close")
+    t = bars.get("time")
+    if t is not None and np.asarray(t).size > 1:
+        t = np.asarray(t)
+        not_after = ~(t[1:] > t[:-1])
+        if not_after.any():
+            add(np.concatenate(([False], not_after)), time_name, "time is not after the previous row")
+    if not problems:
+        return
+    problems.sort()
+    shown = problems[:MAX_ERRORS]
+    total = len(problems)
+    label = (lambda i: int(rows[i])) if rows is not None else int
+    raise ValidationFailed(
+        f"{total if total < MAX_ERRORS else f'at least {total}'} bad bar(s)",
+        details={"rows": [{row_key: label(i), "column": col, "message": msg} for i, col, msg in shown]},
+    )
+
+
+def load_ohlcv(
+    data: Mapping[str, Any], *, time_format: str | None = None, validate: bool = True
+) -> dict[str, np.ndarray]:
+    """Normalise a mapping of OHLCV arrays (keys case-insensitive) and validate it.
+
+    Timestamps under ``time`` / ``date`` / ``datetime`` / ``timestamp`` (or any name the CSV
+    loader recognises) may be ``datetime64``, strings or epoch numbers; they are parsed with the
+    same detector as CSV columns. Returns float64 arrays plus ``time`` (``datetime64[ns]``).
+    """
+    lowered = {str(k).strip().lower(): k for k in data}
+    missing = [k for k in REQUIRED if k not in lowered]
+    if missing:
+        raise ValidationFailed("OHLC data incomplete", details={k: ["required"] for k in missing})
+    out: dict[str, np.ndarray] = {}
+    for name in (*REQUIRED, "volume"):
+        if name in lowered and data[lowered[name]] is not None:
+            try:
+                out[name] = np.asarray(data[lowered[name]], dtype=np.float64).ravel()
+            except (TypeError, ValueError):
+                raise ValidationFailed(
+                    f"{name} is not numeric", details={name: ["must be an array of numbers"]}
+                ) from None
+    n = out["close"].size
+    lens = {k: v.size for k, v in out.items()}
+    if any(v != n for v in lens.values()) or n < 2:
+        raise ValidationFailed(
+            "OHLC arrays must have equal length >= 2", details={"bars": [f"lengths {lens}"]}
+        )
+    t_idx, tod_idx = find_time_columns(list(lowered))
+    keys = list(lowered)
+    if t_idx is not None and keys[t_idx] in (*REQUIRED, "volume"):
+        t_idx = None
+    if t_idx is not None and data[lowered[keys[t_idx]]] is not None:
+        raw = data[lowered[keys[t_idx]]]
+        tod = data[lowered[keys[tod_idx]]] if tod_idx is not None else None
+        arr = np.asarray(raw)
+        if arr.size != n:
+            raise ValidationFailed(
+                f"{keys[t_idx]} has {arr.size} values for {n} bars",
+                details={keys[t_idx]: ["length mismatch"]},
+            )
+        if tod is not None and looks_like_time_of_day(np.asarray(tod)):
+            out["time"] = parse_times(arr, keys[t_idx], time_format, time_of_day=np.asarray(tod))
+        else:
+            out["time"] = parse_times(arr, keys[t_idx], time_format)
+    if validate:
+        validate_bars(out)
+    return out

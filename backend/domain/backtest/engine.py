@@ -33,8 +33,10 @@ from typing import Any
 import numpy as np
 
 from backend.domain import metrics as m
+from backend.domain.backtest.annualise import MARKET_CHOICES, Annualisation, infer
+from backend.domain.backtest.data import load_ohlcv
 from backend.domain.errors import ValidationFailed
-from backend.domain.strategies.base import SignalStrategy, _ffill_zero, ohlcv_arrays
+from backend.domain.strategies.base import SignalStrategy, _ffill_zero
 
 CostFunction = Callable[[str, float, float], "float | Decimal"]
 
@@ -51,7 +53,10 @@ class BacktestConfig:
     long_only: bool = True
     stop_loss: float | None = None  # fraction below (long) / above (short) the entry price
     take_profit: float | None = None  # fraction above (long) / below (short) the entry price
-    periods_per_year: float = 252.0
+    # None: inferred from the bars' spacing and the market's calendar (backend.domain.backtest.annualise)
+    periods_per_year: float | None = None
+    market: str = "auto"  # "auto" | "nse" | "crypto" | "fx": calendar for periods_per_year
+    risk_free: float = 0.0  # annual rate for Sharpe / Sortino
 
     def validate(self) -> None:
         errors: dict[str, list[str]] = {}
@@ -65,8 +70,14 @@ class BacktestConfig:
             v = getattr(self, name)
             if v is not None and not 0 < v < 1:
                 errors[name] = ["must be a fraction in (0, 1)"]
-        if self.periods_per_year <= 0:
+        if self.periods_per_year is not None and not (
+            self.periods_per_year > 0 and math.isfinite(self.periods_per_year)
+        ):
             errors["periods_per_year"] = ["must be positive"]
+        if self.market not in MARKET_CHOICES:
+            errors["market"] = [f"one of {', '.join(MARKET_CHOICES)}"]
+        if not (-1 < self.risk_free < 1):
+            errors["risk_free"] = ["must be an annual rate in (-1, 1)"]
         if errors:
             raise ValidationFailed("invalid backtest settings", details=errors)
 
@@ -103,6 +114,7 @@ class BacktestResult:
     metrics: dict[str, float]
     times: np.ndarray | None = None
     config: BacktestConfig = field(default_factory=BacktestConfig)
+    annualisation: Annualisation | None = None
 
     def to_dict(self, include_curves: bool = True) -> dict[str, Any]:
         def clean(x: float) -> float | None:
@@ -112,6 +124,7 @@ class BacktestResult:
             "metrics": {k: clean(v) for k, v in self.metrics.items()},
             "trades": [t.to_dict() for t in self.trades],
             "open_trade": self.open_trade.to_dict() if self.open_trade else None,
+            "annualisation": self.annualisation.to_dict() if self.annualisation else None,
         }
         if include_curves:
             out["equity"] = [clean(v) for v in self.equity.tolist()]
@@ -168,6 +181,7 @@ def run_backtest(
     config: BacktestConfig | None = None,
     *,
     target: np.ndarray | None = None,
+    validate: bool = True,
     **overrides: Any,
 ) -> BacktestResult:
     """Run one backtest.
@@ -175,30 +189,25 @@ def run_backtest(
     ``data``: mapping with ``open``, ``high``, ``low``, ``close`` arrays (case-insensitive keys;
     ``volume`` optional) and optionally ``time`` (datetime64 array). Either ``strategy`` or a
     precomputed ``target`` array (+1/-1/0/NaN per bar) is required. Keyword ``overrides`` replace
-    fields of ``config`` (e.g. ``commission=0.002``).
+    fields of ``config`` (e.g. ``commission=0.002``). Bars go through the same loader as CSV
+    uploads (:func:`backend.domain.backtest.data.load_ohlcv`): a NaN, a non-positive price, a high
+    below the open/close or a low above it, or non-increasing times raise ``ValidationFailed``
+    naming the bar. ``validate=False`` skips the bar checks for data already validated (sweeps).
     """
     cfg = config or BacktestConfig()
     if overrides:
         cfg = BacktestConfig(**{**asdict(cfg), **overrides})
     cfg.validate()
-    arrays = ohlcv_arrays(data)
-    missing = [k for k in ("open", "high", "low", "close") if k not in arrays]
-    if missing:
-        raise ValidationFailed("OHLC data incomplete", details={k: ["required"] for k in missing})
-    o, h, lo, c = arrays["open"], arrays["high"], arrays["low"], arrays["close"]
+    # the one loader: parses timestamps and validates every bar (NaN, prices, high/low, order)
+    bars = load_ohlcv(data, validate=validate)
+    o, h, lo, c = bars["open"], bars["high"], bars["low"], bars["close"]
     n = c.size
-    if not (o.size == h.size == lo.size == n) or n < 2:
-        raise ValidationFailed("OHLC arrays must have equal length >= 2", details={"bars": [str(n)]})
-    times = None
-    for key in ("time", "date", "datetime", "timestamp"):
-        if key in data and data[key] is not None:
-            times = np.asarray(data[key])
-            break
+    times = bars.get("time")
 
     if target is None:
         if strategy is None:
             raise ValueError("run_backtest needs a strategy or a target array")
-        target = _target_from_strategy(strategy, data, n)
+        target = _target_from_strategy(strategy, bars, n)
     target = np.asarray(target, dtype=np.float64)
     if cfg.long_only:
         target = np.where(target < 0, 0.0, target)
@@ -308,8 +317,9 @@ def run_backtest(
             t.exit_time = times[t.exit_bar] if t.exit_bar is not None else None
 
     dd = m.drawdown_curve(equity)
-    metrics = compute_metrics(equity, trades, s_size, c, cfg, times, drawdown=dd)
-    return BacktestResult(trades, open_trade, equity, dd, s_size, metrics, times, cfg)
+    ann = infer(times, cfg.market, cfg.periods_per_year)
+    metrics = compute_metrics(equity, trades, s_size, c, cfg, times, drawdown=dd, annualisation=ann)
+    return BacktestResult(trades, open_trade, equity, dd, s_size, metrics, times, cfg, ann)
 
 
 def _check_stops(
@@ -361,9 +371,12 @@ def compute_metrics(
     cfg: BacktestConfig,
     times: np.ndarray | None = None,
     drawdown: np.ndarray | None = None,
+    annualisation: Annualisation | None = None,
 ) -> dict[str, float]:
     """Backtest summary metrics (formulas in ``backend.domain.metrics`` and docs/backtesting.md)."""
-    ppy = cfg.periods_per_year
+    ann = annualisation or infer(times, cfg.market, cfg.periods_per_year)
+    ppy = ann.periods_per_year
+    rf = cfg.risk_free
     rets = m.returns_from_equity(equity)
     dates = times if times is not None and np.issubdtype(np.asarray(times).dtype, np.datetime64) else None
     mdd, mdd_dur = m.max_drawdown(equity, drawdown=drawdown)
@@ -381,8 +394,8 @@ def compute_metrics(
         "total_return": m.total_return(equity),
         "cagr": growth,
         "annual_volatility": m.annual_volatility(rets, ppy),
-        "sharpe": m.sharpe_ratio(rets, ppy),
-        "sortino": m.sortino_ratio(rets, ppy),
+        "sharpe": m.sharpe_ratio(rets, ppy, rf),
+        "sortino": m.sortino_ratio(rets, ppy, rf),
         "calmar": growth / mdd if mdd else float("nan"),  # = metrics.calmar_ratio without recomputing
         "max_drawdown": mdd,
         "max_drawdown_duration_bars": float(mdd_dur),
@@ -397,4 +410,5 @@ def compute_metrics(
         "buy_and_hold_return": float(close[-1] / close[0] - 1.0),
         "sqn": m.sqn(pnl),
         "commissions": float(sum(t.commission for t in trades)),
+        "periods_per_year": float(ppy),
     }

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from backend.domain.backtest.data import load_ohlcv
 from backend.domain.backtest.engine import BacktestConfig, run_backtest
 from backend.domain.errors import ValidationFailed
 from backend.domain.strategies.base import SignalStrategy
@@ -91,6 +92,7 @@ def run_sweep(
             details={"grid": [f"at most {MAX_COMBINATIONS} combinations"]},
         )
     StrategyFactory.get(strategy_name)  # unknown name -> NotFound before any work
+    data = load_ohlcv(data)  # parse and validate the bars once, not once per combination
     every = max(1, int(every))
     rows: list[dict[str, Any]] = []
     cancelled = False
@@ -100,7 +102,7 @@ def run_sweep(
         try:
             strategy = StrategyFactory.create(strategy_name, params)
             assert isinstance(strategy, SignalStrategy)
-            res = run_backtest(data, strategy, config)
+            res = run_backtest(data, strategy, config, validate=False)
             row: dict[str, Any] = {"params": params, "metrics": res.metrics}
             value = res.metrics.get(metric, float("nan"))
             if math.isfinite(value) and (best is None or value > best["value"]):

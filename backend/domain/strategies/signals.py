@@ -39,7 +39,9 @@ def events_to_target(up: np.ndarray, down: np.ndarray) -> np.ndarray:
 
 
 def _period(default: int, description: str) -> fields.Integer:
+    # strict: 10.5 (or "10") is refused instead of silently running as 10
     return fields.Integer(
+        strict=True,
         load_default=default,
         validate=validate.Range(min=1, max=10_000),
         metadata={"description": description},

@@ -136,8 +136,8 @@ def test_csv_loader_ok_and_errors(tmp_path: Path) -> None:
     with pytest.raises(ValidationFailed) as exc:
         load_ohlcv_csv(bad)
     assert exc.value.details["rows"] == [
-        {"row": 3, "column": "high", "message": "not a positive number: 'x'"},
-        {"row": 4, "column": "high", "message": "high is below low"},
+        {"row": 3, "column": "high", "message": "not a number: 'x'"},
+        {"row": 4, "column": "low", "message": "low is above open or close"},
     ]
     with pytest.raises(ValidationFailed):
         load_ohlcv_csv(GOOG.read_bytes(), max_bytes=1000)

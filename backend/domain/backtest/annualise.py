@@ -1,0 +1,110 @@
+"""Periods per year from the bars' own spacing and the market's calendar.
+
+* Bar spacing: the median gap between consecutive timestamps (robust to weekends, holidays and
+  the overnight gap of a session market).
+* Market calendars (``MARKETS``): NSE 252 trading days of 375 minutes (09:15-15:30 IST,
+  ``backend.domain.market.calendar.SESSION_MINUTES``); crypto trades 24x7 (365 days of 24 h); FX
+  trades 24x5 (260 weekdays of 24 h).
+* Spacing of 27 days or more is monthly (12 a year), about 3 months quarterly (4), about a year
+  annual (1), 6 days or more weekly (52); 20 hours or more daily (the market's days a year);
+  below that intraday: ``ceil(session minutes / bar minutes)`` bars a day times the days a year
+  (NSE hourly bars 09:15 ... 15:15 are 7 a day, the last one 15 minutes long).
+* ``market="auto"`` reads the calendar from the timestamps: more than 10 % of bars on a Saturday
+  or Sunday (UTC) is crypto; otherwise intraday bars with more than 10 % outside the NSE session
+  are FX; everything else is NSE. Daily bars on weekdays only cannot tell NSE (252) from FX (260):
+  they are taken as NSE; pass ``market`` or ``periods_per_year`` to decide.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from backend.domain.errors import ValidationFailed
+from backend.domain.market.calendar import SESSION_MINUTES
+
+DEFAULT_PERIODS_PER_YEAR = 252.0
+
+
+@dataclass(frozen=True)
+class Market:
+    days_per_year: float
+    session_minutes: float
+    session_utc: tuple[int, int] | None = None  # session [open, close) in minutes after 00:00 UTC
+
+
+MARKETS = {
+    # 09:15-15:30 IST = 03:45-10:00 UTC
+    "nse": Market(252.0, float(SESSION_MINUTES), (3 * 60 + 45, 10 * 60)),
+    "crypto": Market(365.0, 1440.0),
+    "fx": Market(260.0, 1440.0),
+}
+MARKET_CHOICES = ("auto", *MARKETS)
+
+
+@dataclass(frozen=True)
+class Annualisation:
+    periods_per_year: float
+    basis: str  # "override" | "inferred" | "default" (no timestamps)
+    market: str | None = None
+    bar_seconds: float | None = None
+    frequency: str | None = None  # "monthly", "daily", "60min", ...
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def detect_market(times: np.ndarray, bar_seconds: float) -> str:
+    t = np.asarray(times).astype("datetime64[s]")
+    days = t.astype("datetime64[D]")
+    weekday = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday; 0 = Monday
+    if np.mean(weekday >= 5) > 0.10:
+        return "crypto"
+    if bar_seconds < 20 * 3600:
+        minute = (t - days).astype(np.int64) // 60
+        lo, hi = MARKETS["nse"].session_utc or (0, 1440)
+        if np.mean((minute < lo) | (minute >= hi)) > 0.10:
+            return "fx"
+    return "nse"
+
+
+def infer(times: np.ndarray | None, market: str = "auto", override: float | None = None) -> Annualisation:
+    """Periods per year for ``times`` (``datetime64``) on ``market`` (or the ``override``)."""
+    if market not in MARKET_CHOICES:
+        raise ValidationFailed(
+            f"unknown market {market!r}", details={"market": [f"one of {', '.join(MARKET_CHOICES)}"]}
+        )
+    if override is not None:
+        if not (override > 0 and math.isfinite(override)):
+            raise ValidationFailed(
+                "periods_per_year must be positive", details={"periods_per_year": ["must be positive"]}
+            )
+        return Annualisation(float(override), "override", None if market == "auto" else market)
+    if times is None or np.asarray(times).size < 2 or np.asarray(times).dtype.kind != "M":
+        return Annualisation(DEFAULT_PERIODS_PER_YEAR, "default", None if market == "auto" else market)
+    t = np.asarray(times).astype("datetime64[s]").astype(np.int64)
+    gaps = np.diff(t)
+    gaps = gaps[gaps > 0]
+    if not gaps.size:
+        return Annualisation(DEFAULT_PERIODS_PER_YEAR, "default", None if market == "auto" else market)
+    bar = float(np.median(gaps))
+    name = detect_market(np.asarray(times), bar) if market == "auto" else market
+    cal = MARKETS[name]
+    day = 86400.0
+    if bar >= 300 * day:
+        ppy, freq = 1.0, "annual"
+    elif bar >= 80 * day:
+        ppy, freq = 4.0, "quarterly"
+    elif bar >= 27 * day:
+        ppy, freq = 12.0, "monthly"
+    elif bar >= 6 * day:
+        ppy, freq = 52.0, "weekly"
+    elif bar >= 20 * 3600:
+        ppy, freq = cal.days_per_year, "daily"
+    else:
+        per_day = math.ceil(cal.session_minutes * 60.0 / bar - 1e-9)
+        ppy, freq = per_day * cal.days_per_year, f"{bar / 60:g}min"
+    return Annualisation(float(ppy), "inferred", name, bar, freq)
