@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0016_backtest_data"
-down_revision = "0007_working_orders_index"
+down_revision = "0015_watchlists"
 branch_labels = None
 depends_on = None
 
