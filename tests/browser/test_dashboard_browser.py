@@ -153,6 +153,20 @@ def ltp_text(browser, symbol: str) -> str:
     return browser.find_element(By.CSS_SELECTOR, f'#wl-body tr[data-symbol="{symbol}"] .ltp').text
 
 
+def run_queued_jobs(app) -> None:
+    """Embedded runner: the job runs in the server's thread. With Redis (RQ) there is no worker
+    process in tests: serve the queue once here, as tests/api/test_backtest.py does."""
+    from backend.services import jobs
+
+    runner = jobs.runner(app)
+    if isinstance(runner, jobs.EmbeddedRunner):
+        return
+    from rq import SimpleWorker
+
+    with app.app_context():
+        SimpleWorker([runner.queue], connection=runner.connection).work(burst=True, with_scheduler=False)
+
+
 def open_tab(browser, wait, tab: str) -> None:
     browser.execute_script("location.hash = arguments[0]", f"#{tab}")
     wait.until(lambda d: not d.find_element(By.ID, tab).get_attribute("hidden"))
@@ -243,6 +257,8 @@ def test_trader_day_in_the_dashboard(dashboard_server, browser, make_user, app):
     # -- backtest: progress to 100% and the equity chart
     open_tab(browser, wait, "backtests")
     wait.until(ec.element_to_be_clickable((By.ID, "bt-run"))).click()
+    wait.until(lambda d: d.find_element(By.ID, "bt-status").text)  # queued
+    run_queued_jobs(app)
     wait.until(ec.text_to_be_present_in_element((By.ID, "bt-status"), "succeeded"))
     assert browser.find_element(By.ID, "bt-progress").get_attribute("value") == "1"
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#bt-equity canvas")))
