@@ -10,9 +10,17 @@ READ_ONLY_POSTS = {
     "/api/v1/orders/preview",
     "/api/v1/analytics/simulate",
     "/api/v1/strategies/options/{name}/analyze",
+    "/api/v1/market-data/ltp",  # quotes by POST: symbol lists too long for a request line
+    "/api/v1/market-data/quotes",
 }
 # Answered before credentials matter (they take none).
-PUBLIC = {"/api/v1/auth/login", "/api/v1/auth/register", "/api/v1/auth/refresh"}
+PUBLIC = {
+    "/api/v1/auth/login",
+    "/api/v1/auth/register",
+    "/api/v1/auth/refresh",
+    "/api/v1/auth/browser/login",
+    "/api/v1/auth/browser/refresh",
+}
 
 
 def _key(client, headers, scopes):

@@ -108,10 +108,14 @@ def test_other_users_lists_are_not_found(client, make_user):
     assert _create(client, h2, "Mine").status_code == 201
 
 
-def test_delete_and_viewer_keeps_own_lists(client, make_user):
+def test_delete_and_viewer_is_read_only(client, make_user):
     _, hv = make_user("viewer")
-    wl = _create(client, hv, "Watch", ["SBIN"]).get_json()
+    refused = _create(client, hv, "Watch", ["SBIN"])
+    assert refused.status_code == 403 and refused.get_json()["error"]["code"] == "INSUFFICIENT_SCOPE"
+    assert client.get(URL, headers=hv).get_json() == []
+    _, ht = make_user("trader")
+    wl = _create(client, ht, "Watch", ["SBIN"]).get_json()
     assert wl["symbols"] == ["SBIN"]
-    assert client.delete(f"{URL}/{wl['id']}", headers=hv).status_code == 204
-    assert client.get(f"{URL}/{wl['id']}", headers=hv).status_code == 404
+    assert client.delete(f"{URL}/{wl['id']}", headers=ht).status_code == 204
+    assert client.get(f"{URL}/{wl['id']}", headers=ht).status_code == 404
     assert client.get(URL).status_code == 401

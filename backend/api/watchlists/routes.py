@@ -1,7 +1,7 @@
 """Watchlists: a user's named, ordered symbol lists (the dashboard's quote board).
 
-Reading needs the ``read`` scope. Changing a list needs ``read`` too: a watchlist is the user's
-own display preference and changes no trading state, so viewers keep their own lists as well.
+Reading needs the ``read`` scope. Changing a list is a state change and needs ``trade``, like every
+other write (a read-only API key never changes anything; viewers see the dashboard read-only).
 """
 
 from flask_restx import Namespace, Resource
@@ -29,7 +29,6 @@ class Watchlists(Resource):
         """Your watchlists, in display order, with their symbols."""
         return watchlists.list_for(current_user())
 
-    @require_scope("read")
     @use_schema(WatchlistCreateSchema)
     @responds(WatchlistSchema, 201, "Created")
     def post(self, data):
@@ -39,7 +38,6 @@ class Watchlists(Resource):
 
 @ns.route("/order")
 class WatchlistOrder(Resource):
-    @require_scope("read")
     @use_schema(WatchlistOrderSchema)
     @responds(WatchlistSchema, many=True)
     def put(self, data):
@@ -55,14 +53,12 @@ class WatchlistItem(Resource):
         """One watchlist."""
         return watchlists.get(current_user(), watchlist_id)
 
-    @require_scope("read")
     @use_schema(WatchlistRenameSchema)
     @responds(WatchlistSchema)
     def patch(self, watchlist_id, data):
         """Rename a watchlist."""
         return watchlists.rename(current_user(), watchlist_id, data["name"])
 
-    @require_scope("read")
     @responds(None, 204, "Deleted")
     def delete(self, watchlist_id):
         """Delete a watchlist and its symbols."""
@@ -72,14 +68,12 @@ class WatchlistItem(Resource):
 
 @ns.route("/<int:watchlist_id>/symbols")
 class WatchlistSymbols(Resource):
-    @require_scope("read")
     @use_schema(SymbolAddSchema)
     @responds(WatchlistSchema, 201, "Added")
     def post(self, watchlist_id, data):
         """Add a symbol (an active instrument; search with GET /market-data/instruments?q=)."""
         return watchlists.add_symbol(current_user(), watchlist_id, data["symbol"], data["position"]), 201
 
-    @require_scope("read")
     @use_schema(SymbolsSetSchema)
     @responds(WatchlistSchema)
     def put(self, watchlist_id, data):
@@ -89,7 +83,6 @@ class WatchlistSymbols(Resource):
 
 @ns.route("/<int:watchlist_id>/symbols/<string:symbol>")
 class WatchlistSymbol(Resource):
-    @require_scope("read")
     @responds(WatchlistSchema)
     def delete(self, watchlist_id, symbol):
         """Remove a symbol."""
