@@ -78,13 +78,12 @@ def warn(segment: str) -> int:
     held = _open_intraday(segment)
     if not held:
         return 0
-    users = dict(
-        db.session.execute(
+    users = {
+        account_id: user_id
+        for account_id, user_id in db.session.execute(
             select(TradingAccount.id, TradingAccount.user_id).where(TradingAccount.id.in_(list(held)))
         )
-        .tuples()
-        .all()
-    )
+    }
     db.session.rollback()
     events = Events()
     for account_id, positions in held.items():
