@@ -7,16 +7,20 @@ every failure, so the caller can show the user everything that is wrong at once.
 A basket is checked for its combined effect: positions are projected order by order, cash needed and
 order counts are summed, and the basket is allowed only if every check passes for the whole basket.
 
-Short selling: only intraday (product I) shorts are allowed, and only when ``allow_short_selling``;
-opening or increasing a short blocks ``short_margin_pct`` of its notional (plus charges) from available
-cash. Delivery (product D) sells beyond the long quantity held are refused. Orders that only reduce an
-existing position (sell <= long, buy <= short) need no buying power, so an account can always exit.
+Short selling (cash equity): only intraday (product I) shorts are allowed, and only when
+``allow_short_selling``; opening or increasing a short blocks ``short_margin_pct`` of its notional (plus
+charges) from available cash. Delivery (product D) sells beyond the long quantity held are refused.
+F&O is different: writing options and trading futures on either product needs the F&O margin of
+backend/domain/risk/margin.py instead of the notional, computed for each basket as one portfolio.
+Orders that only reduce an existing position (sell <= long, buy <= short) need no buying power, so
+an account can always exit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Protocol
 
@@ -25,8 +29,26 @@ from backend.domain.errors import RiskRejected
 from backend.domain.orders.types import Instrument, OrderRequest, OrderType, Product, Side
 from backend.domain.risk.circuit_breaker import BreakerState, TradingCircuitBreaker, TradingState
 from backend.domain.risk.limits import RiskLimits
+from backend.domain.risk.margin import MarginLeg, MarginParams, allocate, portfolio_margin
 
 _HUNDRED = Decimal(100)
+_EXPIRY_CLOSE = time(15, 30)  # NSE derivatives expire at the equity close (IST)
+
+
+def _opened(before: int, after: int) -> int:
+    """Quantity by which an order grows the exposure (0 for a pure reduction; a flip opens |after|)."""
+    if before == 0 or (before > 0) == (after > 0):
+        return max(abs(after) - abs(before), 0)
+    return abs(after)
+
+
+def _years_to_expiry(expiry: date | None, as_of: datetime) -> float:
+    if expiry is None:
+        return 0.0
+    from backend.domain.market.calendar import IST
+
+    close = datetime.combine(expiry, _EXPIRY_CLOSE, tzinfo=IST)
+    return max((close - as_of).total_seconds(), 0.0) / (365.0 * 86400.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +71,9 @@ class AccountSnapshot:
     breaker: BreakerState = field(default_factory=BreakerState)
     day_unrealised_pnl: Decimal = Decimal(0)  # counted against the daily loss limit with realised P&L
     global_kill: bool = False
+    # F&O margin: prices of the derivatives' underlyings and the time they are judged at
+    underlying_prices: Mapping[str, Decimal] = field(default_factory=dict)
+    as_of: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +89,7 @@ class OrderImpact:
     position_before: int
     position_after: int
     cash_needed: Decimal
+    margin: Decimal = Decimal(0)  # F&O margin this order blocks once filled (part of cash_needed)
 
     @property
     def reduces_risk(self) -> bool:
@@ -93,6 +119,7 @@ class RiskDecision:
     cash_required: Decimal
     checks_run: list[str]
     trading_state: TradingState
+    margins: list[Decimal] = field(default_factory=list)  # F&O margin per order
 
     def raise_if_rejected(self) -> None:
         if not self.allowed:
@@ -210,8 +237,8 @@ class ShortSellingCheck:
         out = []
         for i in ctx.impacts:
             opens_short = i.position_after < 0 and i.position_after < min(i.position_before, 0)
-            if not opens_short:
-                continue
+            if not opens_short or (i.instrument is not None and i.instrument.is_derivative):
+                continue  # writing options and selling futures is ordinary F&O, margined instead
             if i.request.product is not Product.I:
                 out.append(
                     CheckResult(
@@ -327,8 +354,10 @@ class RiskCoordinator:
         charges: ChargeSchedule,
         market_collar_pct: Decimal = Decimal("2"),
         checks: Sequence[RiskCheck] = DEFAULT_CHECKS,
+        margin: MarginParams | None = None,
     ):
         self.charges = charges
+        self.margin = margin or MarginParams()
         # a MARKET BUY can fill up to ltp * (1 + collar) under the fill model, so price it there
         self.market_collar_pct = market_collar_pct
         self.checks = list(checks)
@@ -366,6 +395,13 @@ class RiskCoordinator:
             fee = charges.total if charges else Decimal(0)
             if ref is None:
                 cash = Decimal(0)
+            elif (
+                inst is not None
+                and inst.instrument_type == "FUT"
+                or (inst is not None and inst.is_option and req.side is Side.SELL)
+            ):
+                # futures and written options need margin, not the notional (added below)
+                cash = fee if _opened(before, after) else Decimal(0)
             elif req.side is Side.BUY:
                 # covering a short needs no buying power; any excess that opens a long does
                 covered = min(req.quantity, max(-before, 0))
@@ -378,7 +414,46 @@ class RiskCoordinator:
                     else Decimal(0)
                 )
             impacts.append(OrderImpact(req, inst, px, ref, notional, charges, before, after, cash))
-        return impacts
+        return self._with_margin(impacts, account)
+
+    def _with_margin(self, impacts: list[OrderImpact], account: AccountSnapshot) -> list[OrderImpact]:
+        """Add F&O margin: the opening part of the derivative orders of each underlying is margined
+        as one portfolio (so a hedged basket gets its defined-risk margin), then split over the
+        orders (backend/domain/risk/margin.py)."""
+        groups: dict[str, list[tuple[int, MarginLeg]]] = {}
+        as_of = account.as_of or datetime.now(UTC)
+        for n, i in enumerate(impacts):
+            inst = i.instrument
+            opened = _opened(i.position_before, i.position_after)
+            if inst is None or not inst.is_derivative or not opened or i.ltp is None:
+                continue
+            t = _years_to_expiry(inst.expiry, as_of)
+            leg = MarginLeg(
+                kind=str(inst.instrument_type),
+                side=1 if i.request.side is Side.BUY else -1,
+                quantity=opened,
+                price=i.ltp,
+                strike=inst.strike,
+                t_years=t,
+            )
+            groups.setdefault(inst.underlying or inst.symbol, []).append((n, leg))
+        if not groups:
+            return impacts
+        out = list(impacts)
+        for underlying, members in groups.items():
+            legs = [leg for _, leg in members]
+            spot = account.underlying_prices.get(underlying)
+            if spot is None:
+                # no price of the underlying: a future's own price, else the strike, stands in
+                first = legs[0]
+                spot = first.price if first.kind == "FUT" else (first.strike or first.price)
+            t = max((leg.t_years or 0.0) for leg in legs)
+            total = portfolio_margin(legs, Decimal(spot), t, self.margin).total
+            for (n, _leg), part in zip(
+                members, allocate(total, legs, Decimal(spot), t, self.margin), strict=True
+            ):
+                out[n] = replace(out[n], cash_needed=out[n].cash_needed + part, margin=part)
+        return out
 
     def evaluate_basket(
         self,
@@ -403,6 +478,7 @@ class RiskCoordinator:
             cash_required=sum((i.cash_needed for i in impacts), Decimal(0)),
             checks_run=[c.name for c in self.checks],
             trading_state=TradingCircuitBreaker.effective_state(account.breaker, account.global_kill),
+            margins=[i.margin for i in impacts],
         )
 
     def evaluate(
