@@ -87,8 +87,15 @@ def analyze(name: str, params: dict[str, Any], as_of: datetime | None = None, ra
     """Legs from the live chain of ``params['underlying']`` / ``params['expiry']`` and their analysis."""
     strategy = _options_strategy(name, params)
     chain = market_data.option_chain(strategy.params["underlying"], strategy.params["expiry"])
+    from backend.services.trading.common import trading_config
+
     analysis = strategy.analyse(
-        chain.rows, chain.spot, chain.lot_size, as_of=as_of, rate=DEFAULT_RATE if rate is None else rate
+        chain.rows,
+        chain.spot,
+        chain.lot_size,
+        as_of=as_of,
+        rate=DEFAULT_RATE if rate is None else rate,
+        margin=trading_config().margin,  # the model placement blocks with: analyze == place
     )
     out = analysis.to_dict()
     out["lot_size"] = chain.lot_size

@@ -129,7 +129,7 @@ def test_option_chain_has_greeks_and_pcr(client, h):
     r = client.get(f"{BASE}/option-chain/NIFTY", headers=h)
     assert r.status_code == 200
     body = r.get_json()
-    assert body["underlying"] == "NIFTY" and body["lot_size"] == 75
+    assert body["underlying"] == "NIFTY" and body["lot_size"] == 65  # the January 2026 series on
     assert body["expiry"] == body["expiries"][0]
     strikes = [Decimal(row["strike"]) for row in body["rows"]]
     assert strikes == sorted(strikes) and len(strikes) >= 41
@@ -173,7 +173,7 @@ def test_instruments_search_prefix_type_and_paging(client, h):
     idx = r.get_json()["items"]
     assert {i["trading_symbol"] for i in idx} == {"NIFTY", "BANKNIFTY"}
     nifty = next(i for i in idx if i["trading_symbol"] == "NIFTY")
-    assert nifty["lot_size"] == 75 and nifty["tick_size"] == "0.05" and nifty["freeze_quantity"] == 1800
+    assert nifty["lot_size"] == 65 and nifty["tick_size"] == "0.05" and nifty["freeze_quantity"] == 1800
     first = client.get(f"{BASE}/instruments?type=EQ&limit=10", headers=h).get_json()
     assert len(first["items"]) == 10 and first["next_cursor"]
     second = client.get(

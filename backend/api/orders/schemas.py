@@ -142,6 +142,10 @@ class OrderSchema(Schema):
     reject_reasons = fields.List(fields.Nested(CheckSchema))
     reserved_cash = fields.Decimal(as_string=True)
     estimated_charges = fields.Decimal(as_string=True)
+    margin = fields.Decimal(
+        as_string=True,
+        metadata={"description": "F&O margin the order blocks once filled (0 for cash equity)"},
+    )
     tag = fields.String(allow_none=True)
     strategy_id = fields.String(allow_none=True)
     amo = fields.Boolean(metadata={"description": "Queued after-market order, not yet live"})
@@ -192,6 +196,7 @@ class PreviewResultSchema(Schema):
     estimated_charges = fields.Decimal(as_string=True)
     charges = fields.Dict(keys=fields.String(), values=fields.String())
     cash_required = fields.Decimal(as_string=True)
+    margin = fields.Decimal(as_string=True, metadata={"description": "F&O margin (part of cash_required)"})
     available_cash = fields.Decimal(as_string=True)
     ltp = fields.Decimal(as_string=True)
     account_id = fields.Integer()

@@ -52,8 +52,9 @@ class AnalysisSchema(Schema):
     max_loss = fields.String(metadata={"description": "amount or 'unlimited'"})
     breakevens = fields.List(fields.String())
     greeks = fields.Dict()
-    margin = fields.String()
+    margin = fields.String(metadata={"description": "F&O margin place blocks for these legs as one basket"})
     margin_method = fields.String()
+    margin_detail = fields.Dict(metadata={"description": "scan_risk, short_option_minimum, span, exposure"})
     chart = fields.Dict(metadata={"description": "prices, expiry and today payoff series"})
 
 

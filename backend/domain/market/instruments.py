@@ -80,15 +80,39 @@ _EQUITIES: tuple[tuple[str, str, str, str, str], ...] = (
 # (symbol, instrument_key, name, reference price, strike step, lot size, freeze qty, weekly?)
 # Freeze quantities per NSE's circular of 31 Oct 2025, effective 3 Nov 2025: NIFTY 1800, BANKNIFTY 600
 # (https://rhnvrm.github.io/stock-market-circulars/circulars/nse/2025/nse-2025-10-31-c75672c8d864935e-quantity-freeze-limits-for-indices).
-# Lot sizes per NSE's revision effective Dec 2024 (NIFTY 75, BANKNIFTY 35); BANKNIFTY has only
-# monthly contracts since Nov 2024, NIFTY keeps weekly ones.
+# The lot size here is the current one (see INDEX_LOT_SIZES for contracts of earlier series);
+# BANKNIFTY has only monthly contracts since Nov 2024, NIFTY keeps weekly ones.
 _INDICES: tuple[tuple[str, str, str, str, int, int, int, bool], ...] = (
-    ("NIFTY", "NSE_INDEX|Nifty 50", "Nifty 50", "24500", 50, 75, 1800, True),
-    ("BANKNIFTY", "NSE_INDEX|Nifty Bank", "Nifty Bank", "52000", 100, 35, 600, False),
+    ("NIFTY", "NSE_INDEX|Nifty 50", "Nifty 50", "24500", 50, 65, 1800, True),
+    ("BANKNIFTY", "NSE_INDEX|Nifty Bank", "Nifty Bank", "52000", 100, 30, 600, False),
 )
 
 INDEX_STRIKE_STEP: dict[str, int] = {sym: step for sym, _k, _n, _p, step, _l, _f, _w in _INDICES}
 INDEX_LOT_SIZE: dict[str, int] = {sym: lot for sym, _k, _n, _p, _s, lot, _f, _w in _INDICES}
+
+# Lot sizes by the first expiry they apply to, oldest first (NSE circulars):
+#   20 Nov 2024  NIFTY 25 -> 75, BANKNIFTY 15 -> 30 (SEBI minimum contract value Rs 15 lakh;
+#                business-standard.com, 19 Oct 2024)
+#   Jul 2025     BANKNIFTY 30 -> 35 from the July 2025 monthly expiry (ndtvprofit.com, Mar 2025)
+#   Jan 2026     NIFTY 75 -> 65, BANKNIFTY 35 -> 30 for contracts from the January 2026 series
+#                (NSE circular of Oct 2025; ndtvprofit.com, venturasecurities.com)
+INDEX_LOT_SIZES: dict[str, tuple[tuple[date, int], ...]] = {
+    "NIFTY": ((date(2024, 11, 20), 75), (date(2026, 1, 1), 65)),
+    "BANKNIFTY": ((date(2024, 11, 20), 30), (date(2025, 7, 1), 35), (date(2026, 1, 1), 30)),
+}
+
+
+def lot_size_for(underlying: str, expiry: date) -> int | None:
+    """The lot size of ``underlying``'s contracts expiring on ``expiry`` (None: not tabulated)."""
+    table = INDEX_LOT_SIZES.get(underlying.upper())
+    if not table:
+        return None
+    lot = table[0][1]
+    for start, size in table:
+        if start <= expiry:
+            lot = size
+    return lot
+
 
 # NSE moved index derivative expiries to Tuesday from September 2025.
 EXPIRY_WEEKDAY = 1
@@ -194,9 +218,9 @@ def generate_option_series(
     sym = underlying.trading_symbol
     step = Decimal(INDEX_STRIKE_STEP.get(sym, _equity_strike_step(reference_price)))
     atm = (Decimal(reference_price) / step).quantize(Decimal(1)) * step
-    lot = INDEX_LOT_SIZE.get(sym, underlying.lot_size)
     out: list[Instrument] = []
     for expiry in option_expiries(sym, today, calendar, weekly_count, monthly_count):
+        lot = lot_size_for(sym, expiry) or INDEX_LOT_SIZE.get(sym, underlying.lot_size)
         for i in range(-strikes_each_side, strikes_each_side + 1):
             strike = atm + step * i
             if strike <= 0:
@@ -499,6 +523,7 @@ __all__ = [
     "InstrumentRegistry",
     "default_registry",
     "generate_option_series",
+    "lot_size_for",
     "option_expiries",
     "option_trading_symbol",
     "parse_upstox_csv",

@@ -29,7 +29,7 @@ from backend.domain.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
-from backend.domain.market.instruments import Instrument
+from backend.domain.market.instruments import Instrument, lot_size_for
 from backend.domain.market.provider import IST, MarketDataProvider, daily_bar_ts, unique, validate_range
 from backend.domain.market.types import Candle, Quote, Tick
 from backend.domain.options.chain import ChainRow, OptionChain, OptionLeg
@@ -220,7 +220,10 @@ class UpstoxProvider(MarketDataProvider):
                     put=_leg(item.get("put_options")),
                 )
             )
-        lot = ins.lot_size if ins.instrument_type == "INDEX" else 1
+        # the lot of this expiry's series (lots change by series), else the index's current one
+        lot = lot_size_for(ins.trading_symbol, expiry) or (
+            ins.lot_size if ins.instrument_type == "INDEX" else 1
+        )
         return OptionChain(
             underlying=ins.trading_symbol, expiry=expiry, spot=spot, rows=tuple(rows), lot_size=lot
         )

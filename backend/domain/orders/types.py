@@ -86,6 +86,10 @@ class Instrument:
         return "FUT" if self.segment == "FO" and self.instrument_type == "FUT" else self.segment
 
     @property
+    def is_option(self) -> bool:
+        return self.instrument_type in ("CE", "PE")
+
+    @property
     def is_derivative(self) -> bool:
         return self.instrument_type in ("FUT", "CE", "PE")
 

@@ -19,12 +19,17 @@ Working orders count in every exposure check: resting BUYs add to the position t
 (max position, quantity and value), resting SELLs reserve the quantity they would sell, so a SELL of
 reserved quantity is a short and follows the short rules (only product I, only with
 ``allow_short_selling``; opening a short blocks ``short_margin_pct`` of its notional plus charges).
+
+F&O is different: writing options and trading futures on either product needs the F&O margin of
+backend/domain/risk/margin.py instead of the notional, computed for each basket as one portfolio;
+the short rule above is for cash equity only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Protocol
 
@@ -33,8 +38,19 @@ from backend.domain.errors import RiskRejected
 from backend.domain.orders.types import Instrument, OrderRequest, OrderType, Product, Side
 from backend.domain.risk.circuit_breaker import BreakerState, TradingCircuitBreaker, TradingState
 from backend.domain.risk.limits import RiskLimits
+from backend.domain.risk.margin import MarginLeg, MarginParams, allocate, portfolio_margin
 
 _HUNDRED = Decimal(100)
+_EXPIRY_CLOSE = time(15, 30)  # NSE derivatives expire at the equity close (IST)
+
+
+def _years_to_expiry(expiry: date | None, as_of: datetime) -> float:
+    if expiry is None:
+        return 0.0
+    from backend.domain.market.calendar import IST
+
+    close = datetime.combine(expiry, _EXPIRY_CLOSE, tzinfo=IST)
+    return max((close - as_of).total_seconds(), 0.0) / (365.0 * 86400.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +93,10 @@ class AccountSnapshot:
             return self.positions.get(symbol, 0)
         return self.product_positions.get((symbol, str(product)), 0)
 
+    # F&O margin: prices of the derivatives' underlyings and the time they are judged at
+    underlying_prices: Mapping[str, Decimal] = field(default_factory=dict)
+    as_of: datetime | None = None
+
 
 @dataclass(frozen=True, slots=True)
 class OrderImpact:
@@ -94,6 +114,7 @@ class OrderImpact:
     reduce_qty: int = 0  # part of the order that closes free (unreserved) held quantity
     open_qty: int = 0  # part that opens or adds to exposure (a SELL's is a short)
     exposure_after: int = 0  # symbol's worst-case signed position if every working order and this fill
+    margin: Decimal = Decimal(0)  # F&O margin this order blocks once filled (part of cash_needed)
 
     @property
     def reduces_risk(self) -> bool:
@@ -123,6 +144,7 @@ class RiskDecision:
     cash_required: Decimal
     checks_run: list[str]
     trading_state: TradingState
+    margins: list[Decimal] = field(default_factory=list)  # F&O margin per order
 
     def raise_if_rejected(self) -> None:
         if not self.allowed:
@@ -256,6 +278,8 @@ class ShortSellingCheck:
         for i in ctx.impacts:
             if i.request.side is not Side.SELL or i.open_qty == 0:
                 continue
+            if i.instrument is not None and i.instrument.is_derivative:
+                continue  # writing options and selling futures is ordinary F&O, margined instead
             sym = i.request.symbol
             reserved = i.position_before > 0 and i.reduce_qty < min(i.request.quantity, i.position_before)
             why = " (the held quantity is already reserved by working sell orders)" if reserved else ""
@@ -433,8 +457,10 @@ class RiskCoordinator:
         charges: ChargeSchedule,
         market_collar_pct: Decimal = Decimal("2"),
         checks: Sequence[RiskCheck] = DEFAULT_CHECKS,
+        margin: MarginParams | None = None,
     ):
         self.charges = charges
+        self.margin = margin or MarginParams()
         # a MARKET BUY can fill up to ltp * (1 + collar) under the fill model, so price it there
         self.market_collar_pct = market_collar_pct
         self.checks = list(checks)
@@ -471,13 +497,59 @@ class RiskCoordinator:
             exposure = book.add(req)  # later legs of a basket see this one as working
             after = before + req.side.sign * req.quantity
             fee = charges.total if charges else Decimal(0)
-            cash = self.cash_needed(req, ref, fee, open_qty, limits)
+            margined = inst is not None and (
+                inst.instrument_type == "FUT" or (inst.is_option and req.side is Side.SELL)
+            )
+            if margined:
+                # futures and written options need margin, not the notional (added by _with_margin)
+                cash = fee if ref is not None and open_qty else Decimal(0)
+            else:
+                cash = self.cash_needed(req, ref, fee, open_qty, limits)
             impacts.append(
                 OrderImpact(
                     req, inst, px, ref, notional, charges, before, after, cash, reduce_qty, open_qty, exposure
                 )
             )
-        return impacts
+        return self._with_margin(impacts, account)
+
+    def _with_margin(self, impacts: list[OrderImpact], account: AccountSnapshot) -> list[OrderImpact]:
+        """Add F&O margin: the opening part of the derivative orders of each underlying is margined
+        as one portfolio (so a hedged basket gets its defined-risk margin), then split over the
+        orders (backend/domain/risk/margin.py)."""
+        groups: dict[str, list[tuple[int, MarginLeg]]] = {}
+        as_of = account.as_of or datetime.now(UTC)
+        for n, i in enumerate(impacts):
+            inst = i.instrument
+            opened = i.open_qty  # net of working orders, as every exposure check
+            if inst is None or not inst.is_derivative or not opened or i.ltp is None:
+                continue
+            t = _years_to_expiry(inst.expiry, as_of)
+            leg = MarginLeg(
+                kind=str(inst.instrument_type),
+                side=1 if i.request.side is Side.BUY else -1,
+                quantity=opened,
+                price=i.ltp,
+                strike=inst.strike,
+                t_years=t,
+            )
+            groups.setdefault(inst.underlying or inst.symbol, []).append((n, leg))
+        if not groups:
+            return impacts
+        out = list(impacts)
+        for underlying, members in groups.items():
+            legs = [leg for _, leg in members]
+            spot = account.underlying_prices.get(underlying)
+            if spot is None:
+                # no price of the underlying: a future's own price, else the strike, stands in
+                first = legs[0]
+                spot = first.price if first.kind == "FUT" else (first.strike or first.price)
+            t = max((leg.t_years or 0.0) for leg in legs)
+            total = portfolio_margin(legs, Decimal(spot), t, self.margin).total
+            for (n, _leg), part in zip(
+                members, allocate(total, legs, Decimal(spot), t, self.margin), strict=True
+            ):
+                out[n] = replace(out[n], cash_needed=out[n].cash_needed + part, margin=part)
+        return out
 
     @staticmethod
     def cash_needed(
@@ -514,6 +586,7 @@ class RiskCoordinator:
             cash_required=sum((i.cash_needed for i in impacts), Decimal(0)),
             checks_run=[c.name for c in self.checks],
             trading_state=TradingCircuitBreaker.effective_state(account.breaker, account.global_kill),
+            margins=[i.margin for i in impacts],
         )
 
     def evaluate(

@@ -8,7 +8,10 @@ future and stock legs on one underlying:
   scenarios between -price_scan and +price_scan (thirds), each with the volatility up and down by
   ``volatility_scan``, plus two extreme moves of ``extreme_move_multiple`` x price_scan of which
   ``extreme_move_cover_pct`` counts, as SPAN does. The worst loss is the scan risk.
-* long options' current value is netted off (their premium is already paid: "net option value");
+* the **net option value** (long options' value minus short options' value, at today's prices)
+  is deducted, as SPAN does: a written option needs its own current value on top of the scan loss
+  (the premium received is credited to cash, so the cash it costs is the scan loss), and a long
+  option's premium, already paid, covers its own loss;
 * the result never falls under the **short option minimum**: ``short_option_minimum_pct`` of the
   notional (spot x quantity) of short options not covered one for one by long options of the
   same type;
@@ -60,6 +63,7 @@ class MarginLeg:
     price: Decimal
     strike: Decimal | None = None
     iv: float | None = None
+    t_years: float | None = None  # this leg's time to expiry (None: the portfolio's)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -72,18 +76,19 @@ class MarginLeg:
 
 @dataclass(frozen=True, slots=True)
 class MarginResult:
-    scan_risk: Decimal  # worst scenario loss, net of long options' value (>= 0)
+    scan_risk: Decimal  # worst scenario loss against today's values (>= 0)
+    net_option_value: Decimal  # long options' value minus short options' value, today
     short_option_minimum: Decimal
-    span: Decimal  # max(scan_risk, short_option_minimum)
+    span: Decimal  # max(scan_risk - net_option_value, short_option_minimum, 0)
     exposure: Decimal
     total: Decimal  # span + exposure
 
     def to_dict(self) -> dict[str, str]:
-        keys = ("scan_risk", "short_option_minimum", "span", "exposure", "total")
+        keys = ("scan_risk", "net_option_value", "short_option_minimum", "span", "exposure", "total")
         return {k: str(getattr(self, k)) for k in keys}
 
 
-ZERO_MARGIN = MarginResult(*(Decimal("0.00"),) * 5)
+ZERO_MARGIN = MarginResult(*(Decimal("0.00"),) * 6)
 
 
 def _money(x: float | Decimal) -> Decimal:
@@ -133,15 +138,15 @@ def portfolio_margin(
     scenarios += [(ext, 0.0, cover), (-ext, 0.0, cover)]
 
     worst = 0.0
-    long_value = 0.0
-    ivs = {i: leg_iv(leg, s, t, params) for i, leg in enumerate(legs) if leg.kind in ("CE", "PE")}
+    nov = 0.0
+    ts = {i: t if leg.t_years is None else max(float(leg.t_years), 0.0) for i, leg in enumerate(legs)}
+    ivs = {i: leg_iv(leg, s, ts[i], params) for i, leg in enumerate(legs) if leg.kind in ("CE", "PE")}
     now_values: dict[int, float] = {}
     for i, leg in enumerate(legs):
         if leg.kind in ("CE", "PE"):
-            v = bs_price(s, leg.strike, t, rate, ivs[i], leg.kind)
+            v = bs_price(s, leg.strike, ts[i], rate, ivs[i], leg.kind)
             now_values[i] = v
-            if leg.side > 0:
-                long_value += v * leg.quantity
+            nov += leg.side * leg.quantity * v
     for move, dv, weight in scenarios:
         s1 = s * (1.0 + move)
         pnl = 0.0
@@ -149,20 +154,19 @@ def portfolio_margin(
             w = leg.side * leg.quantity
             if leg.kind in ("CE", "PE"):
                 vol = max(ivs[i] + dv, 0.01)
-                v1 = bs_price(s1, leg.strike, t, rate, vol, leg.kind)
+                v1 = bs_price(s1, leg.strike, ts[i], rate, vol, leg.kind)
                 pnl += w * (v1 - now_values[i])
             else:  # futures and stock move with the underlying
                 pnl += w * float(leg.price) * move
         worst = max(worst, -pnl * weight)
-    scan = max(worst - long_value, 0.0)
     calls, puts = _uncovered_shorts(legs)
     uncovered = calls + puts
     somc = float(params.short_option_minimum_pct) / 100.0 * s * uncovered
     futures_notional = sum(float(leg.price) * leg.quantity for leg in legs if leg.kind == "FUT")
     exposure = float(params.exposure_pct) / 100.0 * (s * uncovered + futures_notional)
-    span = max(scan, somc)
+    span = max(worst - nov, somc, 0.0)
     span_d, exp_d = _money(span), _money(exposure)
-    return MarginResult(_money(scan), _money(somc), span_d, exp_d, span_d + exp_d)
+    return MarginResult(_money(worst), _money(nov), _money(somc), span_d, exp_d, span_d + exp_d)
 
 
 def allocate(

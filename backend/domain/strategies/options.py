@@ -4,7 +4,7 @@ Each strategy is declared as data: a tuple of :class:`LegSpec` (instrument, side
 strike offset from ATM in strike steps, optional explicit-strike parameter). One generic
 engine (:class:`OptionsStrategy`) resolves strikes against the chain and
 :func:`analyse_legs` computes payoff curves, max profit/loss, breakevens, net premium,
-position greeks and an approximate margin. See docs/options.md for the conventions.
+position greeks and the F&O margin (backend/domain/risk/margin.py). See docs/options.md for the conventions.
 
 Sign conventions of the result:
 
@@ -30,12 +30,12 @@ from backend.domain.errors import ValidationFailed
 from backend.domain.options.analytics import atm_iv, atm_strike
 from backend.domain.options.chain import ChainRow, OptionLeg
 from backend.domain.options.pricing import bs_greeks, bs_price_array, implied_vol
+from backend.domain.risk.margin import MarginLeg, MarginParams, portfolio_margin
 from backend.domain.strategies.base import Strategy
 from backend.domain.strategies.registry import register
 
 __all__ = [
     "DEFAULT_RATE",
-    "DEFAULT_MARGIN_PCT",
     "LegSpec",
     "StrategyLeg",
     "PayoffChart",
@@ -53,7 +53,6 @@ __all__ = [
 ]
 
 DEFAULT_RATE = 0.065  # annual risk-free rate used for "today" valuation when none is given
-DEFAULT_MARGIN_PCT = 0.15  # SPAN-like share of notional blocked per naked short option
 CENT = Decimal("0.01")
 
 INSTRUMENTS = ("CE", "PE", "EQ")
@@ -155,13 +154,14 @@ class StrategyAnalysis:
     gamma: float
     theta: float
     vega: float
-    margin: Decimal
-    margin_method: str  # "max_loss" | "span_pct"
+    margin: Decimal  # F&O margin of the option legs as one basket (scan + exposure)
+    margin_method: str  # "span_exposure"
     chart: PayoffChart
     strategy: str = ""
     underlying: str = ""
     expiry: date | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    margin_detail: dict[str, str] = field(default_factory=dict)  # scan_risk, minimum, span, exposure
 
     @property
     def premium_type(self) -> str:
@@ -185,6 +185,7 @@ class StrategyAnalysis:
             "greeks": {"delta": self.delta, "gamma": self.gamma, "theta": self.theta, "vega": self.vega},
             "margin": _plain(self.margin),
             "margin_method": self.margin_method,
+            "margin_detail": dict(self.margin_detail),
             "chart": self.chart.to_dict(),
         }
 
@@ -244,10 +245,6 @@ def _leg_greeks(leg: StrategyLeg, spot: float, t: float, rate: float) -> tuple[f
     return g.delta, g.gamma, g.theta, g.vega
 
 
-def _qty(legs: Sequence[StrategyLeg], instrument: str, side: str) -> int:
-    return sum(leg.quantity for leg in legs if leg.instrument == instrument and leg.side == side)
-
-
 def _grid(legs: Sequence[StrategyLeg], spot: Decimal, points: int, span: float) -> np.ndarray:
     refs = [float(spot)] + [float(leg.strike) for leg in legs if leg.strike is not None]
     lo = max(min(refs) * (1.0 - span), 1e-6)
@@ -261,19 +258,18 @@ def analyse_legs(
     spot: Decimal,
     t_years: float,
     rate: float = DEFAULT_RATE,
-    margin_pct: float = DEFAULT_MARGIN_PCT,
+    margin: MarginParams | None = None,
     *,
     grid_points: int = 201,
     grid_span: float = 0.2,
 ) -> StrategyAnalysis:
     """Analyse any list of legs (named strategies call this; so can a custom builder).
 
-    Margin approximation: when the worst expiry loss is bounded (defined risk), margin is
-    max(max loss, net debit); a net debit covers stock bought outright (covered call,
-    protective put). When the loss is unbounded, margin is ``margin_pct`` x spot x the naked
-    short quantity plus any net debit. Naked = short options not covered one for one by long
-    options of the same type (long stock also covers short calls); the larger of the call and
-    put sides counts, as only one side can finish in the money. This is an estimate, not exchange SPAN.
+    Margin is the F&O margin of the option legs placed together as one basket, from the same
+    model the risk coordinator blocks on placement (backend/domain/risk/margin.py: scan risk plus
+    exposure, never under the short option minimum), so what ``analyze`` shows is what ``place``
+    blocks. Stock legs are bought with cash (``net_premium``), not margined. ``margin`` None: the
+    model's default parameters (those shipped in config/trading.yaml).
     """
     if not legs:
         raise ValidationFailed("a strategy needs at least one leg")
@@ -300,16 +296,12 @@ def analyse_legs(
         theta += w * th
         vega += w * v
 
-    if max_loss is not None:
-        margin = max(max_loss, net_premium, Decimal(0))
-        method = "max_loss"
-    else:
-        # Long options of the same type (and long stock, for calls) cover shorts one for one.
-        naked_calls = _qty(legs, "CE", "SELL") - _qty(legs, "CE", "BUY") - _qty(legs, "EQ", "BUY")
-        naked_puts = _qty(legs, "PE", "SELL") - _qty(legs, "PE", "BUY")
-        notional = spot * max(naked_calls, naked_puts, 0)
-        margin = _money(notional * Decimal(str(margin_pct)) + max(net_premium, Decimal(0)))
-        method = "span_pct"
+    option_legs = [
+        MarginLeg(leg.instrument, leg.sign, leg.quantity, leg.premium, leg.strike, leg.iv or None)
+        for leg in legs
+        if leg.instrument in ("CE", "PE")
+    ]
+    margin_result = portfolio_margin(option_legs, spot, t, margin or MarginParams())
 
     grid = _grid(legs, spot, grid_points, grid_span)
     expiry_curve = np.zeros_like(grid)
@@ -339,9 +331,10 @@ def analyse_legs(
         gamma=gamma,
         theta=theta,
         vega=vega,
-        margin=margin,
-        margin_method=method,
+        margin=margin_result.total,
+        margin_method="span_exposure",
         chart=PayoffChart(grid.tolist(), expiry_curve.tolist(), today_curve.tolist()),
+        margin_detail=margin_result.to_dict(),
     )
 
 
@@ -352,7 +345,6 @@ class BaseOptionsParams(Schema):
     underlying = fields.String(required=True, validate=validate.Length(min=1, max=64))
     expiry = fields.Date(required=True)
     lots = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10_000))
-    margin_pct = fields.Float(load_default=DEFAULT_MARGIN_PCT, validate=validate.Range(min=0.0, max=1.0))
 
 
 def _offset(default: int, minimum: int = 0) -> fields.Integer:
@@ -476,6 +468,7 @@ class OptionsStrategy(Strategy):
         t_years: float | None = None,
         rate: float = DEFAULT_RATE,
         grid_points: int = 201,
+        margin: MarginParams | None = None,
     ) -> StrategyAnalysis:
         """Build legs from the chain and analyse them.
 
@@ -491,7 +484,7 @@ class OptionsStrategy(Strategy):
             Decimal(spot),
             t_years,
             rate,
-            float(self.params.get("margin_pct", DEFAULT_MARGIN_PCT)),
+            margin,
             grid_points=grid_points,
         )
         return replace(

@@ -193,14 +193,16 @@ class CashFigures:
     cash: Decimal
     reserved_for_orders: Decimal
     blocked_for_shorts: Decimal
+    fno_margin: Decimal = Decimal(0)  # F&O margin held by open option-writing and futures positions
+    futures_value: Decimal = Decimal(0)  # net cost basis of futures: booked in cash, not spent
 
     @property
     def margin_used(self) -> Decimal:
-        return self.reserved_for_orders + self.blocked_for_shorts
+        return self.reserved_for_orders + self.blocked_for_shorts + self.fno_margin
 
     @property
     def available(self) -> Decimal:
-        return self.cash - self.margin_used
+        return self.cash + self.futures_value - self.margin_used
 
 
 def reserved_cash_query(account_id: Any) -> Any:
@@ -288,14 +290,36 @@ def cash_figures(
     acct: TradingAccount, positions: list[Position], short_margin_pct: Decimal, reserved: Decimal
 ) -> CashFigures:
     """Cash, cash held for working orders (``reserved``, from :func:`positions_and_reserved`), and cash
-    blocked by open shorts.
+    blocked by open positions.
 
-    A short's sale proceeds are in ``cash`` but not spendable; on top of them ``short_margin_pct`` of
-    the short's value is blocked.
+    A cash-equity short's sale proceeds are in ``cash`` but not spendable; on top of them
+    ``short_margin_pct`` of the short's value is blocked. An F&O position that holds margin (written
+    options, futures, see backend/domain/risk/margin.py) blocks that margin instead: a written
+    option's premium is credited and spendable, as at the broker. A future is booked at its traded
+    value (the ledger's fill entry), but only its margin is spent, so that value is added back.
     """
-    shorts = sum((-p.cost_basis for p in positions if p.quantity < 0), Decimal(0))
+    from backend.services import market_data
+
+    shorts = Decimal(0)
+    fno = Decimal(0)
+    futures = Decimal(0)
+    for p in positions:
+        if not p.quantity:
+            continue
+        held = Decimal(p.margin or 0)
+        if held or _is_future(market_data, p.symbol):
+            fno += held
+            if _is_future(market_data, p.symbol):
+                futures += Decimal(p.cost_basis)
+        elif p.quantity < 0:
+            shorts += -Decimal(p.cost_basis)
     blocked = shorts * (1 + short_margin_pct / 100)
-    return CashFigures(Decimal(acct.cash), Decimal(reserved or 0), blocked)
+    return CashFigures(Decimal(acct.cash), Decimal(reserved or 0), blocked, fno, futures)
+
+
+def _is_future(market_data: Any, symbol: str) -> bool:
+    ins = market_data.find_instrument(symbol)
+    return ins is not None and ins.instrument_type == "FUT"
 
 
 def ledger_sum(account_id: int) -> Decimal:

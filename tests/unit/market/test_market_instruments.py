@@ -31,7 +31,7 @@ def test_seed_has_liquid_equities_and_two_indices():
     idx = {i.trading_symbol: i for i in seed_indices()}
     assert idx["NIFTY"].instrument_key == "NSE_INDEX|Nifty 50"
     assert idx["BANKNIFTY"].instrument_key == "NSE_INDEX|Nifty Bank"
-    assert (idx["NIFTY"].lot_size, idx["BANKNIFTY"].lot_size) == (75, 35)
+    assert (idx["NIFTY"].lot_size, idx["BANKNIFTY"].lot_size) == (65, 30)  # from the Jan 2026 series
 
 
 def test_expiries_weekly_nifty_monthly_banknifty_with_holiday_shift():
@@ -54,7 +54,9 @@ def test_generated_option_series_strikes_and_lots():
     first_exp = min(i.expiry for i in series)
     strikes = sorted({i.strike for i in series if i.expiry == first_exp})
     assert strikes == [Decimal(s) for s in (24400, 24450, 24500, 24550, 24600)]
-    assert all(i.lot_size == 75 and i.underlying == "NIFTY" for i in series)
+    assert all(i.underlying == "NIFTY" for i in series)
+    # lots are dated by series: 75 up to the December 2025 expiries, 65 from January 2026
+    assert {(i.expiry < date(2026, 1, 1), i.lot_size) for i in series} == {(True, 75), (False, 65)}
     ce = next(i for i in series if i.expiry == first_exp and i.strike == 24500 and i.instrument_type == "CE")
     assert ce.trading_symbol == "NIFTY 24500 CE 25 NOV 25"
     assert len({i.instrument_key for i in series}) == len(series)
@@ -192,3 +194,14 @@ def test_parse_upstox_json_bad_rows(patch, field):
 def test_parse_upstox_json_not_json():
     with pytest.raises(ValidationFailed, match="not valid JSON"):
         parse_upstox_json("{nope")
+
+
+def test_lot_sizes_follow_the_contract_series():
+    from backend.domain.market.instruments import lot_size_for
+
+    assert lot_size_for("NIFTY", date(2025, 12, 30)) == 75
+    assert lot_size_for("NIFTY", date(2026, 1, 27)) == 65
+    assert lot_size_for("BANKNIFTY", date(2025, 6, 26)) == 30
+    assert lot_size_for("BANKNIFTY", date(2025, 12, 30)) == 35
+    assert lot_size_for("BANKNIFTY", date(2026, 1, 27)) == 30
+    assert lot_size_for("RELIANCE", date(2026, 1, 27)) is None

@@ -56,36 +56,37 @@ EXPECTED = {
     "iron_condor": (
         [("PE", D(80), "BUY", 50, D("0.25")), ("PE", D(90), "SELL", 50, D("1")),
          ("CE", D(110), "SELL", 50, D("1")), ("CE", D(120), "BUY", 50, D("0.25"))],
-        D("-75.00"), D("75.00"), D("425.00"), [D("88.50"), D("111.50")], D("425.00"),
+        D("-75.00"), D("75.00"), D("425.00"), [D("88.50"), D("111.50")], None,  # bounds below
     ),
     "bull_call_spread": (
         [("CE", D(100), "BUY", 50, D("4")), ("CE", D(110), "SELL", 50, D("1"))],
-        D("150.00"), D("350.00"), D("150.00"), [D("103.00")], D("150.00"),
+        D("150.00"), D("350.00"), D("150.00"), [D("103.00")], D("0.00"),  # debit: paid
     ),
     "bear_put_spread": (
         [("PE", D(100), "BUY", 50, D("4")), ("PE", D(90), "SELL", 50, D("1"))],
-        D("150.00"), D("350.00"), D("150.00"), [D("97.00")], D("150.00"),
+        D("150.00"), D("350.00"), D("150.00"), [D("97.00")], D("0.00"),
     ),
     "long_straddle": (
         [("CE", D(100), "BUY", 50, D("4")), ("PE", D(100), "BUY", 50, D("4"))],
-        D("400.00"), None, D("400.00"), [D("92.00"), D("108.00")], D("400.00"),
+        D("400.00"), None, D("400.00"), [D("92.00"), D("108.00")], D("0.00"),
     ),
     "short_strangle": (
         [("PE", D(90), "SELL", 50, D("1")), ("CE", D(110), "SELL", 50, D("1"))],
-        D("-100.00"), D("100.00"), None, [D("88.00"), D("112.00")], D("750.00"),  # 15% x 100 x 50
+        D("-100.00"), D("100.00"), None, [D("88.00"), D("112.00")], D("500.00"),
+        # short option minimum 3% x 100 x (50 + 50) = 300 (above scan - NOV) + exposure 2% x 100 x 100 = 200
     ),
     "butterfly": (
         [("CE", D(90), "BUY", 50, D("11.5")), ("CE", D(100), "SELL", 100, D("4")),
          ("CE", D(110), "BUY", 50, D("1"))],
-        D("225.00"), D("275.00"), D("225.00"), [D("94.50"), D("105.50")], D("225.00"),
+        D("225.00"), D("275.00"), D("225.00"), [D("94.50"), D("105.50")], D("0.00"),
     ),
     "covered_call": (
         [("EQ", None, "BUY", 50, D("100")), ("CE", D(110), "SELL", 50, D("1"))],
-        D("4950.00"), D("550.00"), D("4950.00"), [D("99.00")], D("4950.00"),
+        D("4950.00"), D("550.00"), D("4950.00"), [D("99.00")], None,  # bounds below
     ),
     "protective_put": (
         [("EQ", None, "BUY", 50, D("100")), ("PE", D(90), "BUY", 50, D("1"))],
-        D("5050.00"), None, D("550.00"), [D("101.00")], D("5050.00"),
+        D("5050.00"), None, D("550.00"), [D("101.00")], D("0.00"),
     ),
 }  # fmt: skip
 
@@ -106,8 +107,9 @@ def test_legs_premium_profit_loss_breakevens_margin(name):
     assert a.max_profit == max_profit
     assert a.max_loss == max_loss
     assert a.breakevens == breakevens
-    assert a.margin == margin
-    assert a.margin_method == ("span_pct" if max_loss is None else "max_loss")
+    if margin is not None:
+        assert a.margin == margin
+    assert a.margin_method == "span_exposure"
     assert a.premium_type == ("credit" if net < 0 else "debit")
     for value in (a.net_premium, a.margin, *a.breakevens):
         assert value == value.quantize(D("0.01"))
@@ -217,9 +219,24 @@ def test_offsets_and_explicit_strikes():
     assert b.breakevens == [D("102.00")]
 
 
-def test_margin_pct_parameter_drives_naked_margin():
-    a = analyse("short_strangle", margin_pct=0.2)
-    assert a.margin == D("1000.00")
+def test_hedged_and_covered_margins_stay_within_their_bounds():
+    # iron condor as one basket: every short covered by a wing, so no minimum and no exposure; the
+    # margin (the structure's worst liability in the scan) is at most the wing width 10 x 50
+    condor = analyse("iron_condor")
+    assert D("0") < condor.margin <= D("500.00")
+    assert condor.margin_detail["short_option_minimum"] == "0.00"
+    assert condor.margin_detail["exposure"] == "0.00"
+    # covered call: the stock is cash-bought, not margined, so the written call pays at least the
+    # minimum 3% x 100 x 50 = 150 plus exposure 2% x 100 x 50 = 100
+    assert analyse("covered_call").margin >= D("250.00")
+
+
+def test_margin_parameters_drive_the_naked_margin():
+    from backend.domain.risk.margin import MarginParams
+
+    s = StrategyFactory.create("short_strangle", {"underlying": "NIFTY", "expiry": "2030-01-31"})
+    a = s.analyse(ROWS, SPOT, LOT, t_years=T, rate=R, margin=MarginParams(short_option_minimum_pct=D(5)))
+    assert a.margin == D("700.00")  # 5% x 100 x 100 = 500 + exposure 2% x 100 x 100 = 200
 
 
 def test_atm_rounds_to_nearest_listed_strike():
@@ -243,7 +260,7 @@ def test_bad_strikes_raise_validation_failed(name, params):
 
 @pytest.mark.parametrize(
     "params",
-    [{"lots": 0}, {"expiry": "not-a-date"}, {"short_offset": 0}, {"margin_pct": 2}, {"underlying": ""}],
+    [{"lots": 0}, {"expiry": "not-a-date"}, {"short_offset": 0}, {"wing_width": 0}, {"underlying": ""}],
 )
 def test_params_validated_by_factory(params):
     with pytest.raises(ValidationFailed):
@@ -287,7 +304,8 @@ def test_analyse_legs_for_custom_structure_ratio_spread():
     assert a.max_profit == D("400.00")  # at 110: 10 x 50 - 100
     assert a.max_loss is None
     assert a.breakevens == [D("102.00"), D("118.00")]
-    assert a.margin == D("850.00")  # 15 % x 100 x 100 + 100 debit
+    # one short call uncovered: minimum 3% x 100 x 50 = 150 + exposure 2% x 100 x 50 = 100
+    assert a.margin == D("250.00")
 
 
 def test_strategy_leg_validation():

@@ -39,6 +39,7 @@ from backend.services.trading.orders.placement import (
     reject_row,
     send_to_broker,
     snapshot,
+    with_fno_prices,
 )
 from backend.services.trading.orders.prepare import fields_error, prepare, request_hash, validate_request
 from backend.services.trading.paper_broker import TradeTally
@@ -246,6 +247,7 @@ def _place_basket_locked(
         snap, limits = snapshot(acct, ltp, rows=positions, global_kill=global_kill)
         reqs = [req for _, req in prepared]
         instruments = {ins.symbol: ins for ins, _ in prepared}
+        snap = with_fno_prices(snap, instruments.values())
         coord = coordinator()
         decision = coord.evaluate_basket(reqs, instruments, ltp, snap, limits)
         impacts = coord.project(reqs, instruments, ltp, snap, limits)  # per-leg cash to reserve
@@ -258,6 +260,7 @@ def _place_basket_locked(
                 datas[i].get("strategy_id"),
                 charges.total if (charges := decision.charges[i]) else Decimal(0),
                 impacts[i].cash_needed if decision.allowed else None,
+                impacts[i].margin,
             )
             for i, req in enumerate(reqs)
         ]

@@ -11,6 +11,7 @@ import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -124,6 +125,20 @@ def snapshot(
     return snap, limits
 
 
+def with_fno_prices(snap: AccountSnapshot, instruments: Any) -> AccountSnapshot:
+    """The snapshot plus what F&O margin needs: the prices of the derivatives' underlyings, now."""
+    underlyings = sorted({i.underlying for i in instruments if i.is_derivative and i.underlying})
+    prices: dict[str, Decimal] = {}
+    if underlyings:
+        from backend.services import market_data
+
+        try:
+            prices = market_data.ltp(underlyings)
+        except Exception:  # noqa: BLE001 - no underlying price: the margin model uses the contract's
+            log.warning("underlying ltp unavailable for F&O margin", exc_info=True)
+    return replace(snap, underlying_prices=prices, as_of=datetime.now(UTC))
+
+
 def coordinator() -> RiskCoordinator:
     """The app's coordinator: stateless, so built once per app with its parsed config."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -131,7 +146,8 @@ def coordinator() -> RiskCoordinator:
     if coord is None:
         cfg = trading_config()
         coord = app.extensions.setdefault(
-            "trading_coordinator", RiskCoordinator(cfg.charges, cfg.fills.market_collar_pct)
+            "trading_coordinator",
+            RiskCoordinator(cfg.charges, cfg.fills.market_collar_pct, margin=cfg.margin),
         )
     return coord
 
@@ -176,6 +192,7 @@ def new_row(
     strategy_id: str | None,
     charges: Decimal,
     reserved: Decimal | None,
+    margin: Decimal = Decimal(0),
 ) -> Order:
     """The order row recorded before any broker call; ``reserved`` None: the risk check refused it."""
     return Order(
@@ -200,6 +217,7 @@ def new_row(
         estimated_charges=charges,
         # set before the first flush so the INSERT carries them (no UPDATE of the fresh row)
         reserved_cash=Decimal(0) if reserved is None else reserved,
+        margin=margin if reserved is not None else Decimal(0),
         response_status=422 if reserved is None else 201,
         reject_reasons=[],
         amo=req.amo,
@@ -355,6 +373,8 @@ def place_locked(
         snap, limits = snapshot(
             acct, {ins.symbol: quote.ltp}, rows=positions, global_kill=global_kill, exclude=replaced
         )
+        if ins.is_derivative:
+            snap = with_fno_prices(snap, [ins])
         decision = coordinator().evaluate(req, ins, quote.ltp, snap, limits)
         row = new_row(
             acct,
@@ -364,6 +384,7 @@ def place_locked(
             strategy_id,
             decision.estimated_charges,
             decision.cash_required if decision.allowed else None,
+            decision.margins[0] if decision.margins else Decimal(0),
         )
         db.session.add(row)
         if not decision.allowed:
@@ -420,6 +441,8 @@ def preview_order(user: Any, data: dict[str, Any]) -> dict[str, Any]:
     quote = quote_for(ins.symbol)
     validate_request(req, ins, quote.ltp)
     snap, limits = snapshot(acct, {ins.symbol: quote.ltp})
+    if ins.is_derivative:
+        snap = with_fno_prices(snap, [ins])
     decision: RiskDecision = coordinator().evaluate(req, ins, quote.ltp, snap, limits)
     db.session.rollback()
     charges = decision.charges[0]
@@ -431,6 +454,7 @@ def preview_order(user: Any, data: dict[str, Any]) -> dict[str, Any]:
         "estimated_charges": decision.estimated_charges,
         "charges": charges.to_dict() if charges else {},
         "cash_required": decision.cash_required,
+        "margin": decision.margins[0] if decision.margins else Decimal(0),
         "available_cash": snap.available_cash,
         "ltp": quote.ltp,
         "account_id": acct.id,
