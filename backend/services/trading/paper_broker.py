@@ -9,7 +9,7 @@ circuit breaker's loss counters.
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import UTC, datetime, time
 from decimal import Decimal
 from typing import Any
 
@@ -146,7 +146,7 @@ def set_status(row: Order, new: OrderStatus | str, message: str | None = None) -
 def _sold_delivery_today(account_id: int, symbol: str, order_id: int | None) -> bool:
     """Has another order of the account already sold ``symbol`` from delivery today (IST)? The DP
     charge is levied once per scrip per day (Upstox help center: "charged once per scrip per day")."""
-    start = datetime.combine(trading_day(), time(0), tzinfo=IST)
+    start = datetime.combine(trading_day(), time(0), tzinfo=IST).astimezone(UTC)  # stored as UTC
     stmt = select(Trade.id).where(
         Trade.account_id == account_id,
         Trade.symbol == symbol,

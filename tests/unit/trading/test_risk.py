@@ -245,7 +245,9 @@ def test_breaker_trips_and_rolls_over():
     assert cb.effective_state(st) is TradingState.REDUCING
     assert cb.allows(st, reduces_risk=True) and not cb.allows(st, reduces_risk=False)
     st = cb.record_trade(st, D("-955"), DAY)  # day P&L -45 - 955 = -1000
-    assert cb.effective_state(st) is TradingState.HALTED and not cb.allows(st, reduces_risk=True)
+    # HALTED still lets an exit through (an exit is always possible), nothing else
+    assert cb.effective_state(st) is TradingState.HALTED and cb.allows(st, reduces_risk=True)
+    assert not cb.allows(st, reduces_risk=False)
     st = cb.record_order(cb.kill(st, "manual"), DAY)
     assert st.orders_today == 1
     nxt = cb.roll_day(st, date(2025, 1, 3))
