@@ -237,3 +237,26 @@ def test_flask_calendar_load_adds_a_year_to_the_calendar(app, tmp_path):
     bad.write_text('exchange: NSE\nyear: 2027\nholidays:\n  - {date: "2026-12-25"}\n')
     result = runner.invoke(args=["calendar", "load", str(bad)])
     assert result.exit_code != 0 and "holidays.0: 2026-12-25 is not in 2027" in result.output
+
+
+def test_a_basket_after_hours_refuses_its_market_leg_and_stores_nothing(app, trader, market, market_clock):
+    from backend.domain.errors import ValidationFailed
+    from backend.extensions import db
+    from backend.models.trading import Order
+    from backend.models.user import User
+    from backend.services.trading import orders
+
+    uid, _ = trader
+    market_clock(ist(2026, 12, 3, 20, 13))
+    legs = [
+        {"symbol": "RELIANCE", "side": "BUY", "type": "LIMIT", "price": "990.00", "quantity": 1, "amo": True},
+        {"symbol": "SBIN", "side": "BUY", "type": "MARKET", "quantity": 1},
+    ]
+    with app.app_context():
+        with pytest.raises(ValidationFailed) as exc:
+            orders.place_basket(db.session.get(User, uid), legs)
+        assert set(exc.value.details["fields"]["legs"]) == {1}
+        assert "type" in exc.value.details["fields"]["legs"][1]
+        assert exc.value.details["next_open"] == "2026-12-04T03:45:00+00:00"
+        assert db.session.scalar(select(Order.id).limit(1)) is None
+        db.session.remove()

@@ -41,7 +41,13 @@ from backend.services.trading.orders.placement import (
     snapshot,
     with_fno_prices,
 )
-from backend.services.trading.orders.prepare import fields_error, prepare, request_hash, validate_request
+from backend.services.trading.orders.prepare import (
+    fields_error,
+    prepare,
+    request_hash,
+    session_gate,
+    validate_request,
+)
 from backend.services.trading.paper_broker import TradeTally
 
 # --------------------------------------------------------------------------- baskets
@@ -135,6 +141,20 @@ def _basket_checks(failed: list[Any], reqs: list[OrderRequest]) -> list[dict[str
         scope = "leg" if legs else "basket"
         out.append({**f.to_dict(), "scope": scope, "legs": legs or list(range(len(reqs)))})
     return out
+
+
+def _session_gate_legs(mode: str, prepared: list[tuple[Any, OrderRequest]]) -> None:
+    """Every leg passes its segment's session rule (MARKET outside the session: 422 on that leg)."""
+    errors: dict[int, Any] = {}
+    extra: dict[str, Any] = {}
+    for i, (ins, req) in enumerate(prepared):
+        try:
+            session_gate(mode, ins, req)
+        except ValidationFailed as exc:
+            errors[i] = exc.details.get("fields", {})
+            extra = {k: v for k, v in exc.details.items() if k != "fields"}
+    if errors:
+        raise ValidationFailed("Basket validation failed.", {"fields": {"legs": errors}, **extra})
 
 
 def place_basket(
@@ -236,6 +256,7 @@ def _place_basket_locked(
                 "Baskets are placed on paper accounts only.",
                 {"account_id": "Basket placement is all-or-none only on a paper account."},
             )
+        _session_gate_legs(acct.mode, prepared)
         digest = _basket_hash(datas, acct.id)
         if key:
             existing = _basket_rows(acct.id, key)  # a concurrent retry may have won the race for the lock
