@@ -109,11 +109,7 @@ class BacktestJob(db.Model):
     params: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
     # Uploaded CSV kept with the job so any worker (another machine with RQ) can run it.
     input_csv: Mapped[str | None] = mapped_column(Text, nullable=True, deferred=True)
-    # Bars parsed once at submit (npz of float64 / datetime64 arrays); read only by the worker.
-    input_data: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
     result: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # summary only for backtests
-    # Full equity curve and trades (npz), served paged / downsampled / as CSV, never in a listing.
-    result_data: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
     error: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     worker: Mapped[str | None] = mapped_column(String(128), nullable=True)
@@ -123,6 +119,18 @@ class BacktestJob(db.Model):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     __table_args__ = (Index("ix_backtest_jobs_user_status", "user_id", "status"),)
+
+
+class BacktestJobData(db.Model):
+    """Large arrays of a job (npz), apart from the job row so status and progress updates never
+    rewrite them: ``input`` = bars parsed once at submit, ``result`` = full equity curve and trades."""
+
+    __tablename__ = "backtest_job_data"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("backtest_jobs.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(16), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
 
 
 class EquitySnapshot(db.Model):

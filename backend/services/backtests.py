@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import numpy as np
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from backend.domain.backtest import BacktestConfig, BacktestResult, load_ohlcv_csv, render_chart, run_backtest
 from backend.domain.backtest.data import load_ohlcv
@@ -28,7 +28,7 @@ from backend.domain.errors import Conflict, NotFound, ValidationFailed
 from backend.domain.orders.types import Product, Side
 from backend.domain.strategies import SignalStrategy, StrategyFactory
 from backend.extensions import db
-from backend.models.strategies import BacktestJob
+from backend.models.strategies import BacktestJob, BacktestJobData
 from backend.services import jobs, market_data
 from backend.services.pagination import Page
 
@@ -324,9 +324,7 @@ def _store_artifacts(job_id: str, result: BacktestResult) -> None:
         vals = [getattr(t, name) for t in result.trades]
         arrays[f"trade_{name}"] = np.asarray([-1 if v is None else v for v in vals], dtype=np.float64)
     arrays["trade_exit_reason"] = np.asarray([t.exit_reason for t in result.trades], dtype="U16")
-    db.session.execute(
-        update(BacktestJob).where(BacktestJob.id == job_id).values(result_data=pack_arrays(arrays))
-    )
+    db.session.merge(BacktestJobData(job_id=job_id, name="result", data=pack_arrays(arrays)))
     db.session.commit()
 
 
@@ -337,7 +335,9 @@ def _artifacts(job: BacktestJob) -> dict[str, np.ndarray]:
             details={"status": job.status},
             code="JOB_NOT_READY",
         )
-    blob = db.session.execute(select(BacktestJob.result_data).where(BacktestJob.id == job.id)).scalar()
+    blob = db.session.execute(
+        select(BacktestJobData.data).where(BacktestJobData.job_id == job.id, BacktestJobData.name == "result")
+    ).scalar()
     if blob is None:
         raise NotFound(f"job {job.id} has no stored curve", code="JOB_NOT_FOUND")
     return unpack_arrays(blob)

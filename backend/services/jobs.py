@@ -36,7 +36,7 @@ from sqlalchemy.orm import defer
 
 from backend.domain.errors import Conflict, DomainError, NotFound, RateLimited
 from backend.extensions import db
-from backend.models.strategies import BacktestJob
+from backend.models.strategies import BacktestJob, BacktestJobData
 from backend.services.pagination import Page, keyset_page
 
 log = logging.getLogger(__name__)
@@ -195,7 +195,10 @@ def execute_job(job_id: str, cancel_event: threading.Event | None = None) -> str
         status = job.status
         db.session.commit()
         return status
-    ctx = JobContext(job.id, job.user_id, job.kind, dict(job.params or {}), job.input_csv, job.input_data)
+    packed = db.session.execute(
+        select(BacktestJobData.data).where(BacktestJobData.job_id == job.id, BacktestJobData.name == "input")
+    ).scalar()
+    ctx = JobContext(job.id, job.user_id, job.kind, dict(job.params or {}), job.input_csv, packed)
     db.session.commit()  # end the read: on SQLite every transaction holds the write lock
     if cancel_event is not None:
         ctx.cancel_event = cancel_event
@@ -418,10 +421,12 @@ def submit(
         progress=0.0,
         params=params,
         input_csv=input_csv,
-        input_data=input_data,
         created_at=_now(),
     )
     db.session.add(job)
+    if input_data is not None:
+        db.session.flush()
+        db.session.add(BacktestJobData(job_id=job.id, name="input", data=input_data))
     event = job_event(job)
     db.session.commit()
     runner().enqueue(event["id"])

@@ -1,8 +1,9 @@
-"""backtest jobs: parsed input bars and full results as binary columns
+"""backtest jobs: parsed input bars and full results in their own table
 
-A job's input is parsed once at submit and stored as numpy arrays (``input_data``), so workers
-never re-parse a CSV; the full equity curve and trade list go to ``result_data`` while ``result``
-keeps the summary. Both are deferred in the model: listing jobs never loads them.
+A job's input is parsed once at submit and stored as numpy arrays (name ``input``), so workers
+never re-parse a CSV; the full equity curve and trade list are stored as ``result`` while the job's
+``result`` column keeps the summary. A separate table, so progress updates of the job row never
+rewrite tens of megabytes, and listing jobs never reads them.
 
 Revision ID: 0016_backtest_data
 Revises: 0007_working_orders_index
@@ -19,12 +20,16 @@ depends_on = None
 
 
 def upgrade():
-    with op.batch_alter_table("backtest_jobs", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("input_data", sa.LargeBinary(), nullable=True))
-        batch_op.add_column(sa.Column("result_data", sa.LargeBinary(), nullable=True))
+    op.create_table(
+        "backtest_job_data",
+        sa.Column("job_id", sa.String(length=32), nullable=False),
+        sa.Column("name", sa.String(length=16), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["job_id"], ["backtest_jobs.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("job_id", "name"),
+    )
 
 
 def downgrade():
-    with op.batch_alter_table("backtest_jobs", schema=None) as batch_op:
-        batch_op.drop_column("result_data")
-        batch_op.drop_column("input_data")
+    op.drop_table("backtest_job_data")

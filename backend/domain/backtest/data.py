@@ -146,14 +146,20 @@ def _read_fast(
     numeric = sorted(col.values())
     str_cols = [i for i in (t_idx, tod_idx) if i is not None]
     if str_cols:
-        used = sorted({*numeric, *str_cols})
-        dtype = np.dtype([(f"c{i}", "U40" if i in str_cols else "f8") for i in used])
+        # two C passes (floats, then the timestamp text) beat one pass with a structured dtype ~4x
+        start = text.tell()
         table = np.loadtxt(
-            text, delimiter=",", dtype=dtype, usecols=used, quotechar='"', ndmin=1, comments=None
+            text, delimiter=",", dtype=np.float64, usecols=numeric, quotechar='"', ndmin=2, comments=None
         )
-        values = {name: np.ascontiguousarray(table[f"c{i}"]) for name, i in col.items()}
-        times = table[f"c{t_idx}"] if t_idx is not None else None
-        tod = table[f"c{tod_idx}"] if tod_idx is not None else None
+        values = {name: np.ascontiguousarray(table[:, numeric.index(i)]) for name, i in col.items()}
+        text.seek(start)
+        stamps = np.loadtxt(
+            text, delimiter=",", dtype="U40", usecols=str_cols, quotechar='"', ndmin=2, comments=None
+        )
+        times = stamps[:, str_cols.index(t_idx)] if t_idx is not None else None
+        tod = stamps[:, str_cols.index(tod_idx)] if tod_idx is not None else None
+        if times is not None and times.size != values["close"].size:
+            raise ValueError("row count mismatch")
     else:
         table = np.loadtxt(
             text, delimiter=",", dtype=np.float64, usecols=numeric, quotechar='"', ndmin=2, comments=None
