@@ -188,8 +188,14 @@ def _json_safe(value: Any) -> Any:
 def _sync_definitions() -> None:
     """Turn definitions apispec added since the last call into restx models (incremental)."""
     new = [name for name in _spec.components.schemas if name not in api.models]
+    examples = {n: getattr(c, "swagger_example", None) for c, n in _names.items()}
     for name in new:
-        api.models[name] = MarshmallowModel(name, _json_safe(_spec.components.schemas[name]))
+        definition = _json_safe(_spec.components.schemas[name])
+        if examples.get(name) is not None:
+            # A whole-body example that works on a fresh `make run` (Swagger UI's "Try it out");
+            # one built from field types alone would send price "string" or account 1.
+            definition["example"] = examples[name]
+        api.models[name] = MarshmallowModel(name, definition)
     for name in new:
         model = api.models[name]
         refs = set(_REF.findall(json.dumps(model._schema))) - {name}

@@ -257,3 +257,12 @@ def test_post_quotes_and_ltp_take_500_symbols_in_a_body(client, trader, app):
         assert len(resp.get_json()["items"]) == 500
     too_many = client.post("/api/v1/market-data/quotes", json={"symbols": symbols + ["SBIN"]}, headers=h)
     assert "symbols" in _fields_of(too_many)
+
+
+def test_the_documented_order_and_alert_examples_work(client, trader):
+    _, h = trader
+    doc = client.get("/api/swagger.json").get_json()["definitions"]
+    alert = client.post("/api/v1/alerts", json=doc["AlertRuleCreate"]["example"], headers=h)
+    assert alert.status_code == 201, alert.get_json()
+    preview = client.post("/api/v1/orders/preview", json=doc["OrderPreview"]["example"], headers=h)
+    assert preview.status_code == 200, preview.get_json()

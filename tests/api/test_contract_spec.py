@@ -94,3 +94,18 @@ def test_conflicts_media_type_and_unavailable_are_documented(doc):
     post = doc["paths"]["/v1/orders"]["post"]["responses"]
     assert {"409", "415", "503"} <= set(post)
     assert "503" in doc["paths"]["/v1/broker/connections"]["get"]["responses"]
+
+
+def test_body_examples_pass_their_own_schema(doc):
+    from backend.api.common import _schema_instance
+
+    checked = 0
+    for cls, name in list(_names.items()):
+        example = getattr(cls, "swagger_example", None)
+        if example is None:
+            continue
+        _schema_instance(cls, False, None).load(example)  # raises ValidationError if it would 422
+        if name in doc["definitions"]:
+            assert doc["definitions"][name]["example"] == example
+        checked += 1
+    assert checked >= 3

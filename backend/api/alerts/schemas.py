@@ -10,6 +10,12 @@ STATUSES = ["active", "paused", "done", "expired"]
 
 
 class AlertRuleCreateSchema(Schema):
+    swagger_example = {
+        "name": "SBIN above 900",
+        "symbol": "SBIN",
+        "kind": "price_above",
+        "params": {"level": "900"},
+    }
     name = fields.String(load_default=None, validate=validate.Length(max=100))
     symbol = fields.String(required=True, validate=validate.Length(min=1, max=64))
     kind = fields.String(required=True, validate=validate.OneOf(KINDS))

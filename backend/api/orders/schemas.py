@@ -25,6 +25,7 @@ _PRICE = {"as_string": True, "allow_nan": False, "validate": validate.Range(min=
 
 
 class OrderCreateSchema(Schema):
+    swagger_example = {"symbol": "SBIN", "side": "BUY", "type": "MARKET", "product": "D", "quantity": 1}
     account_id = fields.Integer(load_default=None, validate=validate.Range(min=1))
     symbol = fields.String(required=True, validate=validate.Length(min=1, max=64))
     side = fields.String(required=True, validate=validate.OneOf(SIDES))
@@ -78,6 +79,7 @@ class OrderPreviewSchema(OrderCreateSchema):
 
 
 class OrderModifySchema(Schema):
+    swagger_example = {"quantity": 2}
     quantity = fields.Integer(strict=True, validate=validate.Range(min=1, max=10_000_000))
     price = fields.Decimal(**_PRICE)
     trigger_price = fields.Decimal(**_PRICE)
