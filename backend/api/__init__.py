@@ -24,6 +24,7 @@ DOMAINS: list[tuple[str, str]] = [
     ("analytics", "analytics"),
     ("admin", "admin"),
     ("broker", "broker"),
+    ("signals", "signals"),
 ]
 
 blueprint = Blueprint("api", __name__, url_prefix="/api")
