@@ -12,6 +12,7 @@ from marshmallow import ValidationError
 from backend.api.common import (
     ListQuerySchema,
     decode_cursor,
+    model_for,
     no_body,
     page_limit,
     public,
@@ -67,6 +68,7 @@ class Signals(Resource):
 class SignalWebhookReceive(Resource):
     decorators = [limiter.limit(_webhook_limit, key_func=_token_key)]
 
+    @ns.expect(model_for(TradingViewAlertSchema))  # documents TradingView's; Chartink's is fixed by Chartink
     @responds(SignalSchema, 201, "Signal processed (200: a repeat of an alert id, with the original result)")
     def post(self, token):
         """Receive a TradingView or Chartink alert; authenticated by the URL token (and X-Signature)."""
