@@ -229,3 +229,23 @@ def test_signals_are_audited(client, trader, market, app):
         "signals.receive",
         "signals.invalid",
     ]
+
+
+def test_a_racing_duplicate_is_stopped_by_the_unique_alert_id(client, trader, market, monkeypatch):
+    """Two workers both see no signal for an alert id: the second insert fails, it answers the first."""
+    from backend.services import signals
+
+    _, h = trader
+    _mapping(client, h)
+    token = _token(client, h)
+    first = _send(client, token, {"mapping": "rel-long", "alert_id": "race"}).json
+    real, calls = signals._by_alert, []
+
+    def late_view(user_id, alert_id):
+        calls.append(alert_id)
+        return None if len(calls) == 1 else real(user_id, alert_id)  # the pre-check misses the row
+
+    monkeypatch.setattr(signals, "_by_alert", late_view)
+    r = _send(client, token, {"mapping": "rel-long", "alert_id": "race"})
+    assert r.status_code == 200 and r.json["id"] == first["id"] and len(calls) == 2
+    assert len(_orders(client, h)) == 1
