@@ -85,6 +85,7 @@ class BaseConfig:
             "RATELIMIT_DEFAULT": env_str("RATELIMIT_DEFAULT", "600 per minute", env=env),
             "RATELIMIT_LOGIN": env_str("RATELIMIT_LOGIN", "10 per minute", env=env),
             "RATELIMIT_ORDERS": env_str("RATELIMIT_ORDERS", "120 per minute", env=env),
+            "RATELIMIT_SIGNALS_WEBHOOK": env_str("RATELIMIT_SIGNALS_WEBHOOK", "60 per minute", env=env),
             # HTTP
             "CORS_ORIGINS": env_list("CORS_ORIGINS", [], env=env),
             "MAX_CONTENT_LENGTH": env_int("MAX_CONTENT_LENGTH", 1024 * 1024, env=env),

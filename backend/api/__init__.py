@@ -26,6 +26,7 @@ DOMAINS: list[tuple[str, str]] = [
     ("admin", "admin"),
     ("broker", "broker"),
     ("watchlists", "watchlists"),
+    ("signals", "signals"),
 ]
 
 blueprint = Blueprint("api", __name__, url_prefix="/api")

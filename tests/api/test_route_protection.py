@@ -20,6 +20,8 @@ PUBLIC = {
     "/",
     # Upstox redirects the browser here (no Bearer header); the single-use state is the credential
     "/api/v1/broker/upstox/callback",
+    # TradingView / Chartink send no headers of ours: the unguessable token in the URL is the credential
+    "/api/v1/signals/webhook/<string:token>",
 }
 PUBLIC_PREFIXES = ("/static/", "/swaggerui/", "/admin/login", "/admin/static/", "/app/static/")
 
