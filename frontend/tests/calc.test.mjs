@@ -156,3 +156,21 @@ test("drawdown, CSV and the P&L calendar", () => {
   assert.equal(weeks[0][2].pnl, 5n);
   assert.equal(weeks.at(-1).length, 7);
 });
+
+test("alert bodies: level kinds send a decimal string, others a JSON object, errors name the field", async () => {
+  const { alertBody } = await import("../../backend/dashboard/static/js/calc.js");
+  assert.deepEqual(alertBody({ name: " Breakout ", symbol: "sbin", kind: "price_above", level: "1,250.50" }).body, {
+    name: "Breakout", symbol: "SBIN", params: { level: "1250.5" }, recurring: false, cooldown_seconds: 0, kind: "price_above",
+  });
+  assert.equal(alertBody({ symbol: "SBIN", kind: "cross_up", level: "800" }).body.params.level, "800");
+  assert.equal(alertBody({ symbol: "SBIN", kind: "price_below", level: "0" }).error, "level: enter a price above 0");
+  assert.equal(alertBody({ symbol: "", kind: "price_below", level: "1" }).error, "symbol: enter a symbol");
+  const pct = alertBody({ symbol: "TCS", kind: "pct_change", paramsJson: '{"pct": "2", "window_seconds": 300}', recurring: true, cooldown: "60" });
+  assert.deepEqual(pct.body.params, { pct: "2", window_seconds: 300 });
+  assert.equal(pct.body.cooldown_seconds, 60);
+  assert.equal(pct.body.recurring, true);
+  assert.equal(alertBody({ symbol: "TCS", kind: "pct_change", paramsJson: "[1]" }).error, "params: must be a JSON object");
+  assert.equal(alertBody({ symbol: "TCS", kind: "pct_change", paramsJson: "{" }).error, "params: not valid JSON");
+  assert.equal(alertBody({ symbol: "TCS", kind: "price_above", level: "5", cooldown: "1.5" }).error.split(":")[0], "cooldown_seconds");
+  assert.equal("kind" in alertBody({ symbol: "TCS", kind: "price_above", level: "5" }, { partial: true }).body, false);
+});

@@ -167,6 +167,12 @@ def run_queued_jobs(app) -> None:
         SimpleWorker([runner.queue], connection=runner.connection).work(burst=True, with_scheduler=False)
 
 
+def text_of(browser, selector: str) -> str | None:
+    """The element's text now, or None (one script call, so a re-render cannot make it stale)."""
+    script = "const e = document.querySelector(arguments[0]); return e ? e.textContent : null"
+    return browser.execute_script(script, selector)
+
+
 def open_tab(browser, wait, tab: str) -> None:
     browser.execute_script("location.hash = arguments[0]", f"#{tab}")
     wait.until(lambda d: not d.find_element(By.ID, tab).get_attribute("hidden"))
@@ -239,9 +245,10 @@ def test_trader_day_in_the_dashboard(dashboard_server, browser, make_user, app):
     wait.until(lambda d: not d.find_element(By.ID, "ticket").get_attribute("open"))
     open_tab(browser, wait, "positions")
     pnl_sel = '#positions-table tr[data-symbol="SBIN"] .pnl'
-    pnl = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, pnl_sel))).text
+    # Read through JS: the row is rebuilt on every quote, so a held element would go stale.
+    pnl = wait.until(lambda d: text_of(d, pnl_sel))
     nav_marker = browser.execute_script("window.__navMarker = 1; return performance.timeOrigin")
-    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, pnl_sel).text != pnl)
+    wait.until(lambda d: text_of(d, pnl_sel) not in (None, pnl))
     assert browser.execute_script("return window.__navMarker") == 1 and nav_marker  # same page: no reload
     shot(browser, "positions")
 
@@ -263,6 +270,21 @@ def test_trader_day_in_the_dashboard(dashboard_server, browser, make_user, app):
     assert browser.find_element(By.ID, "bt-progress").get_attribute("value") == "1"
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#bt-equity canvas")))
     shot(browser, "backtests")
+
+    # -- alerts: create one through the form (listed from the API), pause it, see it in the table
+    open_tab(browser, wait, "alerts")
+    wait.until(ec.presence_of_element_located((By.ID, "alerts-table")))
+    browser.find_element(By.ID, "al-name").send_keys("<b>far above</b>")
+    browser.find_element(By.ID, "al-symbol").send_keys("SBIN")
+    Select(browser.find_element(By.ID, "al-kind")).select_by_value("price_above")
+    browser.find_element(By.ID, "al-level").send_keys("1000000")
+    browser.find_element(By.ID, "al-save").click()
+    row = '#alerts-table tr[data-status="active"]'
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, row)))
+    assert "<b>far above</b>" in browser.find_element(By.ID, "alerts-table").text  # text, not markup
+    browser.find_element(By.CSS_SELECTOR, f"{row} button.pause").click()
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, '#alerts-table tr[data-status="paused"]')))
+    shot(browser, "alerts")
 
     # -- phone width: one column, the watchlist is a tab, the kill switch still in the header
     browser.set_window_size(420, 900)

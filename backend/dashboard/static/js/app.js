@@ -27,6 +27,7 @@ const SCREENS = {
 const lazy = {
   chart: () => import("./screens/chart.js"),
   backtests: () => import("./screens/backtests.js"),
+  alerts: () => import("./screens/alerts.js"),
 };
 
 // ---------------------------------------------------------------- sign-in
@@ -312,7 +313,7 @@ live.on("fill", (f) => {
   emit("summary");
 });
 live.on("position_update", (p) => emit("positions-changed", p));
-live.on("alert", (a) => notify("Alert", `${a.symbol || ""} ${a.message || a.name || ""}`, "warn"));
+live.on("alert", (a) => { notify("Alert", `${a.symbol || ""} ${a.message || a.name || ""}`, "warn"); emit("alert", a); });
 live.on("job.progress", (j) => emit("job", j));
 
 // ---------------------------------------------------------------- order ticket

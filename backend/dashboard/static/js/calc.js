@@ -318,3 +318,31 @@ export function calendarMonth(year, month, byDay) {
   for (let i = 0; i < cells.length; i += 7) weeks.push(cells.slice(i, i + 7));
   return weeks;
 }
+
+// ---------------------------------------------------------------- alert rule bodies
+/** Kinds whose only parameter is a price level (the form shows one "level" box for them). */
+export const LEVEL_KINDS = ["price_above", "price_below", "cross_up", "cross_down"];
+
+/**
+ * The alerts API body from the form's fields. Level kinds take ``level`` (a positive decimal,
+ * sent as a string, as the API keeps Decimals); other kinds take ``paramsJson`` (a JSON object).
+ * Returns {body} or {error} naming the field; ``partial`` builds a PATCH body (no kind).
+ */
+export function alertBody({ name, symbol, kind, level, paramsJson, recurring, cooldown }, { partial = false } = {}) {
+  const sym = String(symbol || "").trim().toUpperCase();
+  if (!sym) return { error: "symbol: enter a symbol" };
+  let params;
+  if (LEVEL_KINDS.includes(kind)) {
+    const v = dec(String(level || "").trim().replace(/,/g, ""));
+    if (v === null || v <= 0n) return { error: "level: enter a price above 0" };
+    params = { level: decString(v, SCALE).replace(/\.?0+$/, "") };
+  } else {
+    try { params = JSON.parse(paramsJson || "{}"); } catch { return { error: "params: not valid JSON" }; }
+    if (!params || typeof params !== "object" || Array.isArray(params)) return { error: "params: must be a JSON object" };
+  }
+  const cd = String(cooldown ?? "").trim() === "" ? 0 : Number(cooldown);
+  if (!Number.isInteger(cd) || cd < 0) return { error: "cooldown_seconds: a whole number of seconds, 0 or more" };
+  const body = { name: String(name || "").trim() || null, symbol: sym, params, recurring: !!recurring, cooldown_seconds: cd };
+  if (!partial) body.kind = kind;
+  return { body };
+}
