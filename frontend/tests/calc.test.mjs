@@ -174,3 +174,16 @@ test("alert bodies: level kinds send a decimal string, others a JSON object, err
   assert.equal(alertBody({ symbol: "TCS", kind: "price_above", level: "5", cooldown: "1.5" }).error.split(":")[0], "cooldown_seconds");
   assert.equal("kind" in alertBody({ symbol: "TCS", kind: "price_above", level: "5" }, { partial: true }).body, false);
 });
+
+test("analytics: P&L day map, months spanned, month summary", async () => {
+  const { pnlDayMap, monthsOf, monthSummary, calendarMonth: cal } = await import("../../backend/dashboard/static/js/calc.js");
+  const map = pnlDayMap([{ key: "2025-11-28", net_pnl: "-120.50" }, { key: "2026-01-02", net_pnl: "1000.25" }, { key: "2026-01-05", net_pnl: "0.00" }]);
+  assert.equal(map["2025-11-28"], -120500000n);
+  assert.deepEqual(monthsOf(Object.keys(map)), [[2025, 11], [2025, 12], [2026, 1]]);
+  assert.deepEqual(monthsOf([]), []);
+  const s = monthSummary(cal(2026, 1, map));
+  assert.equal(s.total, 1000250000n);
+  assert.equal(s.up, 1);
+  assert.equal(s.down, 0); // a flat day is neither
+  assert.deepEqual(monthSummary(cal(2025, 12, map)), { total: 0n, up: 0, down: 0 });
+});

@@ -286,6 +286,14 @@ def test_trader_day_in_the_dashboard(dashboard_server, browser, make_user, app):
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, '#alerts-table tr[data-status="paused"]')))
     shot(browser, "alerts")
 
+    # -- analytics: today's realised P&L in the calendar and by symbol; a snapshot draws the curve
+    open_tab(browser, wait, "analytics")
+    wait.until(ec.text_to_be_present_in_element((By.ID, "an-by-symbol"), "SBIN"))
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#an-calendar td[data-day] .v")))
+    browser.find_element(By.ID, "an-snapshot").click()
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#an-equity canvas")))
+    shot(browser, "analytics")
+
     # -- phone width: one column, the watchlist is a tab, the kill switch still in the header
     browser.set_window_size(420, 900)
     open_tab(browser, wait, "watch")

@@ -28,6 +28,7 @@ const lazy = {
   chart: () => import("./screens/chart.js"),
   backtests: () => import("./screens/backtests.js"),
   alerts: () => import("./screens/alerts.js"),
+  analytics: () => import("./screens/analytics.js"),
 };
 
 // ---------------------------------------------------------------- sign-in

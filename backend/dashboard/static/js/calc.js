@@ -346,3 +346,36 @@ export function alertBody({ name, symbol, kind, level, paramsJson, recurring, co
   if (!partial) body.kind = kind;
   return { body };
 }
+
+// ---------------------------------------------------------------- analytics
+/** `/analytics/pnl?group_by=day` items -> {"YYYY-MM-DD": scaled BigInt net P&L} (for calendarMonth). */
+export function pnlDayMap(items) {
+  const out = {};
+  for (const it of items) out[it.key] = (out[it.key] ?? 0n) + (dec(it.net_pnl) ?? 0n);
+  return out;
+}
+
+/** The months (as [year, month]) from the first to the last day key, oldest first; [] if none. */
+export function monthsOf(dayKeys) {
+  const keys = [...dayKeys].filter((k) => /^\d{4}-\d{2}-\d{2}$/.test(k)).sort();
+  if (!keys.length) return [];
+  let [y, m] = keys[0].split("-").map(Number);
+  const [y2, m2] = keys.at(-1).split("-").map(Number);
+  const out = [];
+  while (y < y2 || (y === y2 && m <= m2)) {
+    out.push([y, m]);
+    if (++m > 12) { m = 1; y += 1; }
+  }
+  return out;
+}
+
+/** A month's total and its winning / losing day counts from calendarMonth's weeks. */
+export function monthSummary(weeks) {
+  let total = 0n, up = 0, down = 0;
+  for (const c of weeks.flat()) {
+    if (!c || c.pnl === null) continue;
+    total += c.pnl;
+    if (c.pnl > 0n) up++; else if (c.pnl < 0n) down++;
+  }
+  return { total, up, down };
+}
