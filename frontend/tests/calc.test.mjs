@@ -187,3 +187,23 @@ test("analytics: P&L day map, months spanned, month summary", async () => {
   assert.equal(s.down, 0); // a flat day is neither
   assert.deepEqual(monthSummary(cal(2025, 12, map)), { total: 0n, up: 0, down: 0 });
 });
+
+test("options builder: analyze legs feed the payoff maths; the SVG scale maps the box", async () => {
+  const { analysisLegs, payoffAt: at, payoffScale } = await import("../../backend/dashboard/static/js/calc.js");
+  // An iron condor as the analyze endpoint returns it (strikes as Decimal strings, even "3.145E+4").
+  const legs = analysisLegs([
+    { instrument: "PE", strike: "3.145E+4", side: "BUY", quantity: 75, premium: "245.85" },
+    { instrument: "PE", strike: "3.155E+4", side: "SELL", quantity: 75, premium: "280.35" },
+    { instrument: "CE", strike: "3.175E+4", side: "SELL", quantity: 75, premium: "340.60" },
+    { instrument: "CE", strike: "3.185E+4", side: "BUY", quantity: 75, premium: "288.75" },
+  ]);
+  assert.equal(legs[0].strike, 31450);
+  assert.ok(Math.abs(at(legs, 31650) - 6476.25) < 1e-6); // the credit between the short strikes
+  assert.ok(Math.abs(at(legs, 25000) + 1023.75) < 1e-6); // the max loss below the wings
+  assert.ok(Math.abs(at(legs, 31463.65)) < 1); // the server's breakeven
+  assert.equal(analysisLegs([{ instrument: "EQ", strike: null, side: "BUY", quantity: 50, premium: "100" }])[0].kind, "FUT");
+  const sc = payoffScale([100, 200], [[-50, 150]], 210, 110, 5);
+  assert.equal(sc.x(100), 5); assert.equal(sc.x(200), 205);
+  assert.equal(sc.y(150), 5); assert.equal(sc.y(-50), 105); assert.equal(sc.y(0), 80);
+  assert.equal(payoffScale([1, 2], [[0, 0]], 10, 10, 0).max, 1); // a flat curve still has a height
+});

@@ -29,6 +29,7 @@ const lazy = {
   backtests: () => import("./screens/backtests.js"),
   alerts: () => import("./screens/alerts.js"),
   analytics: () => import("./screens/analytics.js"),
+  options: () => import("./screens/options.js"),
 };
 
 // ---------------------------------------------------------------- sign-in

@@ -379,3 +379,26 @@ export function monthSummary(weeks) {
   }
   return { total, up, down };
 }
+
+// ---------------------------------------------------------------- options builder
+/** The analyze endpoint's legs -> legPayoff's legs (strikes may arrive as "3.145E+4"; stock = FUT-like). */
+export function analysisLegs(legs) {
+  return legs.map((l) => ({
+    kind: l.instrument === "EQ" ? "FUT" : l.instrument,
+    side: l.side,
+    strike: l.strike === null || l.strike === undefined ? 0 : Number(l.strike),
+    premium: Number(l.premium),
+    quantity: Number(l.quantity),
+  }));
+}
+
+/** Linear map of a payoff chart into an SVG box: {x(price), y(pnl), lo, hi, min, max}. */
+export function payoffScale(prices, series, width, height, pad = 4) {
+  const lo = Math.min(...prices), hi = Math.max(...prices);
+  const all = series.flat().filter((v) => Number.isFinite(v));
+  let min = Math.min(0, ...all), max = Math.max(0, ...all);
+  if (max === min) { max += 1; min -= 1; }
+  const x = (p) => pad + ((p - lo) / (hi - lo || 1)) * (width - 2 * pad);
+  const y = (v) => pad + ((max - v) / (max - min)) * (height - 2 * pad);
+  return { x, y, lo, hi, min, max };
+}
