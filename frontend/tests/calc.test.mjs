@@ -207,3 +207,29 @@ test("options builder: analyze legs feed the payoff maths; the SVG scale maps th
   assert.equal(sc.y(150), 5); assert.equal(sc.y(-50), 105); assert.equal(sc.y(0), 80);
   assert.equal(payoffScale([1, 2], [[0, 0]], 10, 10, 0).max, 1); // a flat curve still has a height
 });
+
+test("deployment P&L: average cost per symbol, partial close, flip, charges, missing quote", async () => {
+  const { strategyPnl, dec: d } = await import("../../backend/dashboard/static/js/calc.js");
+  const fills = [
+    { symbol: "SBIN", side: "BUY", quantity: 10, price: "800", charges: "1.20" },
+    { symbol: "SBIN", side: "BUY", quantity: 10, price: "810", charges: "1.20" },
+    { symbol: "SBIN", side: "SELL", quantity: 5, price: "820", charges: "0.60" }, // +75 on avg 805
+    { symbol: "INFY", side: "SELL", quantity: 2, price: "1500", charges: "0.50" },
+    { symbol: "INFY", side: "BUY", quantity: 5, price: "1490", charges: "0.50" }, // +20 on 2, then long 3 @ 1490
+  ];
+  const r = strategyPnl(fills, new Map([["SBIN", "800.50"], ["INFY", "1495"]]));
+  const sbin = r.rows.find((x) => x.symbol === "SBIN");
+  assert.equal(sbin.quantity, 15n);
+  assert.equal(sbin.average, d("805"));
+  assert.equal(sbin.realised, d("75"));
+  assert.equal(sbin.unrealised, d("-67.5")); // 15 x (800.50 - 805)
+  const infy = r.rows.find((x) => x.symbol === "INFY");
+  assert.equal(infy.quantity, 3n);
+  assert.equal(infy.average, d("1490"));
+  assert.equal(infy.realised, d("20"));
+  assert.equal(r.charges, d("4"));
+  assert.equal(r.net, d("75") + d("20") + d("-67.5") + d("15") - d("4"));
+  const noQuote = strategyPnl(fills.slice(0, 1));
+  assert.equal(noQuote.rows[0].unrealised, null);
+  assert.equal(noQuote.unrealised, 0n);
+});

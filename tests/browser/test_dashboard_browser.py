@@ -314,6 +314,25 @@ def test_trader_day_in_the_dashboard(dashboard_server, browser, make_user, app):
     assert status.startswith(("Placed: orders", "Basket refused, nothing filled")), status
     shot(browser, "options")
 
+    # -- deployments: save a strategy, start it (state from the API, log entry), stop it
+    open_tab(browser, wait, "deployments")
+    wait.until(ec.presence_of_element_located((By.ID, "dep-table")))
+    browser.find_element(By.ID, "dep-name").send_keys("SBIN crossover")
+    Select(browser.find_element(By.ID, "dep-strategy")).select_by_value("sma_crossover")
+    browser.find_element(By.ID, "dep-symbols").send_keys("SBIN")
+    browser.find_element(By.ID, "dep-save").click()
+    start = '#dep-table tr[data-state="none"] button.start'
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, start))).click()
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, '#dep-table tr[data-state="running"]')))
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#dep-logs tbody tr td + td")))
+    assert "Live P&L" in browser.find_element(By.ID, "dep-pnl").text  # the live P&L block is drawn
+    assert "null" not in browser.find_element(By.ID, "dep-detail").text
+    shot(browser, "deployments")
+    stop = '#dep-table tr[data-state="running"] button.danger'
+    browser.find_element(By.CSS_SELECTOR, stop).click()
+    browser.find_element(By.CSS_SELECTOR, stop).click()
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, '#dep-table tr[data-state="stopped"]')))
+
     # -- phone width: one column, the watchlist is a tab, the kill switch still in the header
     browser.set_window_size(420, 900)
     open_tab(browser, wait, "watch")

@@ -30,6 +30,7 @@ const lazy = {
   alerts: () => import("./screens/alerts.js"),
   analytics: () => import("./screens/analytics.js"),
   options: () => import("./screens/options.js"),
+  deployments: () => import("./screens/deployments.js"),
 };
 
 // ---------------------------------------------------------------- sign-in

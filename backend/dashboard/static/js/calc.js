@@ -402,3 +402,44 @@ export function payoffScale(prices, series, width, height, pad = 4) {
   const y = (v) => pad + ((max - v) / (max - min)) * (height - 2 * pad);
   return { x, y, lo, hi, min, max };
 }
+
+// ---------------------------------------------------------------- deployments
+/**
+ * A strategy's own P&L from its fills (average cost, per symbol; exact decimals):
+ * fills = [{symbol, side, quantity, price, charges}] oldest first, ltps = Map symbol -> ltp string.
+ * Returns {rows: [{symbol, quantity, average, realised, unrealised}], realised, unrealised, charges, net}
+ * as scaled BigInts (unrealised null while a symbol has no quote).
+ */
+export function strategyPnl(fills, ltps = new Map()) {
+  const pos = new Map();
+  let charges = 0n;
+  for (const f of fills) {
+    const p = pos.get(f.symbol) || { symbol: f.symbol, quantity: 0n, average: 0n, realised: 0n };
+    const q = BigInt(f.quantity) * (f.side === "SELL" ? -1n : 1n);
+    const price = dec(f.price);
+    charges += dec(f.charges) ?? 0n;
+    if (p.quantity === 0n || (p.quantity > 0n) === (q > 0n)) {
+      const n = p.quantity + q;
+      p.average = (p.average * abs(p.quantity) + price * abs(q)) / abs(n);
+      p.quantity = n;
+    } else {
+      const closing = abs(q) < abs(p.quantity) ? abs(q) : abs(p.quantity);
+      p.realised += (price - p.average) * closing * (p.quantity > 0n ? 1n : -1n);
+      const n = p.quantity + q;
+      if (n === 0n) p.average = 0n;
+      else if ((n > 0n) !== (p.quantity > 0n)) p.average = price; // flipped: the rest opens here
+      p.quantity = n;
+    }
+    pos.set(f.symbol, p);
+  }
+  let realised = 0n, unrealised = 0n;
+  const rows = [...pos.values()].map((p) => {
+    const ltp = dec(ltps.get(p.symbol));
+    const u = p.quantity === 0n ? 0n : ltp === null ? null : (ltp - p.average) * p.quantity;
+    realised += p.realised;
+    if (u !== null) unrealised += u;
+    return { ...p, unrealised: u };
+  });
+  return { rows, realised, unrealised, charges, net: realised + unrealised - charges };
+}
+const abs = (n) => (n < 0n ? -n : n);
