@@ -156,3 +156,80 @@ test("drawdown, CSV and the P&L calendar", () => {
   assert.equal(weeks[0][2].pnl, 5n);
   assert.equal(weeks.at(-1).length, 7);
 });
+
+test("alert bodies: level kinds send a decimal string, others a JSON object, errors name the field", async () => {
+  const { alertBody } = await import("../../backend/dashboard/static/js/calc.js");
+  assert.deepEqual(alertBody({ name: " Breakout ", symbol: "sbin", kind: "price_above", level: "1,250.50" }).body, {
+    name: "Breakout", symbol: "SBIN", params: { level: "1250.5" }, recurring: false, cooldown_seconds: 0, kind: "price_above",
+  });
+  assert.equal(alertBody({ symbol: "SBIN", kind: "cross_up", level: "800" }).body.params.level, "800");
+  assert.equal(alertBody({ symbol: "SBIN", kind: "price_below", level: "0" }).error, "level: enter a price above 0");
+  assert.equal(alertBody({ symbol: "", kind: "price_below", level: "1" }).error, "symbol: enter a symbol");
+  const pct = alertBody({ symbol: "TCS", kind: "pct_change", paramsJson: '{"pct": "2", "window_seconds": 300}', recurring: true, cooldown: "60" });
+  assert.deepEqual(pct.body.params, { pct: "2", window_seconds: 300 });
+  assert.equal(pct.body.cooldown_seconds, 60);
+  assert.equal(pct.body.recurring, true);
+  assert.equal(alertBody({ symbol: "TCS", kind: "pct_change", paramsJson: "[1]" }).error, "params: must be a JSON object");
+  assert.equal(alertBody({ symbol: "TCS", kind: "pct_change", paramsJson: "{" }).error, "params: not valid JSON");
+  assert.equal(alertBody({ symbol: "TCS", kind: "price_above", level: "5", cooldown: "1.5" }).error.split(":")[0], "cooldown_seconds");
+  assert.equal("kind" in alertBody({ symbol: "TCS", kind: "price_above", level: "5" }, { partial: true }).body, false);
+});
+
+test("analytics: P&L day map, months spanned, month summary", async () => {
+  const { pnlDayMap, monthsOf, monthSummary, calendarMonth: cal } = await import("../../backend/dashboard/static/js/calc.js");
+  const map = pnlDayMap([{ key: "2025-11-28", net_pnl: "-120.50" }, { key: "2026-01-02", net_pnl: "1000.25" }, { key: "2026-01-05", net_pnl: "0.00" }]);
+  assert.equal(map["2025-11-28"], -120500000n);
+  assert.deepEqual(monthsOf(Object.keys(map)), [[2025, 11], [2025, 12], [2026, 1]]);
+  assert.deepEqual(monthsOf([]), []);
+  const s = monthSummary(cal(2026, 1, map));
+  assert.equal(s.total, 1000250000n);
+  assert.equal(s.up, 1);
+  assert.equal(s.down, 0); // a flat day is neither
+  assert.deepEqual(monthSummary(cal(2025, 12, map)), { total: 0n, up: 0, down: 0 });
+});
+
+test("options builder: analyze legs feed the payoff maths; the SVG scale maps the box", async () => {
+  const { analysisLegs, payoffAt: at, payoffScale } = await import("../../backend/dashboard/static/js/calc.js");
+  // An iron condor as the analyze endpoint returns it (strikes as Decimal strings, even "3.145E+4").
+  const legs = analysisLegs([
+    { instrument: "PE", strike: "3.145E+4", side: "BUY", quantity: 75, premium: "245.85" },
+    { instrument: "PE", strike: "3.155E+4", side: "SELL", quantity: 75, premium: "280.35" },
+    { instrument: "CE", strike: "3.175E+4", side: "SELL", quantity: 75, premium: "340.60" },
+    { instrument: "CE", strike: "3.185E+4", side: "BUY", quantity: 75, premium: "288.75" },
+  ]);
+  assert.equal(legs[0].strike, 31450);
+  assert.ok(Math.abs(at(legs, 31650) - 6476.25) < 1e-6); // the credit between the short strikes
+  assert.ok(Math.abs(at(legs, 25000) + 1023.75) < 1e-6); // the max loss below the wings
+  assert.ok(Math.abs(at(legs, 31463.65)) < 1); // the server's breakeven
+  assert.equal(analysisLegs([{ instrument: "EQ", strike: null, side: "BUY", quantity: 50, premium: "100" }])[0].kind, "FUT");
+  const sc = payoffScale([100, 200], [[-50, 150]], 210, 110, 5);
+  assert.equal(sc.x(100), 5); assert.equal(sc.x(200), 205);
+  assert.equal(sc.y(150), 5); assert.equal(sc.y(-50), 105); assert.equal(sc.y(0), 80);
+  assert.equal(payoffScale([1, 2], [[0, 0]], 10, 10, 0).max, 1); // a flat curve still has a height
+});
+
+test("deployment P&L: average cost per symbol, partial close, flip, charges, missing quote", async () => {
+  const { strategyPnl, dec: d } = await import("../../backend/dashboard/static/js/calc.js");
+  const fills = [
+    { symbol: "SBIN", side: "BUY", quantity: 10, price: "800", charges: "1.20" },
+    { symbol: "SBIN", side: "BUY", quantity: 10, price: "810", charges: "1.20" },
+    { symbol: "SBIN", side: "SELL", quantity: 5, price: "820", charges: "0.60" }, // +75 on avg 805
+    { symbol: "INFY", side: "SELL", quantity: 2, price: "1500", charges: "0.50" },
+    { symbol: "INFY", side: "BUY", quantity: 5, price: "1490", charges: "0.50" }, // +20 on 2, then long 3 @ 1490
+  ];
+  const r = strategyPnl(fills, new Map([["SBIN", "800.50"], ["INFY", "1495"]]));
+  const sbin = r.rows.find((x) => x.symbol === "SBIN");
+  assert.equal(sbin.quantity, 15n);
+  assert.equal(sbin.average, d("805"));
+  assert.equal(sbin.realised, d("75"));
+  assert.equal(sbin.unrealised, d("-67.5")); // 15 x (800.50 - 805)
+  const infy = r.rows.find((x) => x.symbol === "INFY");
+  assert.equal(infy.quantity, 3n);
+  assert.equal(infy.average, d("1490"));
+  assert.equal(infy.realised, d("20"));
+  assert.equal(r.charges, d("4"));
+  assert.equal(r.net, d("75") + d("20") + d("-67.5") + d("15") - d("4"));
+  const noQuote = strategyPnl(fills.slice(0, 1));
+  assert.equal(noQuote.rows[0].unrealised, null);
+  assert.equal(noQuote.unrealised, 0n);
+});

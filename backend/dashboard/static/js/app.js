@@ -27,6 +27,10 @@ const SCREENS = {
 const lazy = {
   chart: () => import("./screens/chart.js"),
   backtests: () => import("./screens/backtests.js"),
+  alerts: () => import("./screens/alerts.js"),
+  analytics: () => import("./screens/analytics.js"),
+  options: () => import("./screens/options.js"),
+  deployments: () => import("./screens/deployments.js"),
 };
 
 // ---------------------------------------------------------------- sign-in
@@ -312,7 +316,7 @@ live.on("fill", (f) => {
   emit("summary");
 });
 live.on("position_update", (p) => emit("positions-changed", p));
-live.on("alert", (a) => notify("Alert", `${a.symbol || ""} ${a.message || a.name || ""}`, "warn"));
+live.on("alert", (a) => { notify("Alert", `${a.symbol || ""} ${a.message || a.name || ""}`, "warn"); emit("alert", a); });
 live.on("job.progress", (j) => emit("job", j));
 
 // ---------------------------------------------------------------- order ticket

@@ -318,3 +318,128 @@ export function calendarMonth(year, month, byDay) {
   for (let i = 0; i < cells.length; i += 7) weeks.push(cells.slice(i, i + 7));
   return weeks;
 }
+
+// ---------------------------------------------------------------- alert rule bodies
+/** Kinds whose only parameter is a price level (the form shows one "level" box for them). */
+export const LEVEL_KINDS = ["price_above", "price_below", "cross_up", "cross_down"];
+
+/**
+ * The alerts API body from the form's fields. Level kinds take ``level`` (a positive decimal,
+ * sent as a string, as the API keeps Decimals); other kinds take ``paramsJson`` (a JSON object).
+ * Returns {body} or {error} naming the field; ``partial`` builds a PATCH body (no kind).
+ */
+export function alertBody({ name, symbol, kind, level, paramsJson, recurring, cooldown }, { partial = false } = {}) {
+  const sym = String(symbol || "").trim().toUpperCase();
+  if (!sym) return { error: "symbol: enter a symbol" };
+  let params;
+  if (LEVEL_KINDS.includes(kind)) {
+    const v = dec(String(level || "").trim().replace(/,/g, ""));
+    if (v === null || v <= 0n) return { error: "level: enter a price above 0" };
+    params = { level: decString(v, SCALE).replace(/\.?0+$/, "") };
+  } else {
+    try { params = JSON.parse(paramsJson || "{}"); } catch { return { error: "params: not valid JSON" }; }
+    if (!params || typeof params !== "object" || Array.isArray(params)) return { error: "params: must be a JSON object" };
+  }
+  const cd = String(cooldown ?? "").trim() === "" ? 0 : Number(cooldown);
+  if (!Number.isInteger(cd) || cd < 0) return { error: "cooldown_seconds: a whole number of seconds, 0 or more" };
+  const body = { name: String(name || "").trim() || null, symbol: sym, params, recurring: !!recurring, cooldown_seconds: cd };
+  if (!partial) body.kind = kind;
+  return { body };
+}
+
+// ---------------------------------------------------------------- analytics
+/** `/analytics/pnl?group_by=day` items -> {"YYYY-MM-DD": scaled BigInt net P&L} (for calendarMonth). */
+export function pnlDayMap(items) {
+  const out = {};
+  for (const it of items) out[it.key] = (out[it.key] ?? 0n) + (dec(it.net_pnl) ?? 0n);
+  return out;
+}
+
+/** The months (as [year, month]) from the first to the last day key, oldest first; [] if none. */
+export function monthsOf(dayKeys) {
+  const keys = [...dayKeys].filter((k) => /^\d{4}-\d{2}-\d{2}$/.test(k)).sort();
+  if (!keys.length) return [];
+  let [y, m] = keys[0].split("-").map(Number);
+  const [y2, m2] = keys.at(-1).split("-").map(Number);
+  const out = [];
+  while (y < y2 || (y === y2 && m <= m2)) {
+    out.push([y, m]);
+    if (++m > 12) { m = 1; y += 1; }
+  }
+  return out;
+}
+
+/** A month's total and its winning / losing day counts from calendarMonth's weeks. */
+export function monthSummary(weeks) {
+  let total = 0n, up = 0, down = 0;
+  for (const c of weeks.flat()) {
+    if (!c || c.pnl === null) continue;
+    total += c.pnl;
+    if (c.pnl > 0n) up++; else if (c.pnl < 0n) down++;
+  }
+  return { total, up, down };
+}
+
+// ---------------------------------------------------------------- options builder
+/** The analyze endpoint's legs -> legPayoff's legs (strikes may arrive as "3.145E+4"; stock = FUT-like). */
+export function analysisLegs(legs) {
+  return legs.map((l) => ({
+    kind: l.instrument === "EQ" ? "FUT" : l.instrument,
+    side: l.side,
+    strike: l.strike === null || l.strike === undefined ? 0 : Number(l.strike),
+    premium: Number(l.premium),
+    quantity: Number(l.quantity),
+  }));
+}
+
+/** Linear map of a payoff chart into an SVG box: {x(price), y(pnl), lo, hi, min, max}. */
+export function payoffScale(prices, series, width, height, pad = 4) {
+  const lo = Math.min(...prices), hi = Math.max(...prices);
+  const all = series.flat().filter((v) => Number.isFinite(v));
+  let min = Math.min(0, ...all), max = Math.max(0, ...all);
+  if (max === min) { max += 1; min -= 1; }
+  const x = (p) => pad + ((p - lo) / (hi - lo || 1)) * (width - 2 * pad);
+  const y = (v) => pad + ((max - v) / (max - min)) * (height - 2 * pad);
+  return { x, y, lo, hi, min, max };
+}
+
+// ---------------------------------------------------------------- deployments
+/**
+ * A strategy's own P&L from its fills (average cost, per symbol; exact decimals):
+ * fills = [{symbol, side, quantity, price, charges}] oldest first, ltps = Map symbol -> ltp string.
+ * Returns {rows: [{symbol, quantity, average, realised, unrealised}], realised, unrealised, charges, net}
+ * as scaled BigInts (unrealised null while a symbol has no quote).
+ */
+export function strategyPnl(fills, ltps = new Map()) {
+  const pos = new Map();
+  let charges = 0n;
+  for (const f of fills) {
+    const p = pos.get(f.symbol) || { symbol: f.symbol, quantity: 0n, average: 0n, realised: 0n };
+    const q = BigInt(f.quantity) * (f.side === "SELL" ? -1n : 1n);
+    const price = dec(f.price);
+    charges += dec(f.charges) ?? 0n;
+    if (p.quantity === 0n || (p.quantity > 0n) === (q > 0n)) {
+      const n = p.quantity + q;
+      p.average = (p.average * abs(p.quantity) + price * abs(q)) / abs(n);
+      p.quantity = n;
+    } else {
+      const closing = abs(q) < abs(p.quantity) ? abs(q) : abs(p.quantity);
+      p.realised += (price - p.average) * closing * (p.quantity > 0n ? 1n : -1n);
+      const n = p.quantity + q;
+      if (n === 0n) p.average = 0n;
+      else if ((n > 0n) !== (p.quantity > 0n)) p.average = price; // flipped: the rest opens here
+      p.quantity = n;
+    }
+    pos.set(f.symbol, p);
+  }
+  let realised = 0n, unrealised = 0n;
+  const rows = [...pos.values()].map((p) => {
+    const ltp = dec(ltps.get(p.symbol));
+    const u = p.quantity === 0n ? 0n : ltp === null ? null : (ltp - p.average) * p.quantity;
+    realised += p.realised;
+    if (u !== null) unrealised += u;
+    return { ...p, unrealised: u };
+  });
+  return { rows, realised, unrealised, charges, net: realised + unrealised - charges };
+}
+const abs = (n) => (n < 0n ? -n : n);
