@@ -173,6 +173,16 @@ def text_of(browser, selector: str) -> str | None:
     return browser.execute_script(script, selector)
 
 
+def sweep_jobs(app) -> int:
+    from sqlalchemy import func, select
+
+    from backend.extensions import db
+    from backend.models.strategies import BacktestJob
+
+    with app.app_context():
+        return db.session.scalar(select(func.count()).where(BacktestJob.kind == "sweep"))
+
+
 def open_tab(browser, wait, tab: str) -> None:
     browser.execute_script("location.hash = arguments[0]", f"#{tab}")
     wait.until(lambda d: not d.find_element(By.ID, tab).get_attribute("hidden"))
@@ -270,6 +280,16 @@ def test_trader_day_in_the_dashboard(dashboard_server, browser, make_user, app):
     assert browser.find_element(By.ID, "bt-progress").get_attribute("value") == "1"
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#bt-equity canvas")))
     shot(browser, "backtests")
+
+    # -- backtest sweep: a 3 x 3 grid of the two SMA periods, drawn as a heat map
+    browser.find_element(By.ID, "bt-sweep").click()
+    wait.until(lambda d: sweep_jobs(app))  # submitted (the status line may read 100 % from the backtest)
+    run_queued_jobs(app)
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#bt-heatmap td.heat")))
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#bt-heatmap td.heat")) == 9
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#bt-sweep-rows tbody tr")) == 9
+    assert "—" not in browser.find_element(By.ID, "bt-best").text
+    shot(browser, "sweep_heatmap")
 
     # -- alerts: create one through the form (listed from the API), pause it, see it in the table
     open_tab(browser, wait, "alerts")
