@@ -233,3 +233,14 @@ test("deployment P&L: average cost per symbol, partial close, flip, charges, mis
   assert.equal(noQuote.rows[0].unrealised, null);
   assert.equal(noQuote.unrealised, 0n);
 });
+
+test("sweep heat map: range ignores nulls, colours run red -> amber -> green", async () => {
+  const { matrixRange, heatColor } = await import("../../backend/dashboard/static/js/calc.js");
+  assert.deepEqual(matrixRange([[1, null], [-0.5, 2]]), { min: -0.5, max: 2 });
+  assert.deepEqual(matrixRange([[null]]), { min: null, max: null });
+  assert.equal(heatColor(-0.5, -0.5, 2), "rgb(182, 35, 36)");
+  assert.equal(heatColor(2, -0.5, 2), "rgb(46, 160, 67)");
+  assert.equal(heatColor(0.75, -0.5, 2), "rgb(210, 153, 34)");
+  assert.equal(heatColor(null, 0, 1), "rgb(60, 66, 72)");
+  assert.equal(heatColor(3, 3, 3), "rgb(210, 153, 34)"); // a single value sits in the middle
+});

@@ -443,3 +443,20 @@ export function strategyPnl(fills, ltps = new Map()) {
   return { rows, realised, unrealised, charges, net: realised + unrealised - charges };
 }
 const abs = (n) => (n < 0n ? -n : n);
+
+// ---------------------------------------------------------------- sweep heat map
+/** Min / max of a heat-map matrix, ignoring nulls (failed or non-finite combinations). */
+export function matrixRange(matrix) {
+  const vals = matrix.flat().filter((v) => v !== null && v !== undefined && Number.isFinite(v));
+  return vals.length ? { min: Math.min(...vals), max: Math.max(...vals) } : { min: null, max: null };
+}
+
+/** Cell colour: red (worst) -> amber -> green (best) as "rgb(r, g, b)"; null values are grey. */
+export function heatColor(v, min, max) {
+  if (v === null || v === undefined || !Number.isFinite(v) || min === null) return "rgb(60, 66, 72)";
+  const t = max > min ? (v - min) / (max - min) : 0.5;
+  const lerp = (a, b, u) => Math.round(a + (b - a) * u);
+  const [lo, mid, hi] = [[182, 35, 36], [210, 153, 34], [46, 160, 67]];
+  const [a, b, u] = t < 0.5 ? [lo, mid, t * 2] : [mid, hi, (t - 0.5) * 2];
+  return `rgb(${lerp(a[0], b[0], u)}, ${lerp(a[1], b[1], u)}, ${lerp(a[2], b[2], u)})`;
+}

@@ -1,7 +1,7 @@
 // Backtests: run a saved strategy on the candle store or an uploaded CSV; progress from the
 // Socket.IO job events (polling as a fallback); cancel; equity/drawdown charts, trades, CSV export.
 import * as api from "../api.js";
-import { chartTime, formatINR, formatIST, toCSV } from "../calc.js";
+import { chartTime, formatINR, formatIST, heatColor, matrixRange, toCSV } from "../calc.js";
 import { h, clear, table } from "../dom.js";
 import { on } from "../state.js";
 import { toast, errorText } from "../ui.js";
@@ -37,6 +37,10 @@ export async function render(el) {
     h("div.row", {},
       h("button#bt-run", { type: "button", onclick: () => run({ strat, sym, interval, from, to, params, cash }) }, "Run backtest"),
       h("button#bt-cancel.secondary", { type: "button", disabled: true, onclick: cancel }, "Cancel")),
+    h("div.row", {},
+      h("label", {}, "Sweep grid (JSON, two params for a heat map) ", h("input#bt-grid", { size: 36, value: '{"fast": [5, 10, 15], "slow": [20, 30, 40]}' })),
+      h("select#bt-metric", { "aria-label": "Heat-map metric" }, ["sharpe", "total_return", "cagr", "max_drawdown", "win_rate", "final_equity"].map((m) => h("option", { value: m }, m))),
+      h("button#bt-sweep.secondary", { type: "button", onclick: () => run({ strat, sym, interval, from, to, params, cash, sweep: true }) }, "Run sweep")),
     h("div.row", {}, h("progress#bt-progress", { max: 1, value: 0 }), h("span#bt-status.muted", {}, "")),
     h("div#bt-result"),
     h("h3", {}, "Recent jobs"), h("div#bt-jobs"),
@@ -52,7 +56,7 @@ async function listJobs() {
     { label: "Created", value: (j) => formatIST(j.created_at.endsWith("Z") || j.created_at.includes("+") ? j.created_at : j.created_at + "Z") },
     { label: "Kind", value: (j) => j.kind },
     { label: "Status", value: (j) => j.status },
-    { label: "", value: (j) => (j.status === "succeeded" && j.kind === "backtest" ? h("button.secondary", { type: "button", onclick: () => open(j.id) }, "Show") : "") },
+    { label: "", value: (j) => (j.status === "succeeded" ? h("button.secondary", { type: "button", onclick: () => open(j.id) }, "Show") : "") },
   ], page.items, { empty: "No jobs yet." }));
 }
 
@@ -60,11 +64,15 @@ async function run(f) {
   let params;
   try { params = JSON.parse(f.params.value || "{}"); } catch { toast("Parameters must be JSON.", "error"); return; }
   const body = { strategy: f.strat.value, params, cash: f.cash.value.replace(/,/g, "") };
+  if (f.sweep) {
+    try { body.grid = JSON.parse(root.querySelector("#bt-grid").value); } catch { toast("Sweep grid must be JSON.", "error"); return; }
+    body.metric = root.querySelector("#bt-metric").value;
+  }
   if (csvText) body.csv = csvText;
   else body.data = { symbol: f.sym.value.trim().toUpperCase(), interval: f.interval.value, start: `${f.from.value}T00:00:00+05:30`, end: `${f.to.value}T23:59:59+05:30` };
   clear(root.querySelector("#bt-result"));
   try {
-    const job = await api.send("POST", "/backtest", body);
+    const job = await api.send("POST", f.sweep ? "/backtest/sweeps" : "/backtest", body);
     current = job.id;
     root.querySelector("#bt-cancel").disabled = false;
     showProgress(job);
@@ -97,6 +105,7 @@ function showProgress(j) {
 
 async function open(id) {
   const j = await api.get(`/backtest/${id}`);
+  if (j.kind === "sweep") { showSweep(j.result); return; }
   const r = j.result;
   const box = clear(root.querySelector("#bt-result"));
   const m = r.metrics;
@@ -132,4 +141,28 @@ async function open(id) {
   });
   box.append(h("div.row", {}, h("h3", {}, `Trades (${r.trades.length})`), exportBtn),
     h("div#bt-trades", {}, table(cols.map((c) => ({ label: c, cls: "num", value: (t) => (typeof t[c] === "number" ? String(Math.round(t[c] * 100) / 100) : String(t[c] ?? "")) })), r.trades.slice(0, 200), { empty: "No trades." })));
+}
+
+// A sweep: the heat map of the chosen metric over the two swept params (cells coloured worst ->
+// best, value as text), the best combination, and every combination's row.
+function showSweep(r) {
+  const box = clear(root.querySelector("#bt-result"));
+  const num = (v) => (v === null || v === undefined ? "—" : Math.abs(v) >= 1000 ? formatINR(v.toFixed(2), { places: 0 }) : v.toFixed(3));
+  box.append(h("h3", {}, `Sweep: ${r.strategy}, ${r.completed}/${r.total} combinations${r.cancelled ? " (cancelled)" : ""}, metric ${r.metric}`));
+  if (r.best) box.append(h("p#bt-best", {}, `Best: ${Object.entries(r.best.params || {}).map(([k, v]) => `${k}=${v}`).join(", ")} → ${num(r.best.value)}`));
+  const hm = r.heatmap;
+  if (hm) {
+    const { min, max } = matrixRange(hm.matrix);
+    const cell = (v) => { const td = h("td.num.heat", {}, num(v)); td.style.backgroundColor = heatColor(v, min, max); return td; };
+    box.append(h("div.scroll-x", {}, h("table.heatmap#bt-heatmap", {},
+      h("thead", {}, h("tr", {}, h("th", {}, `${hm.y_param} ↓ / ${hm.x_param} →`), hm.x_values.map((x) => h("th.num", {}, String(x))))),
+      h("tbody", {}, hm.y_values.map((y, i) => h("tr", {}, h("th.num", {}, String(y)), hm.matrix[i].map(cell)))))));
+  } else {
+    box.append(h("p.muted", {}, "A heat map needs exactly two swept parameters; the combinations are listed below."));
+  }
+  const names = r.param_names;
+  box.append(table(
+    [...names.map((n) => ({ label: n, cls: "num", value: (row) => String(row.params[n]) })),
+     { label: r.metric, cls: "num", value: (row) => (row.metrics ? num(row.metrics[r.metric]) : (row.error && row.error.message) || "error") }],
+    r.rows, { id: "bt-sweep-rows", empty: "No combinations." }));
 }
