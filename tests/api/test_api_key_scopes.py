@@ -20,6 +20,7 @@ PUBLIC = {
     "/api/v1/auth/refresh",
     "/api/v1/auth/browser/login",
     "/api/v1/auth/browser/refresh",
+    "/api/v1/signals/webhook/{token}",  # its URL token is the credential (docs/brokers.md, Signals)
 }
 
 

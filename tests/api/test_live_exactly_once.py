@@ -8,9 +8,11 @@ only a confirmed absence allows one resend.
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 import pytest
 
+from backend.domain.market.calendar import IST
 from tests.api import test_broker
 from tests.api.test_broker import connect
 from tests.conftest import app_config
@@ -19,6 +21,14 @@ from tests.stubs.upstox_orders_stub import book_of
 
 upstox = test_broker.upstox  # shared fixture (the stub on an ephemeral port)
 market = trading_support.market  # shared fixture (quotes for the risk checks)
+
+
+@pytest.fixture(autouse=True)
+def _in_session(market_clock):
+    # a live account trades by the exchange's calendar whatever MARKET_CLOCK says: pin a session time
+    market_clock(datetime(2026, 12, 3, 11, 0, tzinfo=IST), clock="always_open")
+
+
 events = trading_support.events
 
 FAST = {
@@ -60,6 +70,7 @@ def second(app, _second_app, upstox, market):
     from backend.services.trading import common
 
     market_data.set_provider(market, _second_app)
+    _second_app.extensions["market_clock"] = app.extensions.get("market_clock")
     emitter = common.set_emitter(_second_app, None)
     common.set_emitter(_second_app, emitter)
     try:

@@ -79,8 +79,9 @@ class Reconcile(Resource):
 class MarketDataConnection(Resource):
     @require_role("admin")
     @use_schema(MarketDataConnectionSchema)
-    @responds(ConnectionSchema, 200, "The designated connection (empty body when none)")
+    @ns.response(204, "No connection is designated any more (connection_id null)")
+    @responds(ConnectionSchema, 200, "The designated connection")
     def put(self, data):
         """Admin: designate the connection whose token feeds shared market data (audited)."""
         conn = broker_service.designate_market_data_connection(current_user(), data["connection_id"])
-        return conn if conn is not None else {}
+        return conn if conn is not None else ("", 204)

@@ -158,6 +158,7 @@ class OrderSchema(Schema):
         fields.Nested(OrderSliceSchema),
         metadata={"description": "Only in the answer to a sliced placement: every slice, the first included"},
     )
+    broker_order_id = fields.String(allow_none=True)
     broker_status = fields.String(allow_none=True, metadata={"description": "Upstox's own status text"})
     broker_product = fields.String(allow_none=True, metadata={"description": "Upstox's product code"})
     created_at = fields.DateTime()
