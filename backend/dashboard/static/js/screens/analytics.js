@@ -38,7 +38,7 @@ export async function render(el) {
 
 async function load(from, to) {
   if (!state.accountId) return;
-  const q = (extra) => api.qs({ account: state.accountId, from, to, ...extra });
+  const q = (extra) => api.qs({ account_id: state.accountId, from, to, ...extra });
   let perf, byDay, bySym, byStrat, trades;
   try {
     [perf, byDay, bySym, byStrat, trades] = await Promise.all([

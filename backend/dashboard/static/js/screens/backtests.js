@@ -106,7 +106,12 @@ function showProgress(j) {
 async function open(id) {
   const j = await api.get(`/backtest/${id}`);
   if (j.kind === "sweep") { showSweep(j.result); return; }
-  const r = j.result;
+  // the job holds a summary; the curve (downsampled for charts) and the trades are their own reads
+  const [curve, page] = await Promise.all([
+    api.get(`/backtest/${id}/equity?points=1000`),
+    api.get(`/backtest/${id}/trades?limit=200`),
+  ]);
+  const r = { ...j.result, times: curve.time || curve.bar.map(String), equity: curve.equity, drawdown: curve.drawdown_max, trades: page.items };
   const box = clear(root.querySelector("#bt-result"));
   const m = r.metrics;
   const pct = (v) => (v === null || v === undefined ? "—" : `${(v * 100).toFixed(2)}%`);
@@ -118,7 +123,9 @@ async function open(id) {
   const eq = h("div#bt-equity.chart-box.small");
   const dd = h("div#bt-drawdown.chart-box.small");
   box.append(h("h3", {}, "Equity"), eq, h("h3", {}, "Drawdown"), dd);
-  const times = r.times.map((t) => chartTime(/[zZ]|[+-]\d\d:\d\d$/.test(t) ? t : `${t}Z`));
+  const times = curve.time
+    ? r.times.map((t) => chartTime(/[zZ]|[+-]\d\d:\d\d$/.test(t) ? t : `${t}Z`))
+    : curve.bar; // bars without timestamps: the bar number is the axis
   const series = (values) => {
     const out = []; let last = -Infinity;
     values.forEach((v, i) => { if (v !== null && times[i] > last) { out.push({ time: times[i], value: v }); last = times[i]; } });
@@ -139,7 +146,7 @@ async function open(id) {
     document.body.append(a); a.click(); a.remove();
     setTimeout(() => URL.revokeObjectURL(url), 1000);
   });
-  box.append(h("div.row", {}, h("h3", {}, `Trades (${r.trades.length})`), exportBtn),
+  box.append(h("div.row", {}, h("h3", {}, `Trades (${m.num_trades ?? r.trades.length}${page.next_cursor ? ", first 200 shown" : ""})`), exportBtn),
     h("div#bt-trades", {}, table(cols.map((c) => ({ label: c, cls: "num", value: (t) => (typeof t[c] === "number" ? String(Math.round(t[c] * 100) / 100) : String(t[c] ?? "")) })), r.trades.slice(0, 200), { empty: "No trades." })));
 }
 
