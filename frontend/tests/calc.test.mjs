@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import {
   applyTick, calendarMonth, change, chartTime, dec, decString, drawdown, formatINR, formatIST, formatPrice,
   formatQty, groupIndian, istDay, newTicketKey, orderBody, payoffAt, payoffCurve, sum, ticketErrors, toBars,
-  toCSV, unrealisedPnl,
+  marketValue, toCSV, unrealisedPnl,
 } from "../../backend/dashboard/static/js/calc.js";
 
 test("Indian digit grouping: last three, then pairs", () => {
@@ -44,6 +44,11 @@ test("unrealised P&L long and short, exact to the paisa", () => {
   assert.equal(decString(unrealisedPnl(-5, "500.05", "498.00"), 2), "10.25");
   assert.equal(unrealisedPnl(5, "500", null), null);
   assert.equal(formatINR(unrealisedPnl(3, "0.10", "0.30"), { sign: true }), "+₹0.60");
+});
+
+test("a holding's live market value, exact, in Indian grouping", () => {
+  assert.equal(formatINR(marketValue(150, "1143.70")), "₹1,71,555.00");
+  assert.equal(marketValue(10, null), null);
 });
 
 test("change vs reference", () => {

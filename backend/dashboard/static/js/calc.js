@@ -87,6 +87,12 @@ export function unrealisedPnl(quantity, averagePrice, ltp) {
   return (l - a) * BigInt(quantity);
 }
 
+/** Market value of ``quantity`` at ``ltp`` (scaled BigInt, exact), or null without a price. */
+export function marketValue(quantity, ltp) {
+  const l = dec(ltp);
+  return l === null ? null : l * BigInt(quantity);
+}
+
 /** Sum of scaled BigInts, skipping nulls. */
 export function sum(values) {
   return values.reduce((acc, v) => (v === null || v === undefined ? acc : acc + dec(v)), 0n);

@@ -1,12 +1,13 @@
 // Positions and holdings with live P&L from the quote stream, stops, close and close-all.
 import * as api from "../api.js";
-import { formatINR, formatPrice, formatQty, sum, unrealisedPnl } from "../calc.js";
+import { formatINR, formatPrice, formatQty, marketValue, sum, unrealisedPnl } from "../calc.js";
 import { h, clear, table, signClass } from "../dom.js";
 import { state, on, emit, canTrade } from "../state.js";
 import { toast, errorText, confirmButton } from "../ui.js";
 
 let root = null;
 const cells = new Map(); // `${symbol}|${product}` -> {ltp, pnl, position}
+const holdingCells = new Map(); // symbol -> {value, pnl, holding}
 let totalCell = null;
 
 on("positions-changed", () => load());
@@ -23,6 +24,14 @@ on("summary-data", (s) => {
 
 // live P&L: every painted quote frame recomputes the rows of the symbols that ticked (exact decimals)
 on("quotes", (ticked) => {
+  for (const c of holdingCells.values()) {
+    const q = ticked.get(c.holding.symbol);
+    if (!q) continue;
+    c.value.textContent = formatINR(marketValue(c.holding.quantity, q.ltp));
+    const pnl = unrealisedPnl(c.holding.quantity, c.holding.average_price, q.ltp);
+    c.pnl.textContent = formatINR(pnl, { sign: true });
+    c.pnl.className = `pnl ${signClass(pnl)}`;
+  }
   if (!cells.size) return;
   let changed = false;
   for (const c of cells.values()) {
@@ -86,6 +95,7 @@ async function load() {
   const wrap = root.querySelector("#positions-wrap");
   if (!wrap) return;
   cells.clear();
+  holdingCells.clear();
   const t = table(
     [
       { label: "Symbol", value: (p) => p.symbol },
@@ -108,11 +118,19 @@ async function load() {
       { label: "Symbol", value: (p) => p.symbol },
       { label: "Qty", cls: "num", value: (p) => formatQty(p.quantity) },
       { label: "Avg", cls: "num", value: (p) => formatPrice(p.average_price) },
-      { label: "Value", cls: "num", value: (p) => formatINR(p.market_value) },
-      { label: "P&L", cls: "num", value: (p) => formatINR(p.unrealised_pnl, { sign: true }) },
+      { label: "Value", cls: "num", value: (p) => holdingCell(p, "value", h("span.value", {}, formatINR(p.market_value))) },
+      { label: "P&L", cls: "num", value: (p) => holdingCell(p, "pnl", h(`span.pnl.${signClass(Number(p.unrealised_pnl))}`, {}, formatINR(p.unrealised_pnl, { sign: true }))) },
     ],
-    holdings, { id: "holdings-table", empty: "No holdings." },
+    holdings, { id: "holdings-table", empty: "No holdings.", rowProps: (p) => ({ dataset: { symbol: p.symbol } }) },
   ));
+}
+
+// holdings P&L moves with the same quote frames as positions
+function holdingCell(p, kind, span) {
+  const c = holdingCells.get(p.symbol) || { holding: { ...p } };
+  c[kind] = span;
+  holdingCells.set(p.symbol, c);
+  return span;
 }
 
 function cell(p, kind, td) {
