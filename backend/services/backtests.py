@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Callable, Iterator
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from typing import IO, Any
@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from backend.domain.backtest import BacktestConfig, BacktestResult, load_ohlcv_csv, render_chart, run_backtest
 from backend.domain.backtest.data import load_ohlcv
+from backend.domain.backtest.multi import PortfolioResult, run_portfolio
 from backend.domain.backtest.sweep import MAX_COMBINATIONS, run_sweep
 from backend.domain.charges import ChargeSchedule, load_trading_config
 from backend.domain.errors import Conflict, NotFound, ValidationFailed
@@ -34,7 +35,9 @@ from backend.services.pagination import Page
 
 log = logging.getLogger(__name__)
 
-KINDS = ("backtest", "sweep")
+KINDS = ("backtest", "sweep", "portfolio")
+# jobs whose result is an equity curve with trades (chart, trades, equity endpoints)
+CURVE_KINDS = ("backtest", "portfolio")
 
 
 # --------------------------------------------------------------------------- costs
@@ -266,7 +269,7 @@ def cancel(user_id: int, job_id: str) -> BacktestJob:
 
 
 def chart_png(user_id: int, job_id: str) -> bytes:
-    job = jobs.get_job(user_id, job_id, ("backtest",))
+    job = jobs.get_job(user_id, job_id, CURVE_KINDS)
     if job.status != "succeeded" or not job.result:
         raise Conflict(
             f"job {job_id} is {job.status}; the chart exists once it has succeeded",
@@ -277,7 +280,12 @@ def chart_png(user_id: int, job_id: str) -> bytes:
     equity, drawdown = art["equity"], art["drawdown"]
     times = art.get("times")
     result = BacktestResult([], None, equity, drawdown, np.zeros_like(equity), {}, times)
-    title = f"{job.params.get('strategy')} {(job.params.get('data') or {}).get('symbol', 'CSV')}"
+    if job.kind == "portfolio":
+        title = (
+            f"portfolio ({job.params.get('mode')}) {', '.join(s['symbol'] for s in job.params['symbols'])}"
+        )
+    else:
+        title = f"{job.params.get('strategy')} {(job.params.get('data') or {}).get('symbol', 'CSV')}"
     return render_chart(result, title=title)
 
 
@@ -316,7 +324,7 @@ TRADE_FIELDS = (
 )
 
 
-def _store_artifacts(job_id: str, result: BacktestResult) -> None:
+def _store_artifacts(job_id: str, result: BacktestResult | PortfolioResult) -> None:
     arrays: dict[str, np.ndarray] = {"equity": result.equity, "drawdown": result.drawdown}
     if result.times is not None:
         arrays["times"] = np.asarray(result.times).astype("datetime64[ns]")
@@ -324,6 +332,8 @@ def _store_artifacts(job_id: str, result: BacktestResult) -> None:
         vals = [getattr(t, name) for t in result.trades]
         arrays[f"trade_{name}"] = np.asarray([-1 if v is None else v for v in vals], dtype=np.float64)
     arrays["trade_exit_reason"] = np.asarray([t.exit_reason for t in result.trades], dtype="U16")
+    if isinstance(result, PortfolioResult):
+        arrays["trade_symbol"] = np.asarray([t.symbol for t in result.trades], dtype="U64")
     db.session.merge(BacktestJobData(job_id=job_id, name="result", data=pack_arrays(arrays)))
     db.session.commit()
 
@@ -345,7 +355,7 @@ def _artifacts(job: BacktestJob) -> dict[str, np.ndarray]:
 
 def trades_page(user_id: int, job_id: str, limit: int, cursor: dict | None) -> Page:
     """Closed trades of a succeeded backtest, in entry order, ``limit`` at a time."""
-    art = _artifacts(jobs.get_job(user_id, job_id, ("backtest",)))
+    art = _artifacts(jobs.get_job(user_id, job_id, CURVE_KINDS))
     start = (cursor or {}).get("i", 0)
     n = art["trade_pnl"].size
     if not isinstance(start, int) or isinstance(start, bool) or not 0 <= start <= n:
@@ -358,6 +368,8 @@ def trades_page(user_id: int, job_id: str, limit: int, cursor: dict | None) -> P
         for k in ("entry_bar", "exit_bar"):
             row[k] = int(row[k])
         row["exit_reason"] = str(art["trade_exit_reason"][i])
+        if "trade_symbol" in art:
+            row["symbol"] = str(art["trade_symbol"][i])
         if times is not None:
             row["entry_time"] = _iso(times[row["entry_bar"]])
             row["exit_time"] = _iso(times[row["exit_bar"]])
@@ -373,7 +385,7 @@ def _iso(t: np.datetime64) -> str:
 def equity_points(user_id: int, job_id: str, points: int) -> dict[str, Any]:
     """Equity for charts: at most ``points`` buckets, each its last value with the bucket's min
     and max (so no spike or drawdown disappears), plus the bucket's last timestamp."""
-    art = _artifacts(jobs.get_job(user_id, job_id, ("backtest",)))
+    art = _artifacts(jobs.get_job(user_id, job_id, CURVE_KINDS))
     eq, dd = art["equity"], art["drawdown"]
     n = eq.size
     buckets = max(1, min(points, n))
@@ -397,7 +409,7 @@ def equity_points(user_id: int, job_id: str, points: int) -> dict[str, Any]:
 
 def equity_csv(user_id: int, job_id: str) -> Iterator[str]:
     """The full curve as CSV lines (``bar,time,equity,drawdown``), generated in chunks."""
-    art = _artifacts(jobs.get_job(user_id, job_id, ("backtest",)))
+    art = _artifacts(jobs.get_job(user_id, job_id, CURVE_KINDS))
     eq, dd, times = art["equity"], art["drawdown"], art.get("times")
     yield "bar,time,equity,drawdown\n"
     chunk = 100_000
@@ -433,3 +445,90 @@ def _run_sweep_job(ctx: jobs.JobContext) -> dict:
         should_cancel=ctx.should_cancel,
     )
     return result.to_dict()
+
+
+# --------------------------------------------------------------------------- portfolio backtests
+
+
+def submit_portfolio(user_id: int, data: dict[str, Any]) -> BacktestJob:
+    """Queue a multi-asset backtest on stored candles (``backend.domain.backtest.multi``).
+
+    Checked before queueing: every symbol is known (404 ``UNKNOWN_SYMBOL`` naming all unknown ones),
+    the range fits the interval, the costs, and each symbol's strategy and params (signals mode).
+    """
+    rows = data["symbols"]
+    instruments = market_data.resolve([r["symbol"] for r in rows])
+    canonical = {
+        r["symbol"].strip().upper(): ins.trading_symbol for r, ins in zip(rows, instruments, strict=True)
+    }
+    src = data["data"]
+    market_data.check_range(src["interval"], src["start"], src["end"])
+    build_config(data)
+    symbols = []
+    for i, r in enumerate(rows):
+        row = {**r, "symbol": canonical[r["symbol"].strip().upper()]}
+        if data["mode"] == "signals":
+            try:
+                row["params"] = _signal_strategy(r["strategy"], r.get("params")).params
+            except ValidationFailed as exc:
+                raise ValidationFailed(exc.message, details={"symbols": {i: exc.details}}) from None
+        else:
+            row.pop("strategy", None)
+            row.pop("params", None)
+        symbols.append(row)
+    params = _json_safe({**data, "symbols": symbols})
+    if data.get("schedule") is not None:
+        params["schedule"] = [
+            {
+                "time": row["time"],
+                "weights": {canonical.get(k.strip().upper(), k): w for k, w in row["weights"].items()},
+            }
+            for row in params["schedule"]
+        ]
+    return jobs.submit(user_id, "portfolio", params)
+
+
+def _utc_naive(iso: str) -> np.datetime64:
+    t = datetime.fromisoformat(iso)
+    if t.tzinfo is not None:
+        t = t.astimezone(UTC).replace(tzinfo=None)
+    return np.datetime64(t, "ns")
+
+
+@jobs.handler("portfolio")
+def _run_portfolio_job(ctx: jobs.JobContext) -> dict:
+    p = ctx.params
+    symbols = [r["symbol"] for r in p["symbols"]]
+    total = len(symbols) + 2
+    series = {}
+    for i, sym in enumerate(symbols):  # one progress step per symbol's candles
+        ctx.progress(i, total)
+        ctx.check_cancel()
+        series[sym] = _store_data({**p["data"], "symbol": sym})
+    cfg = build_config(p)
+    ctx.progress(len(symbols), total)
+    kwargs: dict[str, Any] = {}
+    if p["mode"] == "signals":
+        kwargs["strategies"] = {
+            r["symbol"]: _signal_strategy(r["strategy"], r.get("params")) for r in p["symbols"]
+        }
+        sizing = {r["symbol"]: r["weight"] for r in p["symbols"] if r.get("weight") is not None}
+        if sizing:
+            kwargs["sizing"] = sizing
+    elif p.get("schedule"):
+        kwargs["schedule"] = [(_utc_naive(row["time"]), row["weights"]) for row in p["schedule"]]
+    else:
+        kwargs["weights"] = {r["symbol"]: r["weight"] for r in p["symbols"]}
+        kwargs["rebalance"] = (
+            p["rebalance_bars"] if p.get("rebalance") == "bars" else p.get("rebalance", "once")
+        )
+    result = run_portfolio(series, cfg, **kwargs)
+    ctx.progress(total - 1, total)
+    ctx.check_cancel()
+    out = result.to_dict(include_curves=False)
+    out.pop("trades")
+    out["bars"] = int(result.equity.size)
+    out["num_trades"] = len(result.trades)
+    _store_artifacts(ctx.job_id, result)
+    ctx.progress(total, total)
+    return out

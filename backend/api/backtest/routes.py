@@ -1,4 +1,4 @@
-"""The backtest namespace: backtest and sweep jobs, results and the equity/drawdown chart."""
+"""The backtest namespace: backtest, sweep and portfolio jobs, results and the equity/drawdown chart."""
 
 import json
 
@@ -12,6 +12,7 @@ from backend.api.backtest.schemas import (
     JobListQuerySchema,
     JobSchema,
     JobSummarySchema,
+    PortfolioRequestSchema,
     SweepRequestSchema,
     TradeListQuerySchema,
     TradeSchema,
@@ -61,6 +62,20 @@ class Sweeps(Resource):
     def post(self, data):
         """Queue a parameter sweep: metrics per combination and heat-map data (two swept params)."""
         return backtests.submit_sweep(current_user().id, data), 202
+
+
+@ns.route("/portfolio")
+class PortfolioBacktests(Resource):
+    @require_role("trader")
+    @use_schema(PortfolioRequestSchema)
+    @responds(JobSchema, code=202, description="Accepted: poll GET /backtest/{id}")
+    def post(self, data):
+        """Queue a multi-asset backtest: several symbols, one cash account, target weights or signals.
+
+        Results through the same endpoints as a backtest: summary (metrics, per-symbol figures) on
+        GET /backtest/{id}, trades (with their symbol), equity, equity.csv and chart.png.
+        """
+        return backtests.submit_portfolio(current_user().id, data), 202
 
 
 @ns.route("/<string:job_id>")
