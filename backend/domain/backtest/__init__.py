@@ -1,4 +1,4 @@
-"""Backtesting engine, CSV loader, parameter sweep and chart renderer."""
+"""Backtesting engine, multi-asset portfolios, CSV loader, parameter sweep and chart renderer."""
 
 from backend.domain.backtest.chart import render_chart
 from backend.domain.backtest.data import load_ohlcv_csv
@@ -9,16 +9,19 @@ from backend.domain.backtest.engine import (
     compute_metrics,
     run_backtest,
 )
+from backend.domain.backtest.multi import PortfolioResult, run_portfolio
 from backend.domain.backtest.sweep import SweepResult, run_sweep
 
 __all__ = [
     "BacktestConfig",
     "BacktestResult",
+    "PortfolioResult",
     "SweepResult",
     "Trade",
     "compute_metrics",
     "load_ohlcv_csv",
     "render_chart",
     "run_backtest",
+    "run_portfolio",
     "run_sweep",
 ]

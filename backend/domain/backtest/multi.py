@@ -189,7 +189,13 @@ def align(bars: Mapping[str, Mapping[str, Any]], *, validate: bool = True) -> _A
         union = None
     else:
         _check_spacing(symbols, loaded)
-        union = np.unique(np.concatenate([b["time"] for b in loaded]))
+        first = loaded[0]["time"]
+        if all(np.array_equal(b["time"], first) for b in loaded[1:]):
+            union = first  # the common case: identical timestamps, nothing to merge
+        else:
+            # each series is strictly increasing: a stable sort of the concatenation merges runs
+            allt = np.sort(np.concatenate([b["time"] for b in loaded]), kind="stable")
+            union = allt[np.concatenate(([True], allt[1:] != allt[:-1]))]
         index = [np.searchsorted(union, b["time"]) for b in loaded]
         n = union.size
     s_count = len(loaded)
@@ -237,9 +243,17 @@ class _Ledger:
         self.slip = slippage
         self.trades: list[PortfolioTrade] = []
         self.fills: list[Fill] = []
+        # per-symbol units and cost basis sum(size * entry), refreshed when the symbol's lots change
+        self.units = [0.0] * len(al.symbols)
+        self.basis = [0.0] * len(al.symbols)
+
+    def _refresh(self, s: int) -> None:
+        lots = self.lots[s]
+        self.units[s] = float(sum(lot[0] for lot in lots))
+        self.basis[s] = float(sum(lot[0] * lot[1] for lot in lots))
 
     def position(self, s: int) -> float:
-        return float(sum(lot[0] for lot in self.lots[s]))
+        return self.units[s]
 
     def mark(self, s: int, j: int) -> float:
         """Price of symbol ``s`` at bar ``j``'s open (its last close if it has no bar there)."""
@@ -250,9 +264,11 @@ class _Ledger:
         for s, lots in enumerate(self.lots):
             if lots:
                 px = self.mark(s, j)
-                for size, entry, _, _ in lots:
-                    eq += size * (px - entry)
-                    gross += abs(size) * px
+                if len(lots) == 1:  # the engine's expression, bit for bit
+                    eq += lots[0][0] * (px - lots[0][1])
+                else:
+                    eq += self.units[s] * px - self.basis[s]
+                gross += abs(self.units[s]) * px  # a symbol's lots all have one sign
         return eq, gross
 
     def price(self, side: str, j: int, s: int) -> float:
@@ -264,6 +280,7 @@ class _Ledger:
         comm = self.costs.cost(side, size, px)
         self.settled -= comm
         self.lots[s].append([size, px, float(j), comm])
+        self._refresh(s)
         self.fills.append(Fill(self.al.symbols[s], j, side, abs(size), px, comm, reason))
 
     def reduce(self, s: int, j: int, qty: float, px: float, reason: str) -> None:
@@ -307,6 +324,7 @@ class _Ledger:
             )
             left -= piece
             comm_left -= exit_comm
+        self._refresh(s)
 
     def close_all(self, s: int, j: int, reason: str) -> None:
         q = self.position(s)
@@ -323,8 +341,12 @@ class _Ledger:
         if units > 0:
             self.open(s, j, units * direction, px, reason)
 
-    def snapshot(self) -> tuple[float, list[list[tuple[float, float]]]]:
-        return self.settled, [[(lot[0], lot[1]) for lot in lots] for lots in self.lots]
+    def snapshot(self) -> tuple[float, list[tuple[float, float, float | None]]]:
+        """(settled, per symbol (units, basis, the entry price when it is a single lot))."""
+        return self.settled, [
+            (self.units[s], self.basis[s], lots[0][1] if len(lots) == 1 else None)
+            for s, lots in enumerate(self.lots)
+        ]
 
 
 # --------------------------------------------------------------------------- inputs
@@ -514,9 +536,11 @@ def run_portfolio(
     seg_start: list[int] = [0]
     seg_state = [ledger.snapshot()]
     for j in fill_bars:
+        before = len(ledger.fills)
         step(j)
-        seg_start.append(j)
-        seg_state.append(ledger.snapshot())
+        if len(ledger.fills) != before:  # no order (unaffordable entry, target unchanged): same segment
+            seg_start.append(j)
+            seg_state.append(ledger.snapshot())
     equity, cash, positions = _curves(al, seg_start, seg_state, n)
 
     last = al.close_ff[:, -1]
@@ -674,14 +698,18 @@ def _curves(
     for a, b, (settled, lots) in zip(seg_start, ends, seg_state, strict=True):
         if b <= a:
             continue  # superseded by a later event on the same bar
-        eq = np.full(b - a, settled)
+        eq = equity[a:b]
+        eq[:] = settled
         c = settled
-        for s, sym_lots in enumerate(lots):
-            for size, entry in sym_lots:
-                eq += size * (al.close_ff[s, a:b] - entry)  # the engine's cash + size * (close - entry)
-                c -= size * entry
-                positions[s, a:b] += size
-        equity[a:b] = eq
+        for s, (units, basis, single) in enumerate(lots):
+            if units == 0.0:
+                continue
+            if single is not None:  # the engine's cash + size * (close - entry), bit for bit
+                eq += units * (al.close_ff[s, a:b] - single)
+            else:
+                eq += units * al.close_ff[s, a:b] - basis
+            c -= basis
+            positions[s, a:b] = units
         cash[a:b] = c
     return equity, cash, positions
 
@@ -690,7 +718,7 @@ def _buy_and_hold(al: _Aligned) -> np.ndarray:
     """Equal-weight buy and hold (no rebalancing) of every symbol from its own first close."""
     first = np.array([b["close"][0] for b in al.bars])
     rel = al.close_ff / first[:, None]
-    return np.nanmean(np.where(np.isnan(rel), 1.0, rel), axis=0)
+    return np.where(np.isnan(rel), 1.0, rel).mean(axis=0)
 
 
 def _per_symbol(
