@@ -231,3 +231,23 @@ def test_positions_never_exceed_the_cash(app):
     assert ref.cash.min() >= 0
     holdings = np.nansum(ref.positions * ref.close, axis=0)
     np.testing.assert_allclose(ref.cash + holdings, ref.equity, rtol=1e-12)
+
+
+def test_progress_events_one_step_per_symbol(app, client, trader, monkeypatch):
+    from backend.services import jobs
+
+    events = []
+    monkeypatch.setattr(
+        jobs, "emit_to_user", lambda uid, event, payload: events.append((event, dict(payload)))
+    )
+    _, headers = trader
+    body = _base(symbols=[{"symbol": s, "weight": 0.2} for s in ("RELIANCE", "TCS", "INFY", "SBIN")])
+    job = _run(app, client, headers, body)
+    running = [
+        p["progress"]
+        for e, p in events
+        if e == "job.progress" and p["id"] == job["id"] and p["status"] == "running"
+    ]
+    # 4 symbols' candles, the run, the stored result: 0, 1/6 ... 1
+    assert running == sorted(running) and running[-1] == 1.0
+    assert len(set(running)) >= 5
