@@ -92,6 +92,18 @@ def test_monthly_rebalance_fills_on_the_first_bar_of_each_month():
     assert fill_days == [str(days[1])[:10], "2024-02-01", "2024-03-01"]
 
 
+def test_a_symbol_missing_on_the_fill_bar_keeps_its_holding_until_the_next_rebalance():
+    t = np.arange(np.datetime64("2024-01-01"), np.datetime64("2024-01-06")).astype("datetime64[ns]")
+    a = bars([10, 10, 10, 10, 10], [10, 10, 10, 10, 10], t)
+    keep = np.array([True, False, True, True, True])  # B has no bar on the first fill bar
+    b = bars(np.array([20, 20, 22, 22, 22])[keep], np.array([20, 20, 22, 22, 22])[keep], t[keep])
+    r = run_portfolio({"A": a, "B": b}, weights={"A": 0.5, "B": 0.5}, rebalance=2, cash=1000)
+    # decisions on bars 0 and 2: bar 1 buys A only (B missing), bar 3 buys B at its open 22
+    assert [(f.symbol, f.bar, f.qty) for f in r.fills] == [("A", 1, 50), ("B", 3, 22)]
+    np.testing.assert_array_equal(r.close[1], [20, 20, 22, 22, 22])  # bar 1 valued at bar 0's close
+    np.testing.assert_allclose(r.cash, [1000, 500, 500, 16, 16])
+
+
 def test_shorts_need_long_only_false_and_are_negative_positions():
     a = bars([10, 10, 10, 9], [10, 10, 9, 9])
     b = bars([20, 20, 20, 21], [20, 20, 21, 21])
