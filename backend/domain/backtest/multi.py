@@ -177,9 +177,10 @@ def align(bars: Mapping[str, Mapping[str, Any]], *, validate: bool = True) -> _A
     if not all(timed):
         n = loaded[0]["close"].size
         bad = {
-            s: [f"{b['close'].size} bars, {symbols[0]} has {n}"] for s, b in zip(symbols, loaded, strict=True)
+            s: [f"{b['close'].size} bars, {symbols[0]} has {n}"]
+            for s, b in zip(symbols, loaded, strict=True)
+            if b["close"].size != n
         }
-        bad = {s: v for s, v in bad.items() if loaded[symbols.index(s)]["close"].size != n}
         if bad:
             raise ValidationFailed(
                 "misaligned series: without timestamps every series needs the same number of bars",
@@ -500,7 +501,7 @@ def run_portfolio(
     signal_mode = strategies is not None or targets is not None
     if weight_mode == signal_mode:
         raise ValidationFailed(
-            "give target weights (weights or schedule) or signals (strategies or targets), not both",
+            "give either target weights (weights or schedule) or signals (strategies or targets)",
             details={"mode": ["exactly one of weights/schedule or strategies/targets"]},
         )
     if weights is not None and schedule is not None:
@@ -538,7 +539,8 @@ def run_portfolio(
     for j in fill_bars:
         before = len(ledger.fills)
         step(j)
-        if len(ledger.fills) != before:  # no order (unaffordable entry, target unchanged): same segment
+        # a bar without orders (entry unaffordable, target already held) continues the segment
+        if len(ledger.fills) != before:
             seg_start.append(j)
             seg_state.append(ledger.snapshot())
     equity, cash, positions = _curves(al, seg_start, seg_state, n)
