@@ -457,10 +457,16 @@ def submit_portfolio(user_id: int, data: dict[str, Any]) -> BacktestJob:
     the range fits the interval, the costs, and each symbol's strategy and params (signals mode).
     """
     rows = data["symbols"]
-    instruments = market_data.resolve([r["symbol"] for r in rows])
+    market_data.resolve([r["symbol"] for r in rows])  # 404 naming every unknown symbol at once
     canonical = {
-        r["symbol"].strip().upper(): ins.trading_symbol for r, ins in zip(rows, instruments, strict=True)
+        r["symbol"].strip().upper(): market_data.get_instrument(r["symbol"].strip()).trading_symbol
+        for r in rows
     }
+    if len(set(canonical.values())) != len(rows):
+        raise ValidationFailed(
+            "two entries name the same instrument",
+            details={"fields": {"symbols": ["Each instrument once (an alias names the same one)."]}},
+        )
     src = data["data"]
     market_data.check_range(src["interval"], src["start"], src["end"])
     build_config(data)

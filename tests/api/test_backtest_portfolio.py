@@ -160,6 +160,7 @@ def _base(**extra):
         ),
         ({"symbols": [{"symbol": "RELIANCE", "weight": 0.5, "strategy": "macd"}]}, "symbols"),
         ({"symbols": []}, "symbols"),
+        ({"symbols": [{"symbol": "  ", "weight": 0.1}]}, "symbols"),
         ({"mode": "signals"}, "symbols"),  # no strategies
         ({"mode": "both"}, "mode"),
         ({"rebalance": "bars"}, "rebalance_bars"),

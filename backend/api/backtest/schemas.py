@@ -203,7 +203,9 @@ MAX_PORTFOLIO_SYMBOLS = 50
 
 
 class PortfolioSymbolSchema(Schema):
-    symbol = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    symbol = fields.String(
+        required=True, validate=[validate.Length(min=1, max=64), validate.Regexp(r".*\S", error="Not blank.")]
+    )
     weight = fields.Float(
         load_default=None,
         allow_none=True,
