@@ -252,3 +252,29 @@ def test_progress_events_one_step_per_symbol(app, client, trader, monkeypatch):
     # 4 symbols' candles, the run, the stored result: 0, 1/6 ... 1
     assert running == sorted(running) and running[-1] == 1.0
     assert len(set(running)) >= 5
+
+
+def test_rebalance_every_n_bars_and_fractional_shorts(app, client, trader):
+    _, headers = trader
+    body = _base(
+        symbols=[{"symbol": "RELIANCE", "weight": 0.6}, {"symbol": "TCS", "weight": -0.3}],
+        rebalance="bars",
+        rebalance_bars=20,
+        long_only=False,
+        fractional=True,
+        slippage=0.001,
+    )
+    job = _run(app, client, headers, body)
+    ref = _domain(
+        app,
+        ["RELIANCE", "TCS"],
+        weights={"RELIANCE": 0.6, "TCS": -0.3},
+        rebalance=20,
+        settings={"long_only": False, "fractional": True, "slippage": 0.001},
+    )
+    res = job["result"]
+    assert res["metrics"]["final_equity"] == pytest.approx(ref.metrics["final_equity"], rel=1e-12)
+    assert res["per_symbol"]["TCS"]["final_units"] < 0 < res["per_symbol"]["RELIANCE"]["final_units"]
+    assert res["num_fills"] == len(ref.fills) and len({f.bar for f in ref.fills}) == -(
+        -(res["bars"] - 1) // 20
+    )

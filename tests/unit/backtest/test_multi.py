@@ -367,3 +367,25 @@ def test_bad_series_are_named():
     with pytest.raises(ValidationFailed) as exc:
         run_portfolio({}, weights={})
     assert "bars" in exc.value.details
+
+
+def test_every_rebalance_lands_within_one_share_of_the_targets():
+    rng = np.random.default_rng(5)
+    days = np.arange(np.datetime64("2022-01-03"), np.datetime64("2024-01-01"))
+    days = days[(days.astype("datetime64[D]").view("int64") + 3) % 7 < 5]
+    weights = {"A": 0.5, "B": 0.3, "C": 0.1}
+    series = {}
+    for k, sym in enumerate(weights):
+        close = (50 + 400 * k) * np.exp(np.cumsum(rng.normal(0, 0.02, days.size)))
+        series[sym] = bars(close * np.exp(rng.normal(0, 0.005, days.size)), close, days)
+    r = run_portfolio(series, weights=weights, rebalance="monthly", cash=250_000)
+    fill_bars = sorted({f.bar for f in r.fills})
+    assert len(fill_bars) >= 20
+    for j in fill_bars:
+        opens = np.array([series[s]["open"][j] for s in r.symbols])
+        held_before = r.positions[:, j - 1]
+        equity_at_open = r.cash[j - 1] + (held_before * opens).sum()
+        for k, sym in enumerate(r.symbols):
+            target = weights[sym] * equity_at_open
+            value = r.positions[k, j] * opens[k]
+            assert target - opens[k] < value <= target, (sym, j)
