@@ -47,7 +47,7 @@ class Backoff:
         self.initial = max(float(initial), 0.0)
         self.maximum = max(float(maximum), self.initial)
         self._wait = wait_exponential_jitter(
-            initial=self.initial, max=self.maximum, jitter=self.initial if jitter is None else jitter
+            multiplier=self.initial, max=self.maximum, jitter=self.initial if jitter is None else jitter
         )
         self.attempts = 0
 
