@@ -123,6 +123,7 @@ def test_ltpc_decodes_and_counts_volume_only_on_a_new_trade():
     assert first.bid == first.ask == Decimal("2905.15")  # ltpc has no depth
     assert first.ts == datetime.fromtimestamp(1_763_616_600, UTC)
     assert first.volume == 0 and first.extra["close"] == Decimal("2890") and first.extra["mode"] == "ltpc"
+    assert str(first.extra["close"]) == "2890"  # plain, never "2.89E+3"
     assert first.extra["frame"] == "initial_feed"
     same = dec.decode(response(pb.live_feed, {key: feed_for(key, "ltpc", q)})).ticks[0]
     assert same.volume == 0  # same last trade re-sent

@@ -306,3 +306,14 @@ def test_no_token_in_the_store_parks_the_stream(feed, bus, streams):
     s.start()
     wait_for(lambda: s.state == "no_token")
     assert feed.authorize_calls == [] and not s.healthy()
+
+
+def test_outside_the_session_a_quiet_socket_is_pinged_not_dropped(feed, bus, streams):
+    s = make_stream(feed, bus, stall_timeout=0.2, expect_data=lambda: False)  # market closed
+    streams.append(s)
+    s.want(["TCS"])
+    s.start()
+    wait_for(lambda: s.streamed(["TCS"]))
+    feed.stall()  # no data at all, as after the close; the stub still answers pings
+    time.sleep(1.0)  # five stall timeouts of silence
+    assert s.reconnects == {} and s.healthy() and feed.connections == 1

@@ -32,7 +32,7 @@ from google.protobuf.message import DecodeError
 
 from backend.domain.errors import ValidationFailed
 from backend.domain.market.types import Tick
-from backend.domain.upstox_http import dec
+from backend.domain.upstox_http import dec as _dec
 
 from . import MarketDataFeedV3_pb2 as pb
 
@@ -149,6 +149,13 @@ class Frame:
 
 class MalformedFrame(ValueError):
     """A frame that is not a FeedResponse (or a text frame: Upstox sends binary only)."""
+
+
+def dec(value: float) -> Decimal:
+    """A protobuf double as Decimal (rounded like the REST path), never in exponent form: 1400.0
+    is ``1400``, not ``1.4E+3``, so quotes serialise as plain strings."""
+    d = _dec(value)
+    return d.quantize(Decimal(1)) if d.as_tuple().exponent > 0 else d  # type: ignore[operator]
 
 
 def _ms(value: int) -> datetime | None:
