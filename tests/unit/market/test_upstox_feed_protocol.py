@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -181,3 +183,36 @@ def test_unknown_key_is_reported_not_fatal():
 def test_malformed_bytes_raise_malformed_frame(data):
     with pytest.raises(MalformedFrame):
         FrameDecoder(Lookup()).decode(data)
+
+
+# ------------------------------------------------------------------ the committed generated module
+
+PROTO_DIR = Path(__file__).resolve().parents[3] / "backend" / "domain" / "market" / "upstox_feed"
+
+
+def test_generated_module_matches_the_committed_proto():
+    """Every message field (name, number) and enum value of the .proto is in the _pb2 descriptor."""
+    text = re.sub(r"//[^\n]*", "", (PROTO_DIR / "MarketDataFeedV3.proto").read_text())
+    blocks = re.findall(r"(message|enum)\s+(\w+)\s*\{(.*?)\n\}", text, flags=re.S)
+    assert len(blocks) >= 15
+    for kind, name, body in blocks:
+        if kind == "enum":
+            enum = pb.DESCRIPTOR.enum_types_by_name[name]
+            declared = {n: int(v) for n, v in re.findall(r"(\w+)\s*=\s*(\d+)\s*;", body)}
+            assert {v.name: v.number for v in enum.values} == declared, name
+        else:
+            msg = pb.DESCRIPTOR.message_types_by_name[name]
+            declared = {n: int(v) for n, v in re.findall(r"(\w+)\s*=\s*(\d+)\s*;", body)}
+            assert {f.name: f.number for f in msg.fields} == declared, name
+
+
+def test_regenerating_gives_the_committed_module(tmp_path):
+    protoc = pytest.importorskip("grpc_tools.protoc")  # dev tool (requirements-dev.txt)
+    rc = protoc.main(
+        ["protoc", f"-I{PROTO_DIR}", f"--python_out={tmp_path}", str(PROTO_DIR / "MarketDataFeedV3.proto")]
+    )
+    assert rc == 0
+    fresh = (tmp_path / "MarketDataFeedV3_pb2.py").read_text()
+    committed = (PROTO_DIR / "MarketDataFeedV3_pb2.py").read_text()
+    pick = re.compile(r"AddSerializedFile\((b'.*?')\)", re.S)
+    assert pick.search(fresh).group(1) == pick.search(committed).group(1), "run `make proto`"

@@ -151,11 +151,25 @@ class MalformedFrame(ValueError):
     """A frame that is not a FeedResponse (or a text frame: Upstox sends binary only)."""
 
 
+_DEC_CACHE: dict[float, Decimal] = {}
+_DEC_CACHE_MAX = 65_536
+
+
 def dec(value: float) -> Decimal:
     """A protobuf double as Decimal (rounded like the REST path), never in exponent form: 1400.0
-    is ``1400``, not ``1.4E+3``, so quotes serialise as plain strings."""
-    d = _dec(value)
-    return d.quantize(Decimal(1)) if d.as_tuple().exponent > 0 else d  # type: ignore[operator]
+    is ``1400``, not ``1.4E+3``, so quotes serialise as plain strings.
+
+    Memoised: prices repeat (tick-size steps, depth levels, the day's OHLC, close) and the
+    float -> str -> Decimal conversion was most of the decode time (docs/benchmarks.md)."""
+    d = _DEC_CACHE.get(value)
+    if d is None:
+        d = _dec(value)
+        if d.as_tuple().exponent > 0:  # type: ignore[operator]
+            d = d.quantize(Decimal(1))
+        if len(_DEC_CACHE) >= _DEC_CACHE_MAX:
+            _DEC_CACHE.clear()  # bounded; a rebuild costs one conversion per distinct price
+        _DEC_CACHE[value] = d
+    return d
 
 
 def _ms(value: int) -> datetime | None:
