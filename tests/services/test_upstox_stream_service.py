@@ -135,7 +135,11 @@ def test_socket_ticks_from_the_token_store_reach_the_tick_bus_rest_only_as_fallb
         with app.app_context():
             cached = md.ltp(["RELIANCE"])["RELIANCE"]
         assert cached > Decimal("1400")  # the LTP cache follows the socket, not the REST stub
-        assert upstox_feed.status()["source"] == "socket" and upstox_feed.status()["stream"]["connected"]
+        from backend.api.admin.schemas import FeedStatusSchema
+
+        shown = FeedStatusSchema().dump(upstox_feed.status())  # GET /api/v1/admin/ops/feed
+        assert shown["source"] == "socket" and shown["stream"]["connected"] is True
+        assert shown["stream"]["segment_status"]["NSE_EQ"] == "NORMAL_OPEN"
 
         # a fresh login: a new token lands in the store; the socket re-authorizes and re-subscribes
         new_token = "upstox-second-login-token"
