@@ -119,6 +119,7 @@ def test_socket_ticks_from_the_token_store_reach_the_tick_bus_rest_only_as_fallb
         router = upstox_feed.router
         assert router is not None and router.source == "rest"
         assert {t.symbol for t in got if t.ltp in (Decimal("1400"), Decimal("3450"))} == {"RELIANCE", "TCS"}
+        wait_for(lambda: feed_stub.authorize_calls, what="authorize")
         assert feed_stub.authorize_calls[0] == TOKEN  # the designated connection's token
         wait_for(lambda: router.stream.streamed() == {"RELIANCE", "TCS"}, what="socket streaming")
         polls = len(upstox.calls("/v2/market-quote/quotes"))

@@ -317,3 +317,23 @@ def test_outside_the_session_a_quiet_socket_is_pinged_not_dropped(feed, bus, str
     feed.stall()  # no data at all, as after the close; the stub still answers pings
     time.sleep(1.0)  # five stall timeouts of silence
     assert s.reconnects == {} and s.healthy() and feed.connections == 1
+
+
+def test_an_unreadable_token_store_never_kills_the_stream_thread(feed, bus, streams):
+    state = {"fail": True}
+
+    def flaky():
+        if state["fail"]:
+            raise RuntimeError("database is down")
+        return "tok-1"
+
+    s = make_stream(feed, bus, token=flaky)
+    streams.append(s)
+    s.want(["TCS"])
+    s.start()
+    wait_for(lambda: s.state == "no_token" and "database is down" in (s.last_error or ""))
+    state["fail"] = False
+    wait_for(lambda: s.streamed(["TCS"]), what="stream once the store answers")
+    state["fail"] = True  # failing again while connected: the socket stays
+    time.sleep(0.2)
+    assert s.connections == 1 and s.healthy()

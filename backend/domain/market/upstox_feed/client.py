@@ -32,7 +32,7 @@ import requests
 import websocket
 from prometheus_client import Counter, Gauge
 
-from backend.domain.errors import BrokerTokenExpired, BrokerUnavailable, DomainError, NotFound
+from backend.domain.errors import BrokerTokenExpired, BrokerUnavailable, NotFound
 from backend.domain.market.types import Tick
 from backend.domain.upstox_http import handle_response
 from backend.domain.ws_supervisor import Backoff, Watchdog
@@ -56,6 +56,9 @@ BAD_INPUT = Counter(
 )
 RECONNECTS = Counter("upstox_feed_reconnects_total", "Market-data websocket sessions ended", ["reason"])
 CONNECTED = Gauge("upstox_feed_connected", "1 while the market-data websocket is connected")
+# A token Upstox answered 401 is retried only this late (unless the store holds a new one first):
+# the 03:30 IST expiry is final, a re-login brings a different token.
+REJECTED_TOKEN_RETRY_SECONDS = 300.0
 
 
 class _Keys:
@@ -125,6 +128,7 @@ class UpstoxMarketStream:
         self._thread: threading.Thread | None = None
         self._ws: websocket.WebSocket | None = None
         self._rejected_token: str | None = None
+        self._rejected_at = 0.0
         self.connected = False
         self.state = "stopped"
         self.segment_status: dict[str, str] = {}
@@ -228,42 +232,52 @@ class UpstoxMarketStream:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                token = self.token_provider()
-            except DomainError as exc:
-                self._park("no_token", exc, self.token_check_seconds)
-                continue
-            if token == self._rejected_token:
-                self._park("token_expired", None, self.token_check_seconds)
-                continue
-            try:
-                url = self._authorize(token)
-            except BrokerTokenExpired as exc:
-                self._rejected_token = token  # wait for the store to hold another token
-                self._ended("token_expired")
-                self._park("token_expired", exc, 0)
-                continue
-            except Exception as exc:  # noqa: BLE001 - any authorize failure: back off, retry
-                self._ended("authorize_failed")
-                self._park("authorize_failed", exc, self.backoff.next_delay())
-                continue
-            try:
-                ws = websocket.create_connection(
-                    url, timeout=self.connect_timeout, enable_multithread=True, skip_utf8_validation=True
-                )
-            except Exception as exc:  # noqa: BLE001 - refused, reset, handshake error: back off
-                self._ended("connect_failed")
-                self._park("connect_failed", exc, self.backoff.next_delay())
-                continue
-            reason, delivered = self._session(ws, token)
-            self._ended(reason)
-            if self._stop.is_set():
-                break
-            if delivered:
-                self.backoff.reset()
-            if reason != "token_changed":  # a new token reconnects at once
-                self.state = "reconnecting"
-                self._stop.wait(self.backoff.next_delay())
+                self._attempt()
+            except Exception as exc:  # noqa: BLE001 - the stream thread must outlive any failure
+                log.exception("upstox feed loop error")
+                self._ended("error")
+                self._park("error", exc, self.backoff.next_delay())
         self.state = "stopped"
+
+    def _attempt(self) -> None:
+        """One authorize + connect + session, or one wait; the loop calls it until stopped."""
+        try:
+            token = self.token_provider()
+        except Exception as exc:  # noqa: BLE001 - no token (DomainError) or the store is unreadable
+            self._park("no_token", exc, self.token_check_seconds)
+            return
+        if token == self._rejected_token and self.clock() - self._rejected_at < REJECTED_TOKEN_RETRY_SECONDS:
+            self._park("token_expired", None, self.token_check_seconds)
+            return
+        try:
+            url = self._authorize(token)
+        except BrokerTokenExpired as exc:
+            # 401: wait for the store to hold another token (a fresh login) instead of hammering
+            self._rejected_token, self._rejected_at = token, self.clock()
+            self._ended("token_expired")
+            self._park("token_expired", exc, 0)
+            return
+        except Exception as exc:  # noqa: BLE001 - any authorize failure: back off, retry
+            self._ended("authorize_failed")
+            self._park("authorize_failed", exc, self.backoff.next_delay())
+            return
+        try:
+            ws = websocket.create_connection(
+                url, timeout=self.connect_timeout, enable_multithread=True, skip_utf8_validation=True
+            )
+        except Exception as exc:  # noqa: BLE001 - refused, reset, handshake error: back off
+            self._ended("connect_failed")
+            self._park("connect_failed", exc, self.backoff.next_delay())
+            return
+        reason, delivered = self._session(ws, token)
+        self._ended(reason)
+        if self._stop.is_set():
+            return
+        if delivered:
+            self.backoff.reset()
+        if reason != "token_changed":  # a new token reconnects at once
+            self.state = "reconnecting"
+            self._stop.wait(self.backoff.next_delay())
 
     def _park(self, state: str, exc: BaseException | None, delay: float) -> None:
         self.state = state
@@ -313,7 +327,10 @@ class UpstoxMarketStream:
         poll = max(min(self.stall_timeout / 4, 0.25), 0.01)
         try:
             while not self._stop.is_set():
-                self._sync_subscriptions(ws)
+                try:
+                    self._sync_subscriptions(ws)
+                except (websocket.WebSocketException, OSError):
+                    return "disconnected", delivered
                 if self.clock() - last_token_check >= self.token_check_seconds:
                     last_token_check = self.clock()
                     if self._token_changed(token):
@@ -359,8 +376,8 @@ class UpstoxMarketStream:
     def _token_changed(self, token: str) -> bool:
         try:
             return self.token_provider() != token
-        except DomainError:
-            return False  # the store is unreadable right now: keep the socket while it works
+        except Exception:  # noqa: BLE001 - no token / store unreadable now: keep the socket while it works
+            return False
 
     def _sync_subscriptions(self, ws: websocket.WebSocket) -> None:
         with self._lock:
