@@ -9,7 +9,7 @@ PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 export FLASK_APP := wsgi:app
 
-.PHONY: install run serve worker test lint pytest pytest-services bench migrate clean vendor
+.PHONY: install run serve worker test lint pytest pytest-services bench migrate clean vendor proto
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -76,3 +76,10 @@ clean:
 ## Dashboard: re-vendor the pinned browser libraries after changing frontend/package.json (output committed)
 vendor:
 	cd frontend && npm ci && node vendor.mjs
+
+## Upstox feed: regenerate MarketDataFeedV3_pb2.py(i) after changing the .proto (output committed;
+## the runtime needs only `protobuf`, grpcio-tools is a dev tool)
+FEED_PROTO := backend/domain/market/upstox_feed
+proto: install
+	$(BIN)/python -m grpc_tools.protoc -I $(FEED_PROTO) --python_out=$(FEED_PROTO) --pyi_out=$(FEED_PROTO) \
+		$(FEED_PROTO)/MarketDataFeedV3.proto

@@ -13,6 +13,7 @@ PROVIDERS = ("simulated", "csv", "upstox")
 QUOTE_MODES = ("single", "batch")  # backend.realtime.feed.QUOTE_MODES
 
 CLOCKS = ("exchange", "always_open")
+FEED_MODES = ("ltpc", "full", "option_greeks")  # backend.domain.market.upstox_feed.MODES
 
 
 def settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -29,6 +30,12 @@ def settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         raise ConfigError(
             "MARKET_CLOCK=always_open needs MARKET_DATA_PROVIDER=simulated (real markets keep hours)"
         )
+    feed_mode = env_str("UPSTOX_FEED_MODE", "full", env=env)
+    if feed_mode not in FEED_MODES:
+        raise ConfigError(f"UPSTOX_FEED_MODE must be one of {', '.join(FEED_MODES)}, got {feed_mode!r}")
+    stall = env_float("UPSTOX_FEED_STALL_SECONDS", 10.0, env=env)
+    if stall <= 0:
+        raise ConfigError(f"UPSTOX_FEED_STALL_SECONDS must be > 0, got {stall}")
     return {
         "MARKET_DATA_PROVIDER": provider,
         # simulated market
@@ -47,6 +54,21 @@ def settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "UPSTOX_BASE_URL": env_str("UPSTOX_BASE_URL", "https://api.upstox.com", env=env),
         "UPSTOX_ACCESS_TOKEN": env_str("UPSTOX_ACCESS_TOKEN", env=env),
         "UPSTOX_TIMEOUT_SECONDS": env_float("UPSTOX_TIMEOUT_SECONDS", 10.0, env=env),
+        # Upstox V3 market-data websocket (docs/brokers.md): streams quotes while it is healthy,
+        # REST polling covers whatever it does not stream (down, stalled, over the key limit)
+        "UPSTOX_FEED_ENABLED": env_bool("UPSTOX_FEED_ENABLED", True, env=env),
+        # host of GET /v3/feed/market-data-feed/authorize (the socket URI comes from its answer)
+        "UPSTOX_FEED_BASE_URL": env_str(
+            "UPSTOX_FEED_BASE_URL", env_str("UPSTOX_BASE_URL", "https://api.upstox.com", env=env), env=env
+        ),
+        # ltpc | full (D5 depth: real bid/ask for paper fills) | option_greeks; limits per mode are
+        # Upstox's (V3 feed doc): ltpc 5000, option_greeks 3000, full 2000 keys
+        "UPSTOX_FEED_MODE": feed_mode,
+        "UPSTOX_FEED_STALL_SECONDS": stall,  # silence, in session, before the watchdog closes it
+        "UPSTOX_FEED_BACKOFF_INITIAL_SECONDS": env_float("UPSTOX_FEED_BACKOFF_INITIAL_SECONDS", 0.5, env=env),
+        "UPSTOX_FEED_BACKOFF_MAX_SECONDS": env_float("UPSTOX_FEED_BACKOFF_MAX_SECONDS", 30.0, env=env),
+        "UPSTOX_FEED_TOKEN_CHECK_SECONDS": env_float("UPSTOX_FEED_TOKEN_CHECK_SECONDS", 5.0, env=env),
+        "UPSTOX_FEED_KEYS_PER_REQUEST": env_int("UPSTOX_FEED_KEYS_PER_REQUEST", 500, env=env),
         # calendar: session hours and yearly holiday lists are data files (docs/trading.md)
         "MARKET_CALENDAR_DIR": env_str("MARKET_CALENDAR_DIR", str(ROOT / "config" / "calendars"), env=env),
         # extra YYYY-MM-DD days closing every segment, on top of the files and `flask calendar load`

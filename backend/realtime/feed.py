@@ -104,6 +104,10 @@ class FeedService:
         self._producer_alive: dict[int, bool] = {}
         self._kill: set[int] = set()
         self.last_error: str | None = None
+        # Upstox websocket (leader only, MARKET_DATA_PROVIDER=upstox): socket ticks arrive on their
+        # own thread; one lock keeps them and a REST cycle from delivering at the same time.
+        self.router: Any = None
+        self._deliver_lock = threading.Lock()
 
     # ------------------------------------------------------------------ client interest
 
@@ -216,6 +220,7 @@ class FeedService:
     def stop(self) -> None:
         self.running = False
         self.generation += 1
+        self._stop_stream()
         if self.is_leader:
             try:
                 self.lease.release()
@@ -245,6 +250,8 @@ class FeedService:
             "local_symbols": sorted(self.local_symbols),
             "batch_clients": len(self.batch_sids),
             "last_error": self.last_error,
+            "source": self.router.source if self.router is not None else "provider",
+            "stream": self.router.stream.status() if self.router is not None else None,
         }
 
     def _holder(self) -> str | None:
@@ -287,6 +294,7 @@ class FeedService:
         self.is_leader = False
         self.generation += 1  # stops the current producer
         FEED_LEADER.set(0)
+        self._stop_stream()  # one Upstox connection per user: only the leader holds it
 
     def _watchdog(self) -> None:
         gen = self.generation
@@ -347,23 +355,62 @@ class FeedService:
         symbols, _unknown = md.known_symbols(self.wanted())
         if not symbols:
             return
-        ticks = md.live_ticks(symbols, datetime.now(UTC))
-        if not ticks:
-            return
-        md.record_ticks(ticks, ttl=max(3 * self.interval, 3.0))
-        # Clients first: tick-bus subscribers (paper matching, alerts) query the database per tick,
-        # which added ~15 ms per cycle to every quote's delivery when they ran before the emits.
-        quotes = [quote_payload(t) for t in ticks]
-        try:
-            self._publish_batch(quotes)  # 1 frame per batch client: before the 1-per-tick emits
-        except Exception:  # noqa: BLE001 - single-mode clients and the tick bus still get the cycle
-            FEED_BATCH_ERRORS.labels(stage="publish").inc()
-            log.exception("quote batch publish failed")
-        for q in quotes:
-            socketio.emit("quote", q, to=f"quotes:{q['symbol']}", namespace=NAMESPACE)
-        tick_bus.publish(ticks)
-        self.ticks += len(ticks)
-        FEED_TICKS.inc(len(ticks))
+        from backend.extensions import db
+
+        # End the look-up's read transaction before any provider call: the Upstox token provider
+        # reads the token store in its own session, and on SQLite (BEGIN IMMEDIATE) an open
+        # transaction of this thread would lock it out.
+        db.session.commit()
+        now = datetime.now(UTC)
+        router = self._stream_router(md)
+        # With the Upstox websocket, REST polls only what the socket is not streaming right now.
+        ticks = router.cycle(symbols, now) if router is not None else md.live_ticks(symbols, now)
+        if ticks:
+            self.deliver(ticks, md)
+
+    def deliver(self, ticks: list[Any], md: Any = None) -> None:
+        """LTP cache, Socket.IO and the tick bus, for one batch of ticks (a cycle or a socket frame)."""
+        if md is None:
+            from backend.services import market_data as md
+        with self._deliver_lock:
+            md.record_ticks(ticks, ttl=max(3 * self.interval, 3.0))
+            # Clients first: tick-bus subscribers (paper matching, alerts) query the database per
+            # tick, which added ~15 ms per cycle to every quote's delivery when they ran first.
+            quotes = [quote_payload(t) for t in ticks]
+            try:
+                self._publish_batch(quotes)  # 1 frame per batch client: before the 1-per-tick emits
+            except Exception:  # noqa: BLE001 - single-mode clients and the tick bus still get them
+                FEED_BATCH_ERRORS.labels(stage="publish").inc()
+                log.exception("quote batch publish failed")
+            for q in quotes:
+                socketio.emit("quote", q, to=f"quotes:{q['symbol']}", namespace=NAMESPACE)
+            tick_bus.publish(ticks)
+            self.ticks += len(ticks)
+            FEED_TICKS.inc(len(ticks))
+
+    # ------------------------------------------------------------------ Upstox websocket
+
+    def _stream_router(self, md) -> Any:
+        from backend.services import upstox_stream
+
+        if self.router is None and upstox_stream.enabled(self.app):
+            self.router = upstox_stream.build_router(self.app, md.provider().instruments, self._socket_ticks)
+        return self.router
+
+    def _socket_ticks(self, ticks: list[Any]) -> None:
+        """Sink of the websocket thread: deliver in an app context, as the producer does."""
+        from backend.extensions import db
+
+        with self.app.app_context():
+            try:
+                self.deliver(ticks)
+            finally:
+                db.session.remove()
+
+    def _stop_stream(self) -> None:
+        router, self.router = self.router, None
+        if router is not None:
+            router.stream.stop()
 
 
 def get_feed(app: Flask) -> FeedService:

@@ -110,6 +110,10 @@ class FeedStatusSchema(Schema):
     interval_seconds = fields.Float()
     local_symbols = fields.List(fields.String())
     last_error = fields.String(allow_none=True)
+    # where quotes come from: provider (simulated/csv/REST only), or with the Upstox websocket
+    # socket | rest | mixed; ``stream``: the websocket's state and counters (docs/brokers.md)
+    source = fields.String()
+    stream = fields.Dict(allow_none=True)
 
 
 class FailedJobSchema(Schema):
