@@ -121,15 +121,15 @@ def plan(
     new_mode = {k: m for m, ks in wanted.items() for k in ks}
     frames: list[bytes] = []
 
-    def emit(method: str, keys: list[str], mode: str | None) -> None:
+    def add_requests(method: str, keys: list[str], mode: str | None) -> None:
         for i in range(0, len(keys), size):
             frames.append(build_request(method, keys[i : i + size], mode))
 
-    emit("unsub", sorted(k for k in cur_mode if k not in new_mode), None)
+    add_requests("unsub", sorted(k for k in cur_mode if k not in new_mode), None)
     for mode in MODES:
         mine = [k for k, m in new_mode.items() if m == mode]
-        emit("change_mode", sorted(k for k in mine if cur_mode.get(k) not in (None, mode)), mode)
-        emit("sub", sorted(k for k in mine if k not in cur_mode), mode)
+        add_requests("change_mode", sorted(k for k in mine if cur_mode.get(k) not in (None, mode)), mode)
+        add_requests("sub", sorted(k for k in mine if k not in cur_mode), mode)
     return frames
 
 
