@@ -1,0 +1,273 @@
+"""The Upstox portfolio stream, applied to the local book the moment an update arrives.
+
+One ``PortfolioFeed`` (backend/domain/broker/upstox_portfolio_feed.py) per live account with an active
+Upstox connection, its token read from the encrypted token store on every authorization. Each update:
+
+* **order**: the local order is found by the broker's order id, else by its tag (our
+  ``client_order_id`` or ``oid:<id>``, so an update that overtakes the placement's own answer still
+  lands on the right row), else it is an order placed outside this platform (the Upstox app) and is
+  created as reconciliation creates it (``broker.external_order``: no idempotency key, the broker's id
+  and figures) and audited. Status moves only through the order state machine
+  (``live.apply_broker_order``). When the filled quantity grows, the day's trades are read and each
+  new one recorded once (``broker_trade_id``), then positions are refreshed from the broker.
+* **position / holding**: the account's positions are refreshed from the broker's documented REST
+  reads (short-term positions plus long-term holdings, as reconciliation does): the feed's own
+  position payload is not relied on for figures.
+
+Every change emits the same Socket.IO events as a paper order (``order_update``, ``fill``,
+``position_update``), after its commit. A duplicate update changes nothing and emits nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask, current_app
+from sqlalchemy import or_, select
+
+from backend.domain.broker.upstox_portfolio_feed import FeedSettings, PortfolioFeed, PortfolioUpdate
+from backend.domain.errors import BrokerTokenExpired
+from backend.extensions import db, token_store
+from backend.models.broker import BrokerConnection
+from backend.models.trading import Order, TradingAccount
+from backend.security.token_store import TokenUnreadable
+from backend.services.trading.common import Events, settle_numerics
+
+log = logging.getLogger(__name__)
+
+_EXT = "portfolio_feeds"
+
+
+# --------------------------------------------------------------------------- applying one update
+
+
+def _find_order(acct: TradingAccount, broker_order_id: str, tag: str | None) -> Order | None:
+    conds = [Order.broker_order_id == broker_order_id]
+    if tag:
+        conds.append(Order.client_order_id == tag)
+        if tag.startswith("oid:") and tag[4:].isdigit():
+            conds.append(Order.id == int(tag[4:]))
+    rows = db.session.scalars(
+        select(Order)
+        .where(Order.account_id == acct.id, or_(*conds))
+        .order_by(Order.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    for row in rows:  # the broker's id is the strongest match
+        if row.broker_order_id == broker_order_id:
+            return row
+    return rows[0] if rows else None
+
+
+def _refresh_positions(acct: TradingAccount, broker: Any, events: Events) -> None:
+    from backend.services.broker import _remote_positions, sync_positions
+
+    _, changed = sync_positions(acct, _remote_positions(broker, str(acct.id)))
+    for p in changed:
+        events.position(acct.user_id, p)
+
+
+def apply_order_update(acct: TradingAccount, payload: dict[str, Any]) -> Order:
+    """Apply one order update to the local book (one transaction); returns the local order."""
+    from backend.services import audit
+    from backend.services.broker import broker_for_account, external_order, record_trades
+    from backend.services.trading.orders.live import apply_broker_order
+
+    broker = broker_for_account(acct)
+    remote = broker.to_order(payload)
+    events = Events()
+    row = _find_order(acct, remote.order_id, remote.tag)
+    before_filled = row.filled_quantity if row is not None else 0
+    if row is None:
+        row = external_order(acct, remote)
+        db.session.add(row)
+        db.session.flush()
+        audit.record(
+            "broker.feed_external_order",
+            actor_id=acct.user_id,
+            target_type="order",
+            target_id=f"{acct.id}:{remote.order_id}",
+            details={"broker_order_id": remote.order_id, "status": remote.status.value, "tag": remote.tag},
+        )
+        changed = True
+    else:
+        changed = bool(apply_broker_order(row, remote))
+    fills = []
+    if row.filled_quantity > before_filled:
+        fills = record_trades(acct, broker.trades(str(acct.id)), {remote.order_id: row})
+    if changed:
+        settle_numerics(row)
+        db.session.flush()
+        events.order(row)
+    for t in fills:
+        db.session.flush()
+        events.fill(acct.user_id, t)
+    if fills or (changed and row.filled_quantity > before_filled):
+        _refresh_positions(acct, broker, events)
+    events.render()
+    db.session.commit()
+    events.send()
+    return row
+
+
+def apply_update(account_id: int, update: PortfolioUpdate) -> None:
+    """Route one parsed update (inside an app context)."""
+    from backend.services.broker import broker_for_account
+
+    acct = db.session.get(TradingAccount, account_id)
+    if acct is None or acct.mode != "live" or acct.deleted_at is not None:
+        return
+    if update.kind == "order":
+        apply_order_update(acct, update.payload)
+        return
+    if update.kind in ("position", "holding"):
+        events = Events()
+        _refresh_positions(acct, broker_for_account(acct), events)
+        events.render()
+        db.session.commit()
+        events.send()
+
+
+# --------------------------------------------------------------------------- one feed per account
+
+
+def _connection(account_id: int) -> BrokerConnection | None:
+    from backend.services.broker import BROKER
+
+    return db.session.scalar(
+        select(BrokerConnection).where(
+            BrokerConnection.account_id == account_id,
+            BrokerConnection.broker == BROKER,
+            BrokerConnection.status == "active",
+        )
+    )
+
+
+def token_fingerprint(account_id: int) -> str | None:
+    """A digest of the account's current token (None: no live token), never the token itself. It
+    changes on a fresh login and becomes None when the token expires at 03:30 IST."""
+    from backend.services.broker import BROKER
+
+    conn = _connection(account_id)
+    if conn is None:
+        return None
+    try:
+        entry = token_store.get(BROKER, conn.user_id, conn.account_id)
+    except TokenUnreadable:
+        return None
+    return None if entry is None else hashlib.sha256(entry.token.encode()).hexdigest()
+
+
+def build_feed(app: Flask, account_id: int, connect: Any = None) -> PortfolioFeed:
+    settings = FeedSettings.from_config(app.config)
+
+    def in_app(fn: Any) -> Any:
+        def run(*args: Any) -> Any:
+            with app.app_context():
+                try:
+                    return fn(*args)
+                except Exception:
+                    db.session.rollback()
+                    raise
+                finally:
+                    db.session.remove()
+
+        return run
+
+    def authorize() -> str:
+        from backend.services.broker import live_broker
+
+        return live_broker(app).portfolio_feed_url(str(account_id), settings.update_types)
+
+    return PortfolioFeed(
+        name=f"portfolio-{account_id}",
+        authorize=in_app(authorize),
+        on_update=in_app(lambda update: apply_update(account_id, update)),
+        credential=in_app(lambda: token_fingerprint(account_id)),
+        is_auth_error=lambda exc: isinstance(exc, BrokerTokenExpired),
+        settings=settings,
+        connect=connect,
+    )
+
+
+@dataclass
+class FeedManager:
+    """The feeds of this process: one per live account with an active Upstox connection."""
+
+    app: Flask
+    feeds: dict[int, PortfolioFeed] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stop_event: threading.Event = field(default_factory=threading.Event)
+
+    def sync(self) -> dict[int, PortfolioFeed]:
+        """Start a feed for each newly connected live account; stop those whose connection went."""
+        from backend.services.broker import BROKER
+
+        with self.app.app_context():
+            try:
+                wanted = set(
+                    db.session.scalars(
+                        select(BrokerConnection.account_id)
+                        .join(TradingAccount, TradingAccount.id == BrokerConnection.account_id)
+                        .where(
+                            BrokerConnection.broker == BROKER,
+                            BrokerConnection.status == "active",
+                            TradingAccount.mode == "live",
+                            TradingAccount.deleted_at.is_(None),
+                        )
+                    )
+                )
+            finally:
+                db.session.remove()
+        with self.lock:
+            for account_id in list(self.feeds):
+                if account_id not in wanted:
+                    self.feeds.pop(account_id).stop()
+            for account_id in sorted(wanted - set(self.feeds)):
+                feed = build_feed(self.app, account_id)
+                self.feeds[account_id] = feed
+                feed.start()
+            return dict(self.feeds)
+
+    def run(self, interval: float) -> None:
+        while not self.stop_event.is_set():
+            try:
+                self.sync()
+            except Exception:  # noqa: BLE001 - the manager outlives a database outage
+                log.exception("portfolio feed sync failed")
+            self.stop_event.wait(interval)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        with self.lock:
+            for feed in self.feeds.values():
+                feed.stop()
+            self.feeds.clear()
+
+    def status(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                str(a): {**f.stats.as_dict(), "ignored": f.ignored} for a, f in sorted(self.feeds.items())
+            }
+
+
+def manager(app: Flask | None = None) -> FeedManager:
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    mgr = app.extensions.get(_EXT)
+    if mgr is None:
+        mgr = app.extensions.setdefault(_EXT, FeedManager(app))
+    return mgr
+
+
+def start(app: Flask) -> FeedManager:
+    """Run the feeds in the background, re-checking connections every
+    ``UPSTOX_PORTFOLIO_FEED_SYNC_SECONDS`` (a fresh login gets its feed without a restart)."""
+    mgr = manager(app)
+    interval = float(app.config.get("UPSTOX_PORTFOLIO_FEED_SYNC_SECONDS", 30.0))
+    threading.Thread(target=mgr.run, args=(interval,), daemon=True, name="portfolio-feeds").start()
+    return mgr
