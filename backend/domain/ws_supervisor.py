@@ -203,7 +203,7 @@ class SocketSupervisor:
             finally:
                 self._ws = None
                 _close_quietly(ws)
-            if reason == "stopped":
+            if reason == "stopped" or self._stop.is_set():
                 break
             if reason == "credential":
                 self.stats.reauthorizations += 1

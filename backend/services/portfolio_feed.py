@@ -105,6 +105,7 @@ def apply_order_update(acct: TradingAccount, payload: dict[str, Any]) -> Order:
         db.session.flush()
         events.order(row)
     for t in fills:
+        settle_numerics(t)  # the payload shows the stored 990.00, not the broker's float 990.0
         db.session.flush()
         events.fill(acct.user_id, t)
     if fills or (changed and row.filled_quantity > before_filled):

@@ -144,38 +144,44 @@ class PortfolioSocketServer:
             return
         if self.stalled and client.open:
             return  # a stalled server reads and answers nothing
+        # one writer at a time: ``push`` from the test thread shares the socket and wsproto state
+        with self.lock:
+            drop = self._answer(client, data)
+        if drop:
+            self._forget(client)
+
+    def _answer(self, client: _Client, data: bytes) -> bool:
+        """Handle received bytes (lock held); True when the client is to be dropped."""
         client.conn.receive_data(data)
         out = b""
+        drop = False
         for event in client.conn.events():
             if isinstance(event, Request):
                 code = _query(event.target).get("code", "")
-                with self.lock:
-                    good = code in self.valid_codes
-                    self.valid_codes.discard(code)  # one-time URI
-                    self.codes_used.append(code)
-                    self.targets.append(event.target)
+                good = code in self.valid_codes
+                self.valid_codes.discard(code)  # one-time URI
+                self.codes_used.append(code)
+                self.targets.append(event.target)
                 if not good:
                     out += client.conn.send(RejectConnection(status_code=403))
-                    sock.sendall(out)
-                    self._forget(client)
-                    return
+                    drop = True
+                    break
                 out += client.conn.send(AcceptConnection())
                 client.open = True
-                with self.lock:
-                    self.connections += 1
+                self.connections += 1
             elif isinstance(event, Ping):
                 out += client.conn.send(event.response())
             elif isinstance(event, CloseConnection):
                 with contextlib.suppress(Exception):  # already closing
                     out += client.conn.send(event.response())
-                sock.sendall(out)
-                self._forget(client)
-                return
+                drop = True
+                break
         if out:
             try:
-                sock.sendall(out)
+                client.sock.sendall(out)
             except OSError:
-                self._forget(client)
+                drop = True
+        return drop
 
     def _forget(self, client: _Client) -> None:
         with self.lock:
