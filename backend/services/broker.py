@@ -836,7 +836,11 @@ def broker_status(app: Flask | None = None) -> dict:
     configured = all(
         app.config.get(k) for k in ("UPSTOX_CLIENT_ID", "UPSTOX_CLIENT_SECRET", "UPSTOX_REDIRECT_URI")
     )
-    return {"broker": BROKER, "configured": configured, "circuit": circuit}
+    out = {"broker": BROKER, "configured": configured, "circuit": circuit}
+    feeds = app.extensions.get("portfolio_feeds")
+    if feeds is not None:
+        out["portfolio_feeds"] = feeds.status()  # this process's feeds: state and counters per account
+    return out
 
 
 def _readiness(app: Flask) -> tuple[bool, dict]:

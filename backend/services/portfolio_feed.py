@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -196,14 +197,72 @@ def build_feed(app: Flask, account_id: int, connect: Any = None) -> PortfolioFee
     )
 
 
+# compare-and-extend / compare-and-delete: a process only ever renews or frees its own claim
+_CLAIM = """
+local v = redis.call('GET', KEYS[1])
+if v == false then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+return 0
+"""
+_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+
+
+@dataclass
+class FeedOwnership:
+    """Which process runs an account's feed: with Redis, one claim per account shared by every worker
+    and machine (renewed at each sync, expiring ``ttl`` after its owner died); without Redis, this
+    process. A Redis failure fails open: a second socket costs a connection, never correctness (the
+    updates are idempotent)."""
+
+    client: Any
+    ttl_seconds: float
+    owner: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @staticmethod
+    def key(account_id: int) -> str:
+        return f"tp:portfolio-feed:{account_id}"
+
+    def claim(self, account_id: int) -> bool:
+        if self.client is None:
+            return True
+        try:
+            return bool(
+                self.client.eval(_CLAIM, 1, self.key(account_id), self.owner, int(self.ttl_seconds * 1000))
+            )
+        except Exception:  # noqa: BLE001 - Redis down: run the feed here rather than nowhere
+            log.warning("portfolio feed claim failed; running it in this process", exc_info=True)
+            return True
+
+    def release(self, account_id: int) -> None:
+        if self.client is None:
+            return
+        try:
+            self.client.eval(_RELEASE, 1, self.key(account_id), self.owner)
+        except Exception:  # noqa: BLE001 - the claim expires by itself
+            log.warning("portfolio feed release failed", exc_info=True)
+
+
+def _ownership(app: Flask) -> FeedOwnership:
+    from backend.extensions import redis_store
+
+    interval = float(app.config.get("UPSTOX_PORTFOLIO_FEED_SYNC_SECONDS", 30.0))
+    return FeedOwnership(redis_store.client, ttl_seconds=max(10.0, 3 * interval))
+
+
 @dataclass
 class FeedManager:
-    """The feeds of this process: one per live account with an active Upstox connection."""
+    """The feeds of this process: one per live account with an active Upstox connection whose
+    ``FeedOwnership`` claim this process holds."""
 
     app: Flask
     feeds: dict[int, PortfolioFeed] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     stop_event: threading.Event = field(default_factory=threading.Event)
+    ownership: FeedOwnership | None = None
+
+    def __post_init__(self) -> None:
+        if self.ownership is None:
+            self.ownership = _ownership(self.app)
 
     def sync(self) -> dict[int, PortfolioFeed]:
         """Start a feed for each newly connected live account; stop those whose connection went."""
@@ -225,11 +284,14 @@ class FeedManager:
                 )
             finally:
                 db.session.remove()
+        owned = {a for a in wanted if self.ownership.claim(a)}
         with self.lock:
             for account_id in list(self.feeds):
-                if account_id not in wanted:
+                if account_id not in owned:
                     self.feeds.pop(account_id).stop()
-            for account_id in sorted(wanted - set(self.feeds)):
+                    if account_id not in wanted:
+                        self.ownership.release(account_id)
+            for account_id in sorted(owned - set(self.feeds)):
                 feed = build_feed(self.app, account_id)
                 self.feeds[account_id] = feed
                 feed.start()
@@ -246,8 +308,9 @@ class FeedManager:
     def stop(self) -> None:
         self.stop_event.set()
         with self.lock:
-            for feed in self.feeds.values():
+            for account_id, feed in self.feeds.items():
                 feed.stop()
+                self.ownership.release(account_id)
             self.feeds.clear()
 
     def status(self) -> dict[str, Any]:

@@ -260,3 +260,36 @@ def test_token_expiry_then_a_fresh_login_reauthorizes_the_feed(app, client, trad
     row = _fill_at_broker(state, placed["broker_order_id"], trade_id="T-4")
     ws.push(order_update(row))
     wait_for(lambda: _order(app, placed["id"])["status"] == "filled")
+
+
+def test_one_process_runs_each_accounts_feed(app, client, trader, stub, market):
+    from backend.extensions import redis_store
+    from backend.services.portfolio_feed import FeedManager
+
+    state, ws = stub
+    _, headers = trader
+    _, _, cb = connect(client, headers, state)
+    account_id = cb.get_json()["account_id"]
+    a, b = FeedManager(app), FeedManager(app)  # two workers of one deployment
+    try:
+        got_a, got_b = a.sync(), b.sync()
+        if redis_store.client is None:
+            # no Redis: nothing is shared, each process runs its own (docs/brokers.md says so)
+            assert list(got_a) == [account_id] and list(got_b) == [account_id]
+        else:
+            assert list(got_a) == [account_id] and got_b == {}  # the claim is held by the first
+            assert b.sync() == {}  # and stays held while the first renews it
+            a.stop()  # the first worker goes away and frees its claim
+            assert list(b.sync()) == [account_id]
+        wait_for(lambda: ws.open_count() >= 1)
+        from backend.services.broker import broker_status
+
+        with app.app_context():
+            app.extensions["portfolio_feeds"] = b
+            try:
+                assert str(account_id) in broker_status(app)["portfolio_feeds"]
+            finally:
+                app.extensions.pop("portfolio_feeds")
+    finally:
+        a.stop()
+        b.stop()
