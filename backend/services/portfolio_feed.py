@@ -31,7 +31,7 @@ from flask import Flask, current_app
 from sqlalchemy import or_, select
 
 from backend.domain.broker.upstox_portfolio_feed import FeedSettings, PortfolioFeed, PortfolioUpdate
-from backend.domain.errors import BrokerTokenExpired
+from backend.domain.errors import BrokerTokenExpired, DomainError
 from backend.extensions import db, token_store
 from backend.models.broker import BrokerConnection
 from backend.models.trading import Order, TradingAccount
@@ -68,7 +68,14 @@ def _find_order(acct: TradingAccount, broker_order_id: str, tag: str | None) -> 
 def _refresh_positions(acct: TradingAccount, broker: Any, events: Events) -> None:
     from backend.services.broker import _remote_positions, sync_positions
 
-    _, changed = sync_positions(acct, _remote_positions(broker, str(acct.id)))
+    try:
+        remote = _remote_positions(broker, str(acct.id))
+    except DomainError as exc:
+        log.warning(
+            "positions unavailable for a feed update", extra={"account_id": acct.id, "code": exc.code}
+        )
+        return  # the order update still commits; reconciliation brings the positions
+    _, changed = sync_positions(acct, remote)
     for p in changed:
         events.position(acct.user_id, p)
 
@@ -100,7 +107,12 @@ def apply_order_update(acct: TradingAccount, payload: dict[str, Any]) -> Order:
         changed = bool(apply_broker_order(row, remote))
     fills = []
     if row.filled_quantity > before_filled:
-        fills = record_trades(acct, broker.trades(str(acct.id)), {remote.order_id: row})
+        try:
+            fills = record_trades(acct, broker.trades(str(acct.id)), {remote.order_id: row})
+        except DomainError as exc:
+            # the order's new status is kept; its trades are recorded by the next update or by
+            # reconciliation (broker_trade_id makes either safe)
+            log.warning("trades unavailable for a feed update", extra={"order_id": row.id, "code": exc.code})
     if changed:
         settle_numerics(row)
         db.session.flush()

@@ -293,3 +293,19 @@ def test_one_process_runs_each_accounts_feed(app, client, trader, stub, market):
     finally:
         a.stop()
         b.stop()
+
+
+def test_trades_unreadable_keeps_the_new_status_and_reconciliation_adds_the_fill(app, client, live, events):
+    from backend.models.trading import Trade
+    from tests.stubs.upstox_stub import SERVER_ERROR
+
+    account_id, headers, state, ws, feed = live
+    placed = _place(client, headers, account_id, "feed-5")
+    row = _fill_at_broker(state, placed["broker_order_id"], trade_id="T-5")
+    state.fail_next(SERVER_ERROR)  # the feed's read of the day's trades fails
+    ws.push(order_update(row))
+    wait_for(lambda: _order(app, placed["id"])["status"] == "filled")
+    assert _count(app, Trade, order_id=placed["id"]) == 0 and feed.stats.handler_errors == 0
+    r = client.post("/api/v1/broker/reconcile", json={"account_id": account_id}, headers=headers)
+    assert r.status_code == 200, r.get_json()
+    assert _count(app, Trade, order_id=placed["id"]) == 1  # recorded once, by its broker trade id

@@ -222,3 +222,15 @@ def test_a_fresh_login_while_connected_reauthorizes_at_once(harness, server):
     harness.token = "t2"
     wait_for(lambda: harness.feed.stats.reauthorizations == 1 and server.open_count() == 1)
     assert harness.authorized == ["t1", "t2"] and harness.feed.stats.disconnects == 0
+
+
+def test_update_types_are_validated_and_parsed():
+    from config.env import ConfigError
+    from config.settings_broker import settings
+
+    assert settings({})["UPSTOX_PORTFOLIO_UPDATE_TYPES"] == ["order", "position", "holding"]
+    got = settings({"UPSTOX_PORTFOLIO_UPDATE_TYPES": "order, gtt_order"})
+    assert FeedSettings.from_config(got).update_types == ("order", "gtt_order")
+    for bad in ("order,trades", "position,holding"):
+        with pytest.raises(ConfigError, match="UPSTOX_PORTFOLIO_UPDATE_TYPES"):
+            settings({"UPSTOX_PORTFOLIO_UPDATE_TYPES": bad})
