@@ -105,7 +105,11 @@ def init_app(app: Flask) -> None:
         ).start()
     if not app.testing:
         start_resolver(app)
-    if app.config.get("UPSTOX_PORTFOLIO_FEED_ENABLED") and not app.testing:
+    if (
+        app.config.get("UPSTOX_PORTFOLIO_FEED_ENABLED")
+        and app.config.get("BACKGROUND_WORK", True)  # never for a one-shot command (flask db upgrade)
+        and not app.testing
+    ):
         from backend.services import portfolio_feed
 
         portfolio_feed.start(app)
