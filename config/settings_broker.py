@@ -33,6 +33,18 @@ def settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # Upstox "Market Price Protection": -1 automatic, 0 none, 0-25 a percentage
         if market_protection != -1 and not 0 <= market_protection <= 25:
             raise ConfigError(f"UPSTOX_MARKET_PROTECTION must be -1, 0-25 or off, got {protection!r}")
+    # Upstox "Portfolio Stream Feed Authorize": update_types order, gtt_order, position, holding
+    update_types = [
+        t.strip()
+        for t in env_str("UPSTOX_PORTFOLIO_UPDATE_TYPES", "order,position,holding", env=env).split(",")
+        if t.strip()
+    ]
+    unknown = [t for t in update_types if t not in ("order", "gtt_order", "position", "holding")]
+    if unknown or "order" not in update_types:
+        raise ConfigError(
+            "UPSTOX_PORTFOLIO_UPDATE_TYPES must list order and any of gtt_order, position, holding; "
+            f"got {','.join(update_types)!r}"
+        )
     return {
         "TOKEN_STORE_BACKEND": backend,
         # OAuth app (from the Upstox developer console); never taken from a request
@@ -73,4 +85,22 @@ def settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
             "UPSTOX_UNKNOWN_SETTLE_AFTER_SECONDS", 120.0, env=env
         ),
         "UPSTOX_RESOLVER_INTERVAL_SECONDS": env_float("UPSTOX_RESOLVER_INTERVAL_SECONDS", 15.0, env=env),
+        # portfolio stream feed (backend/services/portfolio_feed.py)
+        "UPSTOX_PORTFOLIO_FEED_ENABLED": env_bool("UPSTOX_PORTFOLIO_FEED_ENABLED", True, env=env),
+        "UPSTOX_PORTFOLIO_UPDATE_TYPES": update_types,
+        "UPSTOX_PORTFOLIO_FEED_SILENCE_SECONDS": env_float(
+            "UPSTOX_PORTFOLIO_FEED_SILENCE_SECONDS", 60.0, env=env
+        ),
+        "UPSTOX_PORTFOLIO_FEED_PING_SECONDS": env_float("UPSTOX_PORTFOLIO_FEED_PING_SECONDS", 15.0, env=env),
+        "UPSTOX_PORTFOLIO_FEED_TOKEN_CHECK_SECONDS": env_float(
+            "UPSTOX_PORTFOLIO_FEED_TOKEN_CHECK_SECONDS", 5.0, env=env
+        ),
+        "UPSTOX_PORTFOLIO_FEED_AUTH_RETRY_SECONDS": env_float(
+            "UPSTOX_PORTFOLIO_FEED_AUTH_RETRY_SECONDS", 60.0, env=env
+        ),
+        "UPSTOX_PORTFOLIO_FEED_BACKOFF_INITIAL": env_float(
+            "UPSTOX_PORTFOLIO_FEED_BACKOFF_INITIAL", 1.0, env=env
+        ),
+        "UPSTOX_PORTFOLIO_FEED_BACKOFF_MAX": env_float("UPSTOX_PORTFOLIO_FEED_BACKOFF_MAX", 60.0, env=env),
+        "UPSTOX_PORTFOLIO_FEED_SYNC_SECONDS": env_float("UPSTOX_PORTFOLIO_FEED_SYNC_SECONDS", 30.0, env=env),
     }

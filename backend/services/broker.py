@@ -105,6 +105,14 @@ def init_app(app: Flask) -> None:
         ).start()
     if not app.testing:
         start_resolver(app)
+    if (
+        app.config.get("UPSTOX_PORTFOLIO_FEED_ENABLED")
+        and app.config.get("BACKGROUND_WORK", True)  # never for a one-shot command (flask db upgrade)
+        and not app.testing
+    ):
+        from backend.services import portfolio_feed
+
+        portfolio_feed.start(app)
 
 
 def start_resolver(app: Flask) -> threading.Event:
@@ -585,9 +593,131 @@ def _remote_positions(
     return out
 
 
+def external_order(acct: TradingAccount, r: Any) -> Order:
+    """A local row for an order the broker holds and we never placed (the Upstox app, web, another
+    tool): no idempotency key, the broker's id, status and figures as they are."""
+    return Order(
+        account_id=acct.id,
+        user_id=acct.user_id,
+        broker_order_id=r.order_id,
+        client_order_id=None,
+        symbol=r.symbol,
+        side=r.side.value,
+        type=r.type.value,
+        product=r.product.value,
+        broker_product=r.raw_product[:16] or None,
+        broker_status=r.raw_status[:64] or None,
+        validity=r.validity.value,
+        quantity=r.quantity,
+        filled_quantity=r.filled_quantity,
+        price=r.price,
+        trigger_price=r.trigger_price,
+        average_price=r.average_price,
+        status=r.status.value,
+        status_message=r.status_message,
+        reject_reasons=[],
+        tag=r.tag,
+    )
+
+
+def record_trades(
+    acct: TradingAccount, remote_trades: list[Any], by_broker_id: dict[str, Order]
+) -> list[Any]:
+    """Add each broker fill of a known order once (``broker_trade_id``); returns the new Trade rows."""
+    from backend.models.trading import Trade
+
+    db.session.flush()
+    known = set(
+        db.session.scalars(
+            select(Trade.broker_trade_id).where(
+                Trade.account_id == acct.id, Trade.broker_trade_id.is_not(None)
+            )
+        )
+    )
+    added = []
+    for t in remote_trades:
+        order = by_broker_id.get(t.order_id)
+        if order is None or t.trade_id in known:
+            continue
+        trade = Trade(
+            account_id=acct.id,
+            order_id=order.id,
+            symbol=t.symbol,
+            side=t.side.value,
+            product=t.product.value,
+            quantity=t.quantity,
+            price=t.price,
+            charges=Decimal(0),  # the broker's contract note holds the live charges
+            realised_pnl=Decimal(0),
+            executed_at=t.traded_at or _now(),
+            broker_trade_id=t.trade_id,
+        )
+        db.session.add(trade)
+        known.add(t.trade_id)
+        added.append(trade)
+    return added
+
+
+def sync_positions(
+    acct: TradingAccount, remote_positions: dict[str, dict[str, tuple[int, Decimal, Decimal]]]
+) -> tuple[list[Difference], list[Position]]:
+    """Take the broker's positions (``_remote_positions``) onto ours; returns the differences and the
+    position rows that changed."""
+    diffs: list[Difference] = []
+    changed: list[Position] = []
+    # one position per symbol and product (intraday and delivery are separate, as at the broker)
+    positions = {
+        (p.symbol, p.product): p
+        for p in db.session.scalars(select(Position).where(Position.account_id == acct.id))
+    }
+    seen = set()
+    remote = [
+        (symbol, product, qty, cost.quantize(Decimal("0.0001")), realised)
+        for symbol, per_product in remote_positions.items()
+        for product, (qty, cost, realised) in per_product.items()
+    ]
+    for symbol, product, qty, cost, realised in remote:
+        seen.add((symbol, product))
+        mine = positions.get((symbol, product))
+        if mine is None:
+            if qty == 0:
+                continue
+            fresh = Position(
+                account_id=acct.id,
+                symbol=symbol,
+                product=product,
+                quantity=qty,
+                cost_basis=cost,
+                realised_pnl=realised,
+            )
+            db.session.add(fresh)
+            changed.append(fresh)
+            diffs.append(Difference(acct.id, "position", symbol, "quantity", None, qty, "created"))
+            continue
+        if mine.quantity != qty:
+            diffs.append(Difference(acct.id, "position", symbol, "quantity", mine.quantity, qty, "updated"))
+            mine.quantity = qty
+            changed.append(mine)
+        if Decimal(mine.cost_basis) != cost:
+            diffs.append(
+                Difference(acct.id, "position", symbol, "cost_basis", mine.cost_basis, cost, "updated")
+            )
+            mine.cost_basis = cost
+            if mine not in changed:
+                changed.append(mine)
+    for (sym, product), mine in positions.items():
+        if (sym, product) not in seen and mine.quantity != 0:
+            diffs.append(Difference(acct.id, "position", sym, "quantity", mine.quantity, 0, "closed"))
+            mine.quantity = 0
+            mine.cost_basis = Decimal(0)
+            changed.append(mine)
+
+    return diffs, changed
+
+
 def _reconcile_account(acct: TradingAccount, broker: UpstoxBroker, report: ReconcileReport) -> None:
     from backend.domain.orders.state import can_transition
-    from backend.models.trading import UNRESOLVED_STATUSES, Trade
+    from backend.models.trading import UNRESOLVED_STATUSES
     from backend.services import audit
     from backend.services.trading.orders.live import apply_broker_order
 
@@ -603,28 +733,7 @@ def _reconcile_account(acct: TradingAccount, broker: UpstoxBroker, report: Recon
     for r in remote_orders:
         row = by_broker_id.get(r.order_id) or (by_tag.get(r.tag) if r.tag else None)
         if row is None:
-            row = Order(
-                account_id=acct.id,
-                user_id=acct.user_id,
-                broker_order_id=r.order_id,
-                client_order_id=None,
-                symbol=r.symbol,
-                side=r.side.value,
-                type=r.type.value,
-                product=r.product.value,
-                broker_product=r.raw_product[:16] or None,
-                broker_status=r.raw_status[:64] or None,
-                validity=r.validity.value,
-                quantity=r.quantity,
-                filled_quantity=r.filled_quantity,
-                price=r.price,
-                trigger_price=r.trigger_price,
-                average_price=r.average_price,
-                status=r.status.value,
-                status_message=r.status_message,
-                reject_reasons=[],
-                tag=r.tag,
-            )
+            row = external_order(acct, r)
             db.session.add(row)
             by_broker_id[r.order_id] = row
             diffs.append(Difference(acct.id, "order", r.order_id, "*", None, r.status.value, "created"))
@@ -650,79 +759,11 @@ def _reconcile_account(acct: TradingAccount, broker: UpstoxBroker, report: Recon
             o.status_message = "not found at the broker during reconciliation"
             o.reserved_cash = Decimal(0)
 
-    # one position per symbol and product (intraday and delivery are separate, as at the broker)
-    positions = {
-        (p.symbol, p.product): p
-        for p in db.session.scalars(select(Position).where(Position.account_id == acct.id))
-    }
-    seen = set()
-    remote = [
-        (symbol, product, qty, cost.quantize(Decimal("0.0001")), realised)
-        for symbol, per_product in remote_positions.items()
-        for product, (qty, cost, realised) in per_product.items()
-    ]
-    for symbol, product, qty, cost, realised in remote:
-        seen.add((symbol, product))
-        mine = positions.get((symbol, product))
-        if mine is None:
-            if qty == 0:
-                continue
-            db.session.add(
-                Position(
-                    account_id=acct.id,
-                    symbol=symbol,
-                    product=product,
-                    quantity=qty,
-                    cost_basis=cost,
-                    realised_pnl=realised,
-                )
-            )
-            diffs.append(Difference(acct.id, "position", symbol, "quantity", None, qty, "created"))
-            continue
-        if mine.quantity != qty:
-            diffs.append(Difference(acct.id, "position", symbol, "quantity", mine.quantity, qty, "updated"))
-            mine.quantity = qty
-        if Decimal(mine.cost_basis) != cost:
-            diffs.append(
-                Difference(acct.id, "position", symbol, "cost_basis", mine.cost_basis, cost, "updated")
-            )
-            mine.cost_basis = cost
-    for (sym, product), mine in positions.items():
-        if (sym, product) not in seen and mine.quantity != 0:
-            diffs.append(Difference(acct.id, "position", sym, "quantity", mine.quantity, 0, "closed"))
-            mine.quantity = 0
-            mine.cost_basis = Decimal(0)
+    diffs.extend(sync_positions(acct, remote_positions)[0])
 
     # the day's trades: each broker fill recorded once against its order
-    db.session.flush()
-    known_trades = set(
-        db.session.scalars(
-            select(Trade.broker_trade_id).where(
-                Trade.account_id == acct.id, Trade.broker_trade_id.is_not(None)
-            )
-        )
-    )
-    for t in remote_trades:
-        order = by_broker_id.get(t.order_id)
-        if order is None or t.trade_id in known_trades:
-            continue
-        db.session.add(
-            Trade(
-                account_id=acct.id,
-                order_id=order.id,
-                symbol=t.symbol,
-                side=t.side.value,
-                product=t.product.value,
-                quantity=t.quantity,
-                price=t.price,
-                charges=Decimal(0),  # the broker's contract note holds the live charges
-                realised_pnl=Decimal(0),
-                executed_at=t.traded_at or _now(),
-                broker_trade_id=t.trade_id,
-            )
-        )
-        known_trades.add(t.trade_id)
-        diffs.append(Difference(acct.id, "trade", t.trade_id, "*", None, t.quantity, "created"))
+    for t in record_trades(acct, remote_trades, by_broker_id):
+        diffs.append(Difference(acct.id, "trade", t.broker_trade_id, "*", None, t.quantity, "created"))
 
     for d in diffs:
         audit.record(
@@ -799,7 +840,11 @@ def broker_status(app: Flask | None = None) -> dict:
     configured = all(
         app.config.get(k) for k in ("UPSTOX_CLIENT_ID", "UPSTOX_CLIENT_SECRET", "UPSTOX_REDIRECT_URI")
     )
-    return {"broker": BROKER, "configured": configured, "circuit": circuit}
+    out = {"broker": BROKER, "configured": configured, "circuit": circuit}
+    feeds = app.extensions.get("portfolio_feeds")
+    if feeds is not None:
+        out["portfolio_feeds"] = feeds.status()  # this process's feeds: state and counters per account
+    return out
 
 
 def _readiness(app: Flask) -> tuple[bool, dict]:

@@ -58,6 +58,9 @@ class OrderBook:
     token_requests: list[dict] = field(default_factory=list)
     # next placements to accept, then hold the response until ``release`` is set (client timeout)
     hang_next_place: int = 0
+    # placement numbers (1 = the first this stub receives) accepted, then answered too late
+    hang_at: set[int] = field(default_factory=set)
+    placements: int = 0
     release: threading.Event = field(default_factory=threading.Event)
     initial_status: str = "open"
     # next placements lost on the way (never accepted), answered only after ``release`` (client timeout)
@@ -183,8 +186,9 @@ def orders_blueprint(state: StubState) -> Blueprint:
         )
         if book.book_delay:
             book.visible_at[row["order_id"]] = time.monotonic() + book.book_delay
-        if book.hang_next_place > 0:
-            book.hang_next_place -= 1
+        book.placements += 1
+        if book.hang_next_place > 0 or book.placements in book.hang_at:
+            book.hang_next_place = max(0, book.hang_next_place - 1)
             book.release.wait(5)  # accepted, but the answer comes too late for the client
         return {"status": "success", "data": {"order_ids": [row["order_id"]]}, "metadata": {"latency": 21}}
 

@@ -54,7 +54,8 @@ class OptionsPlace(Resource):
     @use_schema(PlaceRequestSchema)
     @responds(PlaceResultSchema, code=201)
     def post(self, name, data):
-        """Place the legs as one basket of MARKET orders: every leg is accepted or none."""
+        """Place the legs as one basket of MARKET orders: on paper every leg is accepted or none; live,
+        each leg is sent exactly once (docs/brokers.md)."""
         return strategies.place(
             current_user(), name, data["params"], data["account_id"], data["product"]
         ), 201

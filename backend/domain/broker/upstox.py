@@ -9,6 +9,7 @@ Endpoints (Upstox API documentation):
   trades GET /v2/order/trades/get-trades-for-day
 * portfolio    GET /v2/portfolio/short-term-positions, GET /v2/portfolio/long-term-holdings
 * funds        GET /v2/user/get-funds-and-margin?segment=SEC
+* feed         GET /v2/feed/portfolio-stream-feed/authorize (portfolio stream socket URI)
 
 Resilience (every knob comes from ``UpstoxSettings``):
 
@@ -565,6 +566,22 @@ class UpstoxBroker:
         available = dec(eq.get("available_margin"))
         used = dec(eq.get("used_margin"))
         return Funds(available_cash=available, used_margin=used, total=available + used, extra=dict(eq))
+
+    # ------------------------------------------------------------------ portfolio stream feed
+
+    def portfolio_feed_url(self, account: str, update_types: tuple[str, ...] | list[str]) -> str:
+        """GET /v2/feed/portfolio-stream-feed/authorize: the one-time ``wss://`` URI of the account's
+        portfolio stream (upstox_portfolio_feed.py cites the documentation). Same breaker, retries and
+        error mapping as every GET: an expired token raises ``BrokerTokenExpired``."""
+        from backend.domain.broker.upstox_portfolio_feed import AUTHORIZE_PATH
+
+        data = self._get(AUTHORIZE_PATH, account, {"update_types": ",".join(update_types)}) or {}
+        uri = data.get("authorized_redirect_uri") or data.get("authorizedRedirectUri")
+        if not uri:
+            raise BrokerUnavailable(
+                "Upstox returned no portfolio feed URI.", details={"path": AUTHORIZE_PATH}
+            )
+        return str(uri)
 
     # ------------------------------------------------------------------ OAuth (no bearer token)
 

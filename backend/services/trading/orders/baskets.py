@@ -1,4 +1,9 @@
-"""Baskets: several legs placed all-or-none on one paper account under one lock and one risk decision."""
+"""Baskets: several legs judged together under one account lock and one risk decision.
+
+On paper the legs are placed all-or-none in one transaction. On a live account (the broker cannot take
+a filled leg back) every leg is recorded before the first broker call and sent exactly once, as a
+single live order is (``live.submit_many``); a retry with the basket's key resolves the legs left
+``unknown`` by looking them up by tag."""
 
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ from backend.domain.errors import (
 from backend.domain.market.types import Quote
 from backend.domain.orders.types import OrderRequest, OrderType, Product, Side, Validity
 from backend.extensions import db
-from backend.models.trading import Order, Position
+from backend.models.trading import UNRESOLVED_STATUSES, Order, Position
 from backend.services.trading.accounts import (
     resolve_account,
 )
@@ -126,6 +131,13 @@ def _basket_replay(rows: list[Order], digest: str) -> list[Order]:
             {"order_ids": [r.id for r in rows]},
             code="IDEMPOTENCY_CONFLICT",
         )
+    if any(r.status in UNRESOLVED_STATUSES for r in rows):
+        # a live basket whose legs were not all confirmed: each is looked up by its tag and sent only
+        # if the broker does not hold it
+        from backend.services.trading.orders import live
+
+        live.resolve_group(rows)
+        rows = _basket_rows(rows[0].account_id, (rows[0].client_order_id or "").rsplit("/", 1)[0])
     if rows[0].response_status == 422:
         raise _basket_rejection(rows)
     return rows
@@ -164,8 +176,9 @@ def place_basket(
     tag: str | None = None,
     idempotency_key: str | None = None,
 ) -> list[Order]:
-    """Place ``legs`` all-or-none on one paper account: one transaction, one account lock, one risk
-    decision for the combined effect (``RiskCoordinator.evaluate_basket``), one commit.
+    """Place ``legs`` on one account under one account lock and one risk decision for the combined
+    effect (``RiskCoordinator.evaluate_basket``). Paper: all-or-none, one commit. Live: every leg
+    recorded, then each sent exactly once (``live.submit_many``).
 
     A refused basket is stored with every leg ``rejected`` (each carrying every failed check) and
     raises RiskRejected. Invalid input raises ValidationFailed with ``fields.legs.<i>.<field>`` and
@@ -250,12 +263,6 @@ def _place_basket_locked(
     try:
         acct, global_kill = lock_for_order(user, account_id)
         account_id = acct.id
-        if acct.mode != "paper":
-            # a live broker cannot take back a filled leg, so all-or-none holds only on paper
-            raise fields_error(
-                "Baskets are placed on paper accounts only.",
-                {"account_id": "Basket placement is all-or-none only on a paper account."},
-            )
         _session_gate_legs(acct.mode, prepared)
         digest = _basket_hash(datas, acct.id)
         if key:
@@ -294,6 +301,13 @@ def _place_basket_locked(
                 reject_row(row, checks, message, events)
             db.session.commit()
             rejected = rows
+        elif acct.mode == "live":
+            # A live broker cannot take a filled leg back, so a live basket is one risk decision and
+            # every leg recorded before the first call, then each leg sent exactly once (orders/live.py).
+            from backend.services.trading.orders import live
+
+            count_orders(acct, limits, len(rows))
+            return live.submit_many(user, acct, rows, reqs, events)
         else:
             broker = resolve_broker(acct, quotes, events)
             broker.loaded_positions = {(p.symbol, p.product): p for p in positions}

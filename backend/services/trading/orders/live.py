@@ -196,8 +196,11 @@ def _commit_with_event(row: Order) -> None:
     events.send()
 
 
-def send(acct: TradingAccount, row: Order, req: OrderRequest) -> tuple[Order, int]:
-    """Call the broker for a committed ``submitting`` row and record what happened."""
+def send(acct: TradingAccount, row: Order, req: OrderRequest, keep_unsent: bool = False) -> tuple[Order, int]:
+    """Call the broker for a committed ``submitting`` row and record what happened.
+
+    ``keep_unsent``: a basket leg or a slice, whose row belongs to a group under one key; when nothing
+    was sent it stays, ``unknown``, for the group's retry (or the resolver) instead of being dropped."""
     broker = resolve_broker(acct)
     tag = broker_tag(row)
     account = str(acct.id)
@@ -206,7 +209,7 @@ def send(acct: TradingAccount, row: Order, req: OrderRequest) -> tuple[Order, in
     except BrokerUnavailable as exc:
         if exc.details.get("outcome") != "unknown":
             # circuit open: nothing left the process, so the record goes and the key is free again
-            _forget(row)
+            _not_sent(row, exc) if keep_unsent else _forget(row)
             raise
         row.status = UNKNOWN
         row.status_message = "the broker did not answer; looking the order up by its tag"
@@ -227,17 +230,96 @@ def send(acct: TradingAccount, row: Order, req: OrderRequest) -> tuple[Order, in
         row.reserved_cash = Decimal(0)
         _commit_with_event(row)
         raise
-    except DomainError:
+    except DomainError as exc:
         # expired token, rate limited before sending: nothing was placed, the key is free again
-        _forget(row)
+        _not_sent(row, exc) if keep_unsent else _forget(row)
         raise
-    row.broker_order_id = placed.order_id
-    row.status = placed.status.value if can_transition(OrderStatus.SUBMITTING, placed.status) else "pending"
-    row.status_message = placed.status_message or ""
-    if placed.raw_status:
-        row.broker_status = placed.raw_status[:64]
+    # the portfolio feed may have applied the broker's update before this answer came back: re-read
+    # the row and move it only forwards, so a late "pending" never overwrites "filled"
+    db.session.refresh(row, with_for_update=True)
+    if not row.broker_order_id:
+        row.broker_order_id = placed.order_id
+    current = OrderStatus(row.status)
+    if current in (OrderStatus.SUBMITTING, OrderStatus.UNKNOWN):
+        row.status = placed.status.value if can_transition(current, placed.status) else "pending"
+        row.status_message = placed.status_message or ""
+        if placed.raw_status:
+            row.broker_status = placed.raw_status[:64]
     _commit_with_event(row)
     return row, 201
+
+
+def _not_sent(row: Order, exc: DomainError) -> None:
+    """A grouped row whose call certainly sent nothing: ``unknown`` (the book is checked before any
+    resend, which costs one look-up and never a duplicate), kept with its key."""
+    db.session.rollback()
+    row = db.session.get(Order, row.id, populate_existing=True)
+    row.status = UNKNOWN
+    row.status_message = f"not sent ({exc.code}); a retry with the same key checks the broker's book first"
+    _commit_with_event(row)
+
+
+# --------------------------------------------------------------------------- groups (baskets, slices)
+
+
+def submit_many(
+    user: Any, acct: TradingAccount, rows: list[Order], reqs: list[OrderRequest], events: Events
+) -> list[Order]:
+    """Basket legs or slices: every row is committed in ``submitting`` in one transaction (with its
+    key) before the first broker call, then each is sent exactly like a single order.
+
+    The first leg without a confirmed placement stops the group: if the broker refused it, the legs
+    after it are ``rejected`` unsent; if its outcome is unknown (or nothing could be sent), they are
+    left ``unknown`` unsent, so a retry with the group's key looks each up by its tag and sends only
+    what the broker does not hold. Raises that leg's error, naming the leg and every row."""
+    for row in rows:
+        row.status = SUBMITTING
+        row.status_message = "sending to the broker"
+        settle_numerics(row)
+    db.session.flush()
+    for row in rows:
+        events.order(row)
+    events.render()
+    commit_keeping(user, *rows)  # every leg and its key durable before anything leaves the process
+    events.send()
+    for i, (row, req) in enumerate(zip(rows, reqs, strict=True)):
+        try:
+            send(acct, row, req, keep_unsent=True)
+        except DomainError as exc:
+            _hold(rows[i + 1 :], i, refused=isinstance(exc, ValidationFailed))
+            ids = [r.id for r in rows]
+            raise type(exc)(
+                f"Leg {i} ({req.symbol}) was not confirmed by the broker; legs before it were placed, "
+                f"legs after it were not sent: {exc.message}",
+                {**exc.details, "leg": i, "symbol": req.symbol, "order_ids": ids},
+                code=exc.code,
+            ) from exc
+    return rows
+
+
+def _hold(rest: list[Order], leg: int, refused: bool) -> None:
+    for row in rest:
+        row = db.session.get(Order, row.id, populate_existing=True)
+        if refused:
+            row.status = OrderStatus.REJECTED.value
+            row.status_message = f"not sent: leg {leg} was refused by the broker"
+            row.response_status = 422
+            row.reserved_cash = Decimal(0)
+        else:
+            row.status = UNKNOWN
+            row.status_message = (
+                f"not sent: leg {leg} got no confirmed answer; a retry with the same key checks the "
+                "broker's book, then sends it once"
+            )
+        _commit_with_event(row)
+
+
+def resolve_group(rows: list[Order]) -> None:
+    """A retry of a basket or sliced order: settle each unresolved row in order (``resolve_retry``:
+    look up by tag, resend once only on confirmed absence). Raises the first unknown outcome."""
+    for row in rows:
+        if row.status in UNRESOLVED_STATUSES:
+            resolve_retry(row)
 
 
 def _forget(row: Order) -> None:

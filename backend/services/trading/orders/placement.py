@@ -166,6 +166,20 @@ def _replay(row: Order, digest: str) -> tuple[Order, int]:
             {"client_order_id": row.client_order_id, "order_id": row.id},
             code="IDEMPOTENCY_CONFLICT",
         )
+    slices = [
+        c
+        for c in db.session.scalars(
+            select(Order).where(Order.parent_id == row.id, Order.status.in_(UNRESOLVED_STATUSES))
+        )
+    ]
+    if slices:
+        # a sliced live order: slices left unknown are looked up (and sent once if absent) as well
+        from backend.services.trading.orders import live
+
+        if row.status in UNRESOLVED_STATUSES:
+            row, _ = live.resolve_retry(row)
+        live.resolve_group(sorted(slices, key=lambda c: c.id))
+        return row, row.response_status if row.status not in UNRESOLVED_STATUSES else 202
     if row.status in UNRESOLVED_STATUSES:
         # a live order whose broker call ended without an answer: look it up before anything else
         from backend.services.trading.orders import live

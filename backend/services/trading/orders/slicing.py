@@ -1,5 +1,7 @@
 """Orders above the freeze quantity, placed with ``slice: true``: child orders of at most the freeze
-quantity (whole lots, at most ``MAX_SLICES``), like Upstox's auto-slicing, on a paper account.
+quantity (whole lots, at most ``MAX_SLICES``), like Upstox's auto-slicing. On a live account each
+slice is its own exactly-once live order (``live.submit_many``): recorded before the first call, and
+a retry with the key looks up every slice left ``unknown`` before sending it.
 
 The slices are judged together under one account lock and one risk decision (all are accepted or
 all refused), then each is its own order: its own row, fills and charges (Upstox charges brokerage
@@ -83,11 +85,6 @@ def place_sliced(
     try:
         acct, global_kill = lock_for_order(user, account_id)
         account_id = acct.id
-        if acct.mode != "paper":
-            raise fields_error(
-                "Slicing is done on paper accounts only.",
-                {"slice": "on a live account send orders of at most the freeze quantity"},
-            )
         session_gate(acct.mode, ins, req)
         digest = request_hash(data, acct.id)
         if key:
@@ -126,6 +123,14 @@ def place_sliced(
                 reject_row(row, checks, message, events)
             db.session.commit()
             refused = True
+        elif acct.mode == "live":
+            # each slice is its own live order: all recorded, then each sent exactly once
+            from backend.services.trading.orders import live
+
+            count_orders(acct, limits, len(rows))
+            live.submit_many(user, acct, rows, reqs, events)
+            rows[0].slices = rows  # type: ignore[attr-defined] - read by OrderSchema.slices
+            return rows[0], 201
         else:
             broker = resolve_broker(acct, {ins.symbol: quote}, events)
             broker.positions = {p.symbol: p for p in positions}
