@@ -148,7 +148,7 @@ def drift_exceeded(weights: np.ndarray, target: np.ndarray, threshold: float, mo
 
 
 def _turnover(qty: float, price: float) -> Decimal:
-    return Decimal(repr(round(abs(qty) * price, 4)))
+    return Decimal(repr(round(abs(float(qty)) * float(price), 4)))
 
 
 def rebalance_charges(
@@ -156,7 +156,7 @@ def rebalance_charges(
     day: date,
     trades: np.ndarray,
     prices: np.ndarray,
-    product: Product = Product.DELIVERY,
+    product: Product = Product.D,
     segment: str = "EQ",
 ) -> list[Decimal]:
     """Charges of one order per traded instrument (BUY for a positive trade, SELL for a negative)."""
@@ -221,7 +221,7 @@ def run_index(
     *,
     whole_shares: bool = False,
     schedule: ChargeSchedule | None = None,
-    product: Product = Product.DELIVERY,
+    product: Product = Product.D,
     segment: str = "EQ",
     state: Holdings | None = None,
 ) -> IndexRun:
