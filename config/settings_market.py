@@ -13,6 +13,7 @@ PROVIDERS = ("simulated", "csv", "upstox")
 QUOTE_MODES = ("single", "batch")  # backend.realtime.feed.QUOTE_MODES
 
 CLOCKS = ("exchange", "always_open")
+FX_PROVIDERS = ("simulated", "csv")  # backend.domain.market.fx (others register in code)
 
 
 def settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -29,6 +30,10 @@ def settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         raise ConfigError(
             "MARKET_CLOCK=always_open needs MARKET_DATA_PROVIDER=simulated (real markets keep hours)"
         )
+    fx_provider = env_str("FX_PROVIDER", "simulated", env=env)
+    if fx_provider not in FX_PROVIDERS:
+        raise ConfigError(f"FX_PROVIDER must be one of {', '.join(FX_PROVIDERS)}, got {fx_provider!r}")
+    csv_dir = env_str("CSV_DATA_DIR", str(ROOT.parent / "shared" / "data"), env=env)
     return {
         "MARKET_DATA_PROVIDER": provider,
         # simulated market
@@ -42,7 +47,10 @@ def settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "SIM_IV_CURVATURE": env_float("SIM_IV_CURVATURE", 4.0, env=env),
         "SIM_STRIKES_EACH_SIDE": env_int("SIM_STRIKES_EACH_SIDE", 20, env=env),
         # CSV provider
-        "CSV_DATA_DIR": env_str("CSV_DATA_DIR", str(ROOT.parent / "shared" / "data"), env=env),
+        "CSV_DATA_DIR": csv_dir,
+        # FX rates for portfolio simulations in another currency (docs/portfolios.md)
+        "FX_PROVIDER": fx_provider,
+        "FX_CSV_DIR": env_str("FX_CSV_DIR", csv_dir, env=env),
         # Upstox provider (token from config until the broker token store lands)
         "UPSTOX_BASE_URL": env_str("UPSTOX_BASE_URL", "https://api.upstox.com", env=env),
         "UPSTOX_ACCESS_TOKEN": env_str("UPSTOX_ACCESS_TOKEN", env=env),
