@@ -29,6 +29,7 @@ from datetime import date
 from decimal import Decimal
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from backend.domain.charges import ChargeSchedule
 from backend.domain.errors import ValidationFailed
@@ -274,30 +275,40 @@ def run_index(
             state.target.astype(np.float64),
         )
 
-    for k, t in enumerate(range(start, len(days))):
-        px = closes[t]
-        value = cash + float(units @ px)
-        due = state is None and k == 0
-        if not due and t > 0:
-            if spec.rebalance == "drift":
-                weights = units * px / value if value > 0 else np.zeros(n)
-                due = drift_exceeded(weights, target, float(spec.drift_threshold or 0), spec.drift_mode)
-            else:
-                due = _calendar_due(spec.rebalance, days[t - 1], days[t])
-        if due:
-            target = target_on(t)
-            new_units, charges, cash = _trade_to(
-                value, target, px, units, days[t], schedule, whole_shares, product, segment
-            )
-            rebalances.append(
-                Rebalance(
-                    days[t], target, px.copy(), units, new_units, charges, value, cash + float(new_units @ px)
-                )
-            )
-            units = new_units
+    # The matrices are small (N x N): a multi-threaded BLAS only adds thread hand-offs, and on a
+    # busy machine they made the optimisers up to ten times slower (docs/benchmarks.md).
+    with threadpool_limits(limits=1, user_api="blas"):
+        for k, t in enumerate(range(start, len(days))):
+            px = closes[t]
             value = cash + float(units @ px)
-        equity[k] = value
-        cash_series[k] = cash
+            due = state is None and k == 0
+            if not due and t > 0:
+                if spec.rebalance == "drift":
+                    weights = units * px / value if value > 0 else np.zeros(n)
+                    due = drift_exceeded(weights, target, float(spec.drift_threshold or 0), spec.drift_mode)
+                else:
+                    due = _calendar_due(spec.rebalance, days[t - 1], days[t])
+            if due:
+                target = target_on(t)
+                new_units, charges, cash = _trade_to(
+                    value, target, px, units, days[t], schedule, whole_shares, product, segment
+                )
+                rebalances.append(
+                    Rebalance(
+                        days[t],
+                        target,
+                        px.copy(),
+                        units,
+                        new_units,
+                        charges,
+                        value,
+                        cash + float(new_units @ px),
+                    )
+                )
+                units = new_units
+                value = cash + float(units @ px)
+            equity[k] = value
+            cash_series[k] = cash
     final = Holdings(days[-1], units, cash, target)
     return IndexRun(out_days, equity, cash_series, rebalances, final)
 
