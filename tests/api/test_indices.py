@@ -247,3 +247,47 @@ def test_read_key_simulates_but_cannot_compute(client, trader):
     body = {"amount": "1000", "start_date": "2024-01-01", "end_date": "2024-01-10"}
     assert client.post(f"{URL}/{idx['id']}/simulate", json=body, headers=ro).status_code == 200
     assert client.post(f"{URL}/{idx['id']}/compute", json={}, headers=ro).status_code == 403
+
+
+def test_custom_and_market_cap_weights_through_compute(client, trader):
+    _, h = trader
+    custom = _create(
+        client, h, name="Custom", weighting="custom", weights={"sbin": "5", "ITC": "3", "INFY": "2"}
+    )
+    assert custom.status_code == 201, custom.get_json()
+    iid = custom.get_json()["id"]
+    client.post(f"{URL}/{iid}/compute", json={"end_date": "2024-01-10"}, headers=h)
+    alloc = client.get(f"{URL}/{iid}/allocation", headers=h).get_json()
+    assert [Decimal(i["target_weight"]) for i in alloc["items"]] == [
+        Decimal("0.5"),
+        Decimal("0.3"),
+        Decimal("0.2"),
+    ]
+
+    shares = {
+        "SBIN": [{"effective_from": "2020-01-01", "shares": "8925000000"}],
+        "ITC": [{"effective_from": "2020-01-01", "shares": "12500000000"}],
+        "INFY": [{"effective_from": "2024-02-01", "shares": "4150000000"}],  # none in force in January
+    }
+    cap = _create(client, h, name="Cap", weighting="market_cap", shares_outstanding=shares)
+    assert cap.status_code == 201, cap.get_json()
+    assert cap.get_json()["shares_outstanding"]["INFY"] == [
+        {"effective_from": "2024-02-01", "shares": "4150000000"}
+    ]
+    r = client.post(f"{URL}/{cap.get_json()['id']}/compute", json={"end_date": "2024-01-10"}, headers=h)
+    assert (
+        r.status_code == 422
+        and "INFY: no shares-outstanding figure on or before 2024-01-01" in (r.get_json()["error"]["message"])
+    )
+    assert client.get(f"{URL}/{cap.get_json()['id']}/values", headers=h).get_json()["items"] == []
+
+    shares["INFY"] = [{"effective_from": "2020-01-01", "shares": "4150000000"}]
+    cap = _create(client, h, name="Cap2", weighting="market_cap", shares_outstanding=shares).get_json()
+    client.post(f"{URL}/{cap['id']}/compute", json={"end_date": "2024-01-10"}, headers=h)
+    alloc = client.get(f"{URL}/{cap['id']}/allocation", headers=h).get_json()
+    price = {i["symbol"]: Decimal(i["price"]) for i in alloc["items"]}
+    n = {"SBIN": Decimal(8925000000), "ITC": Decimal(12500000000), "INFY": Decimal(4150000000)}
+    total = sum(n[s] * price[s] for s in SYMS)
+    for item in alloc["items"]:
+        expected = n[item["symbol"]] * price[item["symbol"]] / total
+        assert Decimal(item["target_weight"]) == pytest.approx(expected, abs=Decimal("1e-9"))
