@@ -129,9 +129,8 @@ def _rest() -> None:
     client.post(f"/api/v1/indices/{iid}/compute", json={"end_date": "2024-12-31"}, headers=headers)
     noop = time.perf_counter() - t
     print(f"REST POST /compute, {len(symbols)} instruments, 2020-2024, min variance monthly:")
-    print(
-        f"  empty candle store {timings[0]:6.2f} s, stored candles {timings[1]:6.2f} s, nothing new {noop:6.3f} s"
-    )
+    cold, warm = timings
+    print(f"  empty candle store {cold:6.2f} s, stored candles {warm:6.2f} s, nothing new {noop:6.3f} s")
     print(f"  ratio cold / warm: {timings[0] / timings[1]:.1f}x")
 
 
