@@ -191,7 +191,7 @@ def _trade_to(
     until shares plus charges fit in ``value``.
     """
     reserve = 0.0
-    for _ in range(500):
+    for attempt in range(500):
         budget = max(value - reserve, 0.0)
         new = budget * target / prices
         if whole_shares:
@@ -206,8 +206,12 @@ def _trade_to(
             reserve += max(overshoot, 0.01)
         elif abs(paid - reserve) < 0.005:
             return new, charges, value - cost - paid
+        elif attempt >= 10 and paid <= reserve:
+            # Paise can flip-flop at a rounding boundary: keep the larger reserve, the paisa or
+            # two it leaves over stays as cash.
+            return new, charges, value - cost - paid
         else:
-            reserve = paid
+            reserve = paid if attempt < 10 else max(reserve, paid) + 0.01
     raise ValidationFailed(
         f"rebalance on {day.isoformat()}: the charges did not settle", {"day": day.isoformat()}
     )
