@@ -307,6 +307,7 @@ def compute(user: User, index_id: int, end: date | None = None) -> dict[str, Any
         "target": [float(t) for t in final.target],
         "fx_start": fx_start,
         "equity": float(run.equity[-1]),
+        "closes": [float(c) for c in closes[-1]],  # the last day's closes: today's drifted weights
     }
     row.computed_until = run.days[-1]
     try:
@@ -378,12 +379,31 @@ def allocation(user: User, index_id: int, on: date | None = None) -> dict[str, A
             .order_by(IndexAllocation.id)
         )
     )
+    # Weights drift with prices after a rebalance: the latest allocation also carries each
+    # holding's weight at the last computed close (units x close / portfolio value).
+    state = row.state or {}
+    latest = bool(state.get("closes")) and (on is None or on >= row.computed_until)
+    current: dict[str, Decimal | None] = {i.symbol: None for i in items}
+    if latest and state.get("equity"):
+        for sym, units, close in zip(row.symbols, state["units"], state["closes"], strict=True):
+            current[sym] = _dec(units * close / state["equity"], Decimal("1e-10"))
     return {
         "index_id": row.id,
         "rebalanced_on": day,
         "computed_until": row.computed_until,
         "total_charges": sum((i.charges for i in items), Decimal("0.00")),
-        "items": items,
+        "items": [
+            {
+                "symbol": i.symbol,
+                "target_weight": i.target_weight,
+                "current_weight": current.get(i.symbol),
+                "units": i.units,
+                "traded_units": i.traded_units,
+                "price": i.price,
+                "charges": i.charges,
+            }
+            for i in items
+        ],
     }
 
 

@@ -176,6 +176,17 @@ def test_first_value_is_base_less_charges_and_follows_prices(client, trader):
     last = values[-1]["date"]
     equity = sum(units[s] * Decimal(str(_closes(client, h, s, last, last)[-1]["close"])) for s in SYMS)
     assert float(values[-1]["value"]) == pytest.approx(float(equity / capital * 1000), rel=1e-6)
+    # the current allocation's weights drifted with the prices since the start: units x close / equity
+    for item in alloc["items"]:
+        close = Decimal(str(_closes(client, h, item["symbol"], last, last)[-1]["close"]))
+        assert float(item["current_weight"]) == pytest.approx(
+            float(units[item["symbol"]] * close / equity), abs=1e-8
+        )
+    assert [i["current_weight"] for i in alloc["items"]] != [i["target_weight"] for i in alloc["items"]]
+    on_start = client.get(
+        f"{URL}/{idx['id']}/allocation", query_string={"on": "2024-01-05"}, headers=h
+    ).get_json()
+    assert all(i["current_weight"] is None for i in on_start["items"])  # only the latest is marked to market
 
 
 def test_allocation_current_and_on_a_day(client, trader):

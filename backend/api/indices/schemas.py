@@ -165,6 +165,11 @@ class AllocationQuerySchema(Schema):
 class AllocationItemSchema(Schema):
     symbol = fields.String()
     target_weight = fields.Decimal(as_string=True)
+    current_weight = fields.Decimal(
+        as_string=True,
+        allow_none=True,
+        metadata={"description": "weight at the last computed close (latest allocation only)"},
+    )
     units = fields.Decimal(
         as_string=True, metadata={"description": "fractional units of the notional capital"}
     )
