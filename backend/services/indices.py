@@ -228,12 +228,16 @@ def _warmup_start(first: date, lookback: int) -> date:
     return first - timedelta(days=math.ceil(lookback * 7 / 5) + 20)
 
 
-def _fx(currency: str, days: list[date]) -> np.ndarray:
-    """INR per unit of ``currency`` on each day (carried over FX holidays)."""
+def _fx(currency: str, days: list[date], start: int) -> np.ndarray:
+    """INR per unit of ``currency`` on each day from ``days[start]`` (carried over FX holidays).
+    The warm-up days before ``start`` only feed the covariance window: they get 1 and need no rate."""
+    out = np.ones(len(days))
     if currency == HOME:
-        return np.ones(len(days))
-    rates = fx_provider().rates(currency, HOME, days[0] - timedelta(days=10), days[-1])
-    return align_rates(days, rates)
+        return out
+    live = days[start:]
+    rates = fx_provider().rates(currency, HOME, live[0] - timedelta(days=10), live[-1])
+    out[start:] = align_rates(live, rates)
+    return out
 
 
 # --------------------------------------------------------------------------- compute
@@ -293,7 +297,7 @@ def compute(user: User, index_id: int, end: date | None = None) -> dict[str, Any
     schedule = _schedule() if row.apply_charges else None
     capital = float(row.capital)
     run = run_index(spec, days, closes, start, capital, schedule=schedule, state=state)
-    fx = _fx(row.currency, days)
+    fx = _fx(row.currency, days, start)
     fx_start = float(row.state["fx_start"]) if row.state else float(fx[start])
     # value in the index currency relative to the capital there on the first day
     levels = float(row.base_value) * (run.equity / fx[start:]) / (capital / fx_start)
@@ -430,7 +434,7 @@ def simulate(user: User, index_id: int, data: dict[str, Any]) -> dict[str, Any]:
             "start_date",
             f"{spec.weighting} needs {spec.lookback} trading days of prices before the start date",
         )
-    fx = _fx(currency, days)
+    fx = _fx(currency, days, start)
     res = simulate_investment(
         spec, days, closes, start, float(data["amount"]), fx, _schedule() if row.apply_charges else None
     )

@@ -302,3 +302,31 @@ def test_custom_and_market_cap_weights_through_compute(client, trader):
     for item in alloc["items"]:
         expected = n[item["symbol"]] * price[item["symbol"]] / total
         assert Decimal(item["target_weight"]) == pytest.approx(expected, abs=Decimal("1e-9"))
+
+
+def test_simulate_with_the_csv_fx_provider(client, trader, app, tmp_path):
+    _, h = trader
+    idx = _create(client, h, rebalance="never").get_json()
+    # EUR only as INREUR.csv: the provider inverts it; 2024-01-02 missing: the 1 Jan rate carries over
+    (tmp_path / "INREUR.csv").write_text(
+        "Date,Close\n2023-12-29,0.0110\n2024-01-01,0.0100\n2024-01-03,0.0125\n"
+    )
+    saved = {k: app.config.get(k) for k in ("FX_PROVIDER", "FX_CSV_DIR")}
+    app.config.update(FX_PROVIDER="csv", FX_CSV_DIR=str(tmp_path))
+    app.extensions.pop("fx_provider", None)
+    try:
+        body = {"amount": "1000", "currency": "EUR", "start_date": "2024-01-01", "end_date": "2024-01-03"}
+        r = client.post(f"{URL}/{idx['id']}/simulate", json=body, headers=h)
+        assert r.status_code == 200, r.get_json()
+        eur = r.get_json()
+        inr = client.post(
+            f"{URL}/{idx['id']}/simulate", json={**body, "currency": "INR", "amount": "100000"}, headers=h
+        ).get_json()
+        rate = {"2024-01-01": 100.0, "2024-01-02": 100.0, "2024-01-03": 80.0}  # INR per EUR
+        for ve, vi in zip(eur["values"], inr["values"], strict=True):
+            assert float(ve["value"]) == pytest.approx(float(vi["value"]) / rate[ve["date"]], abs=0.01)
+        r = client.post(f"{URL}/{idx['id']}/simulate", json={**body, "currency": "USD"}, headers=h)
+        assert r.status_code == 404 and "USDINR.csv" in r.get_json()["error"]["message"]
+    finally:
+        app.config.update(saved)
+        app.extensions.pop("fx_provider", None)
