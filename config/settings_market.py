@@ -14,6 +14,7 @@ QUOTE_MODES = ("single", "batch")  # backend.realtime.feed.QUOTE_MODES
 
 CLOCKS = ("exchange", "always_open")
 FEED_MODES = ("ltpc", "full", "option_greeks")  # backend.domain.market.upstox_feed.MODES
+FX_PROVIDERS = ("simulated", "csv")  # backend.domain.market.fx (others register in code)
 
 
 def settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -36,6 +37,10 @@ def settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     stall = env_float("UPSTOX_FEED_STALL_SECONDS", 10.0, env=env)
     if stall <= 0:
         raise ConfigError(f"UPSTOX_FEED_STALL_SECONDS must be > 0, got {stall}")
+    fx_provider = env_str("FX_PROVIDER", "simulated", env=env)
+    if fx_provider not in FX_PROVIDERS:
+        raise ConfigError(f"FX_PROVIDER must be one of {', '.join(FX_PROVIDERS)}, got {fx_provider!r}")
+    csv_dir = env_str("CSV_DATA_DIR", str(ROOT.parent / "shared" / "data"), env=env)
     return {
         "MARKET_DATA_PROVIDER": provider,
         # simulated market
@@ -49,7 +54,10 @@ def settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "SIM_IV_CURVATURE": env_float("SIM_IV_CURVATURE", 4.0, env=env),
         "SIM_STRIKES_EACH_SIDE": env_int("SIM_STRIKES_EACH_SIDE", 20, env=env),
         # CSV provider
-        "CSV_DATA_DIR": env_str("CSV_DATA_DIR", str(ROOT.parent / "shared" / "data"), env=env),
+        "CSV_DATA_DIR": csv_dir,
+        # FX rates for portfolio simulations in another currency (docs/portfolios.md)
+        "FX_PROVIDER": fx_provider,
+        "FX_CSV_DIR": env_str("FX_CSV_DIR", csv_dir, env=env),
         # Upstox provider (token from config until the broker token store lands)
         "UPSTOX_BASE_URL": env_str("UPSTOX_BASE_URL", "https://api.upstox.com", env=env),
         "UPSTOX_ACCESS_TOKEN": env_str("UPSTOX_ACCESS_TOKEN", env=env),

@@ -27,6 +27,7 @@ DOMAINS: list[tuple[str, str]] = [
     ("broker", "broker"),
     ("watchlists", "watchlists"),
     ("signals", "signals"),
+    ("indices", "indices"),
 ]
 
 blueprint = Blueprint("api", __name__, url_prefix="/api")

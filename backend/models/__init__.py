@@ -3,6 +3,7 @@
 from backend.models.alerts import AlertHistory, AlertRuleRow, AlertWebhookAttempt  # noqa: F401
 from backend.models.audit import AuditLog
 from backend.models.broker import BrokerConnection, BrokerOAuthState, BrokerToken  # noqa: F401
+from backend.models.indices import IndexAllocation, IndexValue, PortfolioIndex  # noqa: F401
 from backend.models.market import Candle, CandleCoverage, Instrument  # noqa: F401 (registers the tables)
 from backend.models.signals import Signal, SignalMapping, SignalWebhook  # noqa: F401
 from backend.models.strategies import BacktestJob, Deployment, DeploymentLog, EquitySnapshot, SavedStrategy  # noqa: F401

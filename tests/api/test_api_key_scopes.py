@@ -12,6 +12,7 @@ READ_ONLY_POSTS = {
     "/api/v1/strategies/options/{name}/analyze",
     "/api/v1/market-data/ltp",  # quotes by POST: symbol lists too long for a request line
     "/api/v1/market-data/quotes",
+    "/api/v1/indices/{index_id}/simulate",  # an investment what-if: computes, stores nothing
 }
 # Answered before credentials matter (they take none).
 PUBLIC = {
