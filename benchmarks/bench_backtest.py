@@ -39,7 +39,7 @@ def random_walk(n: int, seed: int = 42) -> dict[str, np.ndarray]:
     high = np.maximum(open_, close) * (1 + np.abs(rng.normal(0, 0.003, n)))
     low = np.minimum(open_, close) * (1 - np.abs(rng.normal(0, 0.003, n)))
     vol = rng.integers(1_000, 10_000, n).astype(float)
-    time_ = np.datetime64("2000-01-03") + np.arange(n).astype("timedelta64[D]")
+    time_ = np.datetime64("2020-01-01T00:00") + np.arange(n).astype("timedelta64[m]")
     return {"time": time_, "open": open_, "high": high, "low": low, "close": close, "volume": vol}
 
 

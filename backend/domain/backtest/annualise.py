@@ -57,14 +57,21 @@ class Annualisation:
         return asdict(self)
 
 
+def _epoch_seconds(times: np.ndarray) -> np.ndarray:
+    t = np.asarray(times)
+    if t.dtype == np.dtype("datetime64[ns]"):
+        return t.view(np.int64) // 1_000_000_000  # floors like numpy's unit cast, ~5x faster
+    return t.astype("datetime64[s]").astype(np.int64)
+
+
 def detect_market(times: np.ndarray, bar_seconds: float) -> str:
-    t = np.asarray(times).astype("datetime64[s]")
-    days = t.astype("datetime64[D]")
-    weekday = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday; 0 = Monday
+    t = _epoch_seconds(times)
+    days = t // 86400
+    weekday = (days + 3) % 7  # 1970-01-01 was a Thursday; 0 = Monday
     if np.mean(weekday >= 5) > 0.10:
         return "crypto"
     if bar_seconds < 20 * 3600:
-        minute = (t - days).astype(np.int64) // 60
+        minute = (t - days * 86400) // 60
         lo, hi = MARKETS["nse"].session_utc or (0, 1440)
         if np.mean((minute < lo) | (minute >= hi)) > 0.10:
             return "fx"
@@ -85,7 +92,7 @@ def infer(times: np.ndarray | None, market: str = "auto", override: float | None
         return Annualisation(float(override), "override", None if market == "auto" else market)
     if times is None or np.asarray(times).size < 2 or np.asarray(times).dtype.kind != "M":
         return Annualisation(DEFAULT_PERIODS_PER_YEAR, "default", None if market == "auto" else market)
-    t = np.asarray(times).astype("datetime64[s]").astype(np.int64)
+    t = _epoch_seconds(times)
     gaps = np.diff(t)
     gaps = gaps[gaps > 0]
     if not gaps.size:

@@ -97,7 +97,7 @@ def parse_times(
     """
     arr = np.asarray(values)
     if arr.dtype.kind == "M":
-        out = arr.astype("datetime64[ns]")
+        out = arr.astype("datetime64[ns]", copy=False)  # already parsed (e.g. a sweep's bars): no copy
         _check_years(out, column, arr, ["datetime64"])
         return out
     if fmt is not None and fmt not in FORMATS:
@@ -155,6 +155,14 @@ def parse_times(
 
 def _check_years(t: np.ndarray, column: str, shown: np.ndarray, tried: list[str]) -> None:
     if not t.size:
+        return
+    # min/max first (NaT propagates through both): converting every value to a year is ~30x slower
+    lo, hi = t.min(), t.max()
+    first, after = (
+        np.datetime64(f"{YEAR_RANGE[0]:04d}-01-01"),
+        np.datetime64(f"{YEAR_RANGE[1] + 1:04d}-01-01"),
+    )
+    if not np.isnat(lo) and not np.isnat(hi) and lo >= first and hi < after:
         return
     years = t.astype("datetime64[Y]").astype(np.int64) + 1970
     bad = (years < YEAR_RANGE[0]) | (years > YEAR_RANGE[1]) | np.isnat(t)
