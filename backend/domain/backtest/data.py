@@ -323,7 +323,8 @@ def load_ohlcv(
     for name in (*REQUIRED, "volume"):
         if name in lowered and data[lowered[name]] is not None:
             try:
-                out[name] = np.asarray(data[lowered[name]], dtype=np.float64).ravel()
+                arr = np.asarray(data[lowered[name]], dtype=np.float64)
+                out[name] = arr if arr.ndim == 1 else arr.ravel()  # the caller's array itself when 1-D
             except (TypeError, ValueError):
                 raise ValidationFailed(
                     f"{name} is not numeric", details={name: ["must be an array of numbers"]}

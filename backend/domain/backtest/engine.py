@@ -182,6 +182,7 @@ def run_backtest(
     *,
     target: np.ndarray | None = None,
     validate: bool = True,
+    annualisation: Annualisation | None = None,
     **overrides: Any,
 ) -> BacktestResult:
     """Run one backtest.
@@ -193,6 +194,7 @@ def run_backtest(
     uploads (:func:`backend.domain.backtest.data.load_ohlcv`): a NaN, a non-positive price, a high
     below the open/close or a low above it, or non-increasing times raise ``ValidationFailed``
     naming the bar. ``validate=False`` skips the bar checks for data already validated (sweeps).
+    ``annualisation``: periods per year already inferred for these bars and ``config`` (sweeps).
     """
     cfg = config or BacktestConfig()
     if overrides:
@@ -334,7 +336,7 @@ def run_backtest(
             t.exit_time = times[t.exit_bar] if t.exit_bar is not None else None
 
     dd = m.drawdown_curve(equity)
-    ann = infer(times, cfg.market, cfg.periods_per_year)
+    ann = annualisation or infer(times, cfg.market, cfg.periods_per_year)
     metrics = compute_metrics(equity, trades, s_size, c, cfg, times, drawdown=dd, annualisation=ann)
     return BacktestResult(trades, open_trade, equity, dd, s_size, metrics, times, cfg, ann)
 

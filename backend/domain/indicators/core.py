@@ -2,11 +2,85 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import ArrayLike
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_SHARED: ContextVar[dict | None] = ContextVar("indicator_results", default=None)
+
+
+@contextmanager
+def shared_results() -> Iterator[None]:
+    """Within the block, an indicator called again on the same immutable input arrays with the
+    same arguments returns the first call's (read-only) result instead of recomputing it.
+
+    For parameter sweeps: a 10 x 10 grid of SMA crossovers needs 20 moving averages, not 200.
+    Only inputs that cannot change are shared: every array argument, and every array it is a
+    view of, must be read-only (``setflags(write=False)``); anything else is computed as usual.
+    """
+    token = _SHARED.set({})
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
+def _immutable(a: np.ndarray) -> bool:
+    base: Any = a
+    while isinstance(base, np.ndarray):
+        if base.flags.writeable:
+            return False
+        base = base.base
+    return True
+
+
+def _key(v: Any) -> Any:
+    # an immutable array is known by its memory and layout, so a fresh view of the same bars hits
+    if isinstance(v, np.ndarray):
+        return ("array", v.__array_interface__["data"][0], v.shape, v.strides, v.dtype.str)
+    return v
+
+
+def _freeze(out: Any) -> None:
+    for a in out if isinstance(out, tuple) else (out,):
+        if isinstance(a, np.ndarray):
+            a.setflags(write=False)
+
+
+def _shareable(fn: _F) -> _F:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        cache = _SHARED.get()
+        if cache is None:
+            return fn(*args, **kwargs)
+        values = (*args, *kwargs.values())
+        arrays = [v for v in values if isinstance(v, np.ndarray)]
+        if not arrays or not all(_immutable(a) for a in arrays):
+            return fn(*args, **kwargs)
+        key = (
+            fn.__name__,
+            tuple(_key(v) for v in args),
+            tuple(sorted((k, _key(v)) for k, v in kwargs.items())),
+        )
+        try:
+            hit = cache.get(key)
+        except TypeError:  # an unhashable argument: nothing to share
+            return fn(*args, **kwargs)
+        if hit is None:
+            out = fn(*args, **kwargs)
+            _freeze(out)  # no caller can alter the shared copy
+            hit = cache[key] = (arrays, out)  # holding the inputs keeps their memory from being reused
+        return hit[1]
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _arr(x: ArrayLike) -> np.ndarray:
@@ -26,6 +100,7 @@ def _nan(n: int) -> np.ndarray:
     return np.full(n, np.nan)
 
 
+@_shareable
 def sma(x: ArrayLike, period: int) -> np.ndarray:
     """Simple moving average: ``mean(x[i-period+1 .. i])``; first ``period-1`` values NaN.
 
@@ -41,6 +116,7 @@ def sma(x: ArrayLike, period: int) -> np.ndarray:
     return out
 
 
+@_shareable
 def rolling_std(x: ArrayLike, period: int, ddof: int = 0) -> np.ndarray:
     """Rolling standard deviation (population, ``ddof=0``, by default); first ``period-1`` NaN."""
     x = _arr(x)
@@ -51,6 +127,7 @@ def rolling_std(x: ArrayLike, period: int, ddof: int = 0) -> np.ndarray:
     return out
 
 
+@_shareable
 def rolling_max(x: ArrayLike, period: int) -> np.ndarray:
     """Highest value of the last ``period`` bars including the current one."""
     x = _arr(x)
@@ -61,6 +138,7 @@ def rolling_max(x: ArrayLike, period: int) -> np.ndarray:
     return out
 
 
+@_shareable
 def rolling_min(x: ArrayLike, period: int) -> np.ndarray:
     """Lowest value of the last ``period`` bars including the current one."""
     x = _arr(x)
@@ -130,6 +208,7 @@ def _ema_from(x: np.ndarray, start: int, period: int, alpha: float) -> np.ndarra
     return out
 
 
+@_shareable
 def ema(x: ArrayLike, period: int) -> np.ndarray:
     """Exponential moving average, ``alpha = 2 / (period + 1)``.
 
@@ -146,6 +225,7 @@ def _wilder(values: np.ndarray, start: int, period: int) -> np.ndarray:
     return _ema_from(values, start, period, 1.0 / period)
 
 
+@_shareable
 def rsi(close: ArrayLike, period: int = 14) -> np.ndarray:
     """Relative Strength Index with Wilder smoothing.
 
@@ -174,6 +254,7 @@ def rsi(close: ArrayLike, period: int = 14) -> np.ndarray:
     return out
 
 
+@_shareable
 def macd(
     close: ArrayLike, fast: int = 12, slow: int = 26, signal: int = 9
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -194,6 +275,7 @@ def macd(
     return line, sig, line - sig
 
 
+@_shareable
 def bollinger(
     close: ArrayLike, period: int = 20, k: float = 2.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -204,6 +286,7 @@ def bollinger(
     return mid, mid + k * sd, mid - k * sd
 
 
+@_shareable
 def vwap(
     high: ArrayLike,
     low: ArrayLike,
@@ -234,6 +317,7 @@ def vwap(
         return np.where(cv > 0, pv / cv, np.nan)
 
 
+@_shareable
 def true_range(high: ArrayLike, low: ArrayLike, close: ArrayLike) -> np.ndarray:
     """``max(high-low, |high-prev_close|, |low-prev_close|)``; bar 0 has no previous close: ``high-low``."""
     h, lo, c = _arr(high), _arr(low), _arr(close)
@@ -242,6 +326,7 @@ def true_range(high: ArrayLike, low: ArrayLike, close: ArrayLike) -> np.ndarray:
     return tr
 
 
+@_shareable
 def atr(high: ArrayLike, low: ArrayLike, close: ArrayLike, period: int = 14) -> np.ndarray:
     """Average True Range with Wilder smoothing (TA-Lib convention).
 
