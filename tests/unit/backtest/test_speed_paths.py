@@ -115,3 +115,77 @@ def test_shared_results_only_for_immutable_inputs() -> None:
     np.testing.assert_array_equal(a, ind.sma(x, 5))
     outside = ind.sma(frozen, 5)
     assert outside is not a and outside.flags.writeable  # no sharing outside the block
+
+
+def _csv(rows: list[str], header: str = "datetime,open,high,low,close,volume") -> bytes:
+    return ("\n".join([header, *rows]) + "\n").encode()
+
+
+def test_fast_csv_reader_equals_the_row_by_row_reader() -> None:
+    from backend.domain.backtest.data import _read_slow
+    from backend.domain.backtest.timestamps import parse_times
+
+    d = _walk(500, 3)
+    stamps = np.datetime_as_string(
+        np.datetime64("2024-01-01T09:15") + np.arange(500).astype("timedelta64[m]")
+    )
+    rows = [
+        f"{t},{o!r},{h!r},{lo!r},{c!r},{v}"
+        for t, o, h, lo, c, v in zip(
+            stamps.tolist(),
+            d["open"].tolist(),
+            d["high"].tolist(),
+            d["low"].tolist(),
+            d["close"].tolist(),
+            range(500),
+            strict=True,
+        )
+    ]
+    raw = _csv(rows)
+    fast = load_ohlcv_csv(raw)
+    import csv as _csv_mod
+    import io
+
+    text = io.StringIO(raw.decode())
+    header = next(_csv_mod.reader(text))
+    values, times, _, _ = _read_slow(
+        text, header, {"open": 1, "high": 2, "low": 3, "close": 4, "volume": 5}, 0, None
+    )
+    for k, v in values.items():
+        assert np.array_equal(fast[k], v) and fast[k].flags.writeable, k
+    assert np.array_equal(fast["time"], parse_times(times.astype(str), "datetime"))
+
+
+def test_csv_oddities_fall_back_and_keep_exact_line_numbers() -> None:
+    from backend.domain.errors import ValidationFailed
+
+    # a blank line, then a bad value: the line number counts the blank line
+    raw = _csv(["2024-01-02,1,2,0.5,1,10", "", "2024-01-03,1,2,0.5,bad,10"])
+    with pytest.raises(ValidationFailed) as exc:
+        load_ohlcv_csv(raw)
+    assert exc.value.details["rows"] == [{"row": 4, "column": "close", "message": "not a number: 'bad'"}]
+    # an empty number is refused (never read as NaN) and named
+    with pytest.raises(ValidationFailed) as exc:
+        load_ohlcv_csv(_csv(["2024-01-02,1,2,0.5,1,10", "2024-01-03,1,2,,1,10"]))
+    assert exc.value.details["rows"][0]["row"] == 3 and exc.value.details["rows"][0]["column"] == "low"
+    # mixed widths, blanks around stamps, a UTC offset, non-ASCII in another column: same instants
+    out = load_ohlcv_csv(
+        _csv(
+            [
+                " 2024-01-02 09:15:00 ,1,2,0.5,1,10",
+                "2024-01-02T09:16:00.5,1,2,0.5,1,10",
+                "2024-01-02T15:17:00+05:30,1,2,0.5,1,10",
+            ],
+            header="datetime,open,high,low,close,volume",
+        )
+    )
+    assert (
+        out["time"].tolist()
+        == np.array(
+            ["2024-01-02T09:15:00", "2024-01-02T09:16:00.5", "2024-01-02T09:47:00"], dtype="datetime64[ns]"
+        ).tolist()
+    )
+    # a wrong year on the fast (bytes) path is still an error naming the column
+    with pytest.raises(ValidationFailed) as exc:
+        load_ohlcv_csv(_csv(["2024-01-02T09:15:00,1,2,0.5,1,10", "2999-01-02T09:16:00,1,2,0.5,1,10"]))
+    assert exc.value.code == "BAD_TIMESTAMP" and exc.value.details["time"]["column"] == "datetime"
