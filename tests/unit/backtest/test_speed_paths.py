@@ -189,3 +189,17 @@ def test_csv_oddities_fall_back_and_keep_exact_line_numbers() -> None:
     with pytest.raises(ValidationFailed) as exc:
         load_ohlcv_csv(_csv(["2024-01-02T09:15:00,1,2,0.5,1,10", "2999-01-02T09:16:00,1,2,0.5,1,10"]))
     assert exc.value.code == "BAD_TIMESTAMP" and exc.value.details["time"]["column"] == "datetime"
+
+
+def test_sma_window_sums_are_numpys_bit_for_bit() -> None:
+    """The blocked SMA adds in numpy's own order: every window sum equals the strided reduction."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    from backend.domain.indicators.core import _window_sums
+
+    x = _walk(3000, 11)["close"]
+    for k in range(1, 129):
+        ref = sliding_window_view(x, k).sum(axis=1)
+        assert np.array_equal(_window_sums(x, k, block=257), ref), k
+        assert np.array_equal(_window_sums(x, k), ref), k
+    np.testing.assert_array_equal(ind.sma(x, 200)[199:], sliding_window_view(x, 200).sum(axis=1) / 200)
