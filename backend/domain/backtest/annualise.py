@@ -65,15 +65,20 @@ def _epoch_seconds(times: np.ndarray) -> np.ndarray:
 
 
 def detect_market(times: np.ndarray, bar_seconds: float) -> str:
-    t = _epoch_seconds(times)
-    days = t // 86400
-    weekday = (days + 3) % 7  # 1970-01-01 was a Thursday; 0 = Monday
-    if np.mean(weekday >= 5) > 0.10:
+    t = np.asarray(times)
+    # in the array's own integer unit: day and week boundaries are whole multiples of it, so one
+    # modulo gives the weekday (1970-01-01 was a Thursday) and the time of day, with no division
+    if t.dtype == np.dtype("datetime64[ns]"):
+        ticks, unit = t.view(np.int64), 1_000_000_000
+    else:
+        ticks, unit = _epoch_seconds(t), 1
+    day = 86400 * unit
+    if np.mean((ticks + 3 * day) % (7 * day) >= 5 * day) > 0.10:  # Saturday or Sunday
         return "crypto"
     if bar_seconds < 20 * 3600:
-        minute = (t - days * 86400) // 60
         lo, hi = MARKETS["nse"].session_utc or (0, 1440)
-        if np.mean((minute < lo) | (minute >= hi)) > 0.10:
+        of_day = ticks % day
+        if np.mean((of_day < lo * 60 * unit) | (of_day >= hi * 60 * unit)) > 0.10:
             return "fx"
     return "nse"
 
