@@ -311,9 +311,11 @@ def run_backtest(
     # each bar belongs to the last segment starting at or before it (zero-length segments vanish)
     lengths = np.diff(np.asarray(seg_start), append=n)
     s_size = np.repeat(np.asarray(seg_size), lengths)
-    equity = np.repeat(np.asarray(seg_cash), lengths) + s_size * (
-        c - np.repeat(np.asarray(seg_entry), lengths)
-    )
+    # cash + size * (close - entry), in place (one allocation instead of three at 5M bars)
+    equity = np.repeat(np.asarray(seg_entry), lengths)
+    np.subtract(c, equity, out=equity)
+    equity *= s_size
+    equity += np.repeat(np.asarray(seg_cash), lengths)
 
     open_trade = None
     if size != 0.0:
