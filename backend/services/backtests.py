@@ -300,7 +300,8 @@ def _run_backtest_job(ctx: jobs.JobContext) -> dict:
     ctx.progress(1, 3)
     ctx.check_cancel()
     strategy = _signal_strategy(p["strategy"], p.get("params"))
-    result = run_backtest(data, strategy, build_config(p))
+    # every source was validated by its loader already (uploads at submit): no second pass
+    result = run_backtest(data, strategy, build_config(p), validate=False)
     ctx.progress(3, 3)
     out = result.to_dict(include_curves=False)
     out.pop("trades")

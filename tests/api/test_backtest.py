@@ -295,3 +295,73 @@ def test_backtest_names_a_saved_strategy_version(app, client, trader):
     assert client.post(URL, json=body, headers=headers).status_code == 404
     body["saved_strategy"] = {"id": sid, "version": 1.5}
     assert client.post(URL, json=body, headers=headers).status_code == 422
+
+
+def test_text_csv_upload_streams_the_body_and_runs_once(app, client, trader):
+    """``POST /backtest/upload/csv``: the raw text/csv body, the request JSON in ``?request=``."""
+    import json
+    from urllib.parse import quote
+
+    _, headers = trader
+    body = goog_request()
+    body.pop("csv")
+    url = f"{URL}/upload/csv?request={quote(json.dumps(body))}"
+    resp = client.post(url, data=GOOG.read_bytes(), content_type="text/csv", headers=headers)
+    assert resp.status_code == 202, resp.get_json()
+    job_id = resp.get_json()["id"]
+    wait(app, job_id)
+    job = client.get(f"{URL}/{job_id}", headers=headers).get_json()
+    assert job["status"] == "succeeded"
+    assert job["result"]["metrics"]["final_equity"] == pytest.approx(REF_FINAL_EQUITY, rel=1e-9)
+    assert job["result"]["bars"] == 2148 and job["result"]["num_trades"] == 46
+
+
+def test_text_csv_upload_refusals(app, client, trader):
+    import json
+    from urllib.parse import quote
+
+    _, headers = trader
+    good = quote(json.dumps({"strategy": "sma_crossover"}))
+    # a bad row: 422 naming its line, nothing queued
+    bad_csv = b"date,open,high,low,close\n2024-01-02,1,2,0.5,1\n2024-01-03,1,2,0.5,oops\n"
+    resp = client.post(
+        f"{URL}/upload/csv?request={good}", data=bad_csv, content_type="text/csv", headers=headers
+    )
+    assert resp.status_code == 422
+    assert resp.get_json()["error"]["details"]["rows"] == [
+        {"row": 3, "column": "close", "message": "not a number: 'oops'"}
+    ]
+    # not text/csv: 415; request not JSON / not an object / with csv: 422 naming it
+    resp = client.post(
+        f"{URL}/upload/csv", data=b"x", content_type="application/octet-stream", headers=headers
+    )
+    assert resp.status_code == 415
+    for q, field in (("{nope", "request"), ("[1]", "request")):
+        resp = client.post(
+            f"{URL}/upload/csv?request={quote(q)}",
+            data=GOOG.read_bytes(),
+            content_type="text/csv",
+            headers=headers,
+        )
+        assert resp.status_code == 422 and field in resp.get_json()["error"]["details"]["fields"]
+    with_csv = quote(json.dumps({"strategy": "sma_crossover", "csv": "a,b"}))
+    resp = client.post(
+        f"{URL}/upload/csv?request={with_csv}",
+        data=GOOG.read_bytes(),
+        content_type="text/csv",
+        headers=headers,
+    )
+    assert resp.status_code == 422
+    # above BACKTEST_MAX_CSV_BYTES: 413 before anything is parsed
+    app.config["BACKTEST_MAX_CSV_BYTES"] = 1000
+    try:
+        resp = client.post(
+            f"{URL}/upload/csv?request={good}",
+            data=GOOG.read_bytes(),
+            content_type="text/csv",
+            headers=headers,
+        )
+        assert resp.status_code == 413 and resp.get_json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+    finally:
+        app.config["BACKTEST_MAX_CSV_BYTES"] = 128 * 1024 * 1024
+    assert client.get(URL, headers=headers).get_json()["items"] == []

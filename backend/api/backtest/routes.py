@@ -1,12 +1,14 @@
 """The backtest namespace: backtest, sweep and portfolio jobs, results and the equity/drawdown chart."""
 
 import json
+import tempfile
 
 from flask import Response, current_app, request, stream_with_context
 from flask_restx import Namespace, Resource
 
 from backend.api.backtest.schemas import (
     BacktestRequestSchema,
+    CsvUploadQuerySchema,
     EquityPointsSchema,
     EquityQuerySchema,
     JobListQuerySchema,
@@ -20,8 +22,10 @@ from backend.api.backtest.schemas import (
 )
 from backend.api.common import (
     BinaryFile,
+    ErrorEnvelopeSchema,
     decode_cursor,
     load,
+    model_for,
     page_limit,
     raw_response,
     responds,
@@ -29,6 +33,7 @@ from backend.api.common import (
 )
 from backend.api.security import current_user, require_role
 from backend.errors import ApiError
+from backend.extensions import api
 from backend.services import backtests, jobs
 
 ns = Namespace("backtest", description="Backtests and parameter sweeps as background jobs", validate=False)
@@ -147,6 +152,71 @@ class BacktestUpload(Resource):
             ) from exc
         data = load(UploadRequestSchema(), raw, "body")
         return backtests.submit_backtest(current_user().id, data, upload.stream), 202
+
+
+def _csv_consumes(spec: dict) -> None:
+    """restx derives ``consumes`` only from formData parameters; a raw text/csv body says it here."""
+    for item in spec.get("paths", {}).values():
+        for op in item.values():
+            if isinstance(op, dict) and "x-consumes" in op:
+                op["consumes"] = op.pop("x-consumes")
+
+
+api.spec_hooks.append(_csv_consumes)
+
+# an upload lands in memory up to this size, in a temporary file beyond (as werkzeug's multipart parts do)
+_SPOOL_IN_MEMORY = 8 * 1024 * 1024
+
+
+@ns.route("/upload/csv")
+class BacktestCsvUpload(Resource):
+    @require_role("trader")
+    @use_schema(CsvUploadQuerySchema, location="query", arg="query")
+    @ns.vendor({"x-consumes": ["text/csv"]})  # restx writes no `consumes` itself: see _csv_consumes
+    @ns.doc(
+        params={
+            "csv": {
+                "in": "body",
+                "description": "the OHLCV CSV itself (BACKTEST_MAX_CSV_BYTES)",
+                "schema": {"type": "string"},
+            }
+        },
+    )
+    @ns.response(
+        413, "Error envelope: the CSV is larger than BACKTEST_MAX_CSV_BYTES", model_for(ErrorEnvelopeSchema)
+    )
+    @ns.response(415, "Error envelope: the body is not text/csv", model_for(ErrorEnvelopeSchema))
+    @responds(JobSchema, code=202, description="Accepted: poll GET /backtest/{id}")
+    def post(self, query):
+        """Queue a backtest on a CSV sent as the raw ``text/csv`` body (streamed, parsed once)."""
+        if request.mimetype != "text/csv":
+            raise ApiError(
+                415, "UNSUPPORTED_MEDIA_TYPE", "Send the CSV as the body with Content-Type: text/csv."
+            )
+        try:
+            raw = json.loads(query["request"])
+        except json.JSONDecodeError as exc:
+            raise ApiError(
+                422,
+                "VALIDATION_ERROR",
+                "Invalid query: check field(s) request.",
+                {"fields": {"request": ["not JSON"]}},
+            ) from exc
+        if not isinstance(raw, dict):
+            raise ApiError(
+                422,
+                "VALIDATION_ERROR",
+                "Invalid query: check field(s) request.",
+                {"fields": {"request": ["must be a JSON object"]}},
+            )
+        data = load(UploadRequestSchema(), raw, "query")
+        # checked while reading too: a chunked body without Content-Length is cut off at the cap (413)
+        request.max_content_length = int(current_app.config["BACKTEST_MAX_CSV_BYTES"])
+        with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as body:
+            while chunk := request.stream.read(1 << 20):
+                body.write(chunk)
+            body.seek(0)
+            return backtests.submit_backtest(current_user().id, data, body), 202
 
 
 @ns.route("/<string:job_id>/trades")

@@ -123,6 +123,19 @@ class UploadRequestSchema(BacktestRequestSchema):
             raise ValidationError("The upload is the data: leave out 'data' and 'csv'.", "data")
 
 
+class CsvUploadQuerySchema(Schema):
+    """Query of a ``text/csv`` upload: the body is the CSV, the request JSON rides in ``request``."""
+
+    request = fields.String(
+        load_default="{}",
+        validate=validate.Length(max=8192),
+        metadata={
+            "description": "BacktestRequest JSON without csv/data (URL-encoded), e.g. "
+            '{"strategy":"sma_crossover","params":{"fast":10,"slow":20}}'
+        },
+    )
+
+
 class TradeSchema(Schema):
     index = fields.Integer()
     symbol = fields.String(metadata={"description": "portfolio backtests only"})

@@ -57,16 +57,28 @@ class Annualisation:
         return asdict(self)
 
 
+def _epoch_seconds(times: np.ndarray) -> np.ndarray:
+    t = np.asarray(times)
+    if t.dtype == np.dtype("datetime64[ns]"):
+        return t.view(np.int64) // 1_000_000_000  # floors like numpy's unit cast, ~5x faster
+    return t.astype("datetime64[s]").astype(np.int64)
+
+
 def detect_market(times: np.ndarray, bar_seconds: float) -> str:
-    t = np.asarray(times).astype("datetime64[s]")
-    days = t.astype("datetime64[D]")
-    weekday = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday; 0 = Monday
-    if np.mean(weekday >= 5) > 0.10:
+    t = np.asarray(times)
+    # in the array's own integer unit: day and week boundaries are whole multiples of it, so one
+    # modulo gives the weekday (1970-01-01 was a Thursday) and the time of day, with no division
+    if t.dtype == np.dtype("datetime64[ns]"):
+        ticks, unit = t.view(np.int64), 1_000_000_000
+    else:
+        ticks, unit = _epoch_seconds(t), 1
+    day = 86400 * unit
+    if np.mean((ticks + 3 * day) % (7 * day) >= 5 * day) > 0.10:  # Saturday or Sunday
         return "crypto"
     if bar_seconds < 20 * 3600:
-        minute = (t - days).astype(np.int64) // 60
         lo, hi = MARKETS["nse"].session_utc or (0, 1440)
-        if np.mean((minute < lo) | (minute >= hi)) > 0.10:
+        of_day = ticks % day
+        if np.mean((of_day < lo * 60 * unit) | (of_day >= hi * 60 * unit)) > 0.10:
             return "fx"
     return "nse"
 
@@ -85,7 +97,7 @@ def infer(times: np.ndarray | None, market: str = "auto", override: float | None
         return Annualisation(float(override), "override", None if market == "auto" else market)
     if times is None or np.asarray(times).size < 2 or np.asarray(times).dtype.kind != "M":
         return Annualisation(DEFAULT_PERIODS_PER_YEAR, "default", None if market == "auto" else market)
-    t = np.asarray(times).astype("datetime64[s]").astype(np.int64)
+    t = _epoch_seconds(times)
     gaps = np.diff(t)
     gaps = gaps[gaps > 0]
     if not gaps.size:

@@ -41,25 +41,23 @@ def _too_large(max_bytes: int) -> ValidationFailed:
     )
 
 
-def _open_text(source: CsvSource, max_bytes: int | None) -> IO[str]:
+def _open_binary(source: CsvSource, max_bytes: int | None) -> IO[bytes]:
     if isinstance(source, bytes):
         if max_bytes is not None and len(source) > max_bytes:
             raise _too_large(max_bytes)
-        raw: IO[bytes] = io.BytesIO(source)
-    elif isinstance(source, (str, Path)):
+        return io.BytesIO(source)
+    if isinstance(source, (str, Path)):
         path = Path(source)
         if max_bytes is not None and path.stat().st_size > max_bytes:
             raise _too_large(max_bytes)
-        raw = path.open("rb")
-    else:
-        raw = source
-        if max_bytes is not None and raw.seekable():
-            here = raw.tell()
-            size = raw.seek(0, io.SEEK_END) - here
-            raw.seek(here)
-            if size > max_bytes:
-                raise _too_large(max_bytes)
-    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+        return path.open("rb")
+    if max_bytes is not None and source.seekable():
+        here = source.tell()
+        size = source.seek(0, io.SEEK_END) - here
+        source.seek(here)
+        if size > max_bytes:
+            raise _too_large(max_bytes)
+    return source
 
 
 def load_ohlcv_csv(
@@ -76,10 +74,10 @@ def load_ohlcv_csv(
     most 20); an unparseable or ambiguous timestamp column with ``code="BAD_TIMESTAMP"`` naming the
     column, a sample and the formats tried. ``time_column`` / ``time_format`` override detection.
     """
-    text = _open_text(source, max_bytes)
+    raw = _open_binary(source, max_bytes)
     try:
         try:
-            header_line = text.readline()
+            header_line = raw.readline().decode("utf-8-sig")
         except UnicodeDecodeError:
             raise ValidationFailed("CSV is not UTF-8 text", details={"file": ["not UTF-8"]}) from None
         header = next(csv.reader([header_line]), None)
@@ -104,24 +102,23 @@ def load_ohlcv_csv(
             t_idx, tod_idx = find_time_columns(names)
             if t_idx is not None and t_idx in col.values():
                 t_idx = None
-        body_start = text.tell() if text.seekable() else None
-        try:
-            fast = _read_fast(text, header, col, t_idx, tod_idx)
-        except (ValueError, UnicodeDecodeError):
-            fast = None
+        body_start = raw.tell() if raw.seekable() else None
+        fast = _read_fast(raw, header, col, t_idx, tod_idx)
         if fast is None:
             if body_start is None:
                 raise ValidationFailed("CSV could not be parsed", details={"file": ["unreadable rows"]})
-            text.seek(body_start)
-            values, times, tod, lines = _read_slow(text, header, col, t_idx, tod_idx)
+            raw.seek(body_start)
+            text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+            try:
+                values, times, tod, lines = _read_slow(text, header, col, t_idx, tod_idx)
+            finally:
+                text.detach()  # leave the binary stream to the caller (closed below for a path)
         else:
             values, times, tod = fast
             lines = None
     finally:
         if isinstance(source, (str, Path)):
-            text.close()
-        else:
-            text.detach()  # leave the caller's file object open
+            raw.close()
     n = values["close"].size
     if n < 2:
         raise ValidationFailed("CSV needs at least 2 data rows", details={"file": ["fewer than 2 rows"]})
@@ -140,33 +137,64 @@ def load_ohlcv_csv(
 
 
 def _read_fast(
-    text: IO[str], header: list[str], col: dict[str, int], t_idx: int | None, tod_idx: int | None
+    raw: IO[bytes], header: list[str], col: dict[str, int], t_idx: int | None, tod_idx: int | None
 ) -> tuple[dict[str, np.ndarray], np.ndarray | None, np.ndarray | None] | None:
-    """C-speed path (``np.loadtxt``) for clean files; any problem falls back to the row-by-row reader."""
-    numeric = sorted(col.values())
-    str_cols = [i for i in (t_idx, tod_idx) if i is not None]
-    if str_cols:
-        # two C passes (floats, then the timestamp text) beat one pass with a structured dtype ~4x
-        start = text.tell()
-        table = np.loadtxt(
-            text, delimiter=",", dtype=np.float64, usecols=numeric, quotechar='"', ndmin=2, comments=None
+    """One multithreaded C++ pass (pyarrow's CSV reader) for clean files; ``None`` on anything
+    unusual (a ragged or blank line, a value that is not a number, a newline inside quotes), and
+    the row-by-row reader then names the bad rows with their line numbers.
+
+    Numbers are read as float64 with no null markers (an empty field is not silently NaN); the
+    timestamp columns as text, handed to the same detector (``timestamps.parse_times``) as every
+    other path. One line per row is enforced, so bar ``i`` is line ``i + 2`` of the file.
+    """
+    import pyarrow as pa  # imported on first upload: keeps it out of the app's start-up
+    import pyarrow.csv as pa_csv
+
+    names = [f"c{i}" for i in range(len(header))]
+    types = {names[i]: pa.float64() for i in col.values()}
+    text_cols = [i for i in (t_idx, tod_idx) if i is not None]
+    types.update({names[i]: pa.string() for i in text_cols})
+    include = [names[i] for i in sorted({*col.values(), *text_cols})]
+    try:
+        table = pa_csv.read_csv(
+            raw,
+            read_options=pa_csv.ReadOptions(column_names=names, block_size=4 << 20),
+            parse_options=pa_csv.ParseOptions(ignore_empty_lines=False, newlines_in_values=False),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=types,
+                include_columns=include,
+                null_values=[],
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
         )
-        values = {name: np.ascontiguousarray(table[:, numeric.index(i)]) for name, i in col.items()}
-        text.seek(start)
-        stamps = np.loadtxt(
-            text, delimiter=",", dtype="U40", usecols=str_cols, quotechar='"', ndmin=2, comments=None
-        )
-        times = stamps[:, str_cols.index(t_idx)] if t_idx is not None else None
-        tod = stamps[:, str_cols.index(tod_idx)] if tod_idx is not None else None
-        if times is not None and times.size != values["close"].size:
-            raise ValueError("row count mismatch")
-    else:
-        table = np.loadtxt(
-            text, delimiter=",", dtype=np.float64, usecols=numeric, quotechar='"', ndmin=2, comments=None
-        )
-        values = {name: np.ascontiguousarray(table[:, numeric.index(i)]) for name, i in col.items()}
-        times = tod = None
+    except (pa.ArrowException, UnicodeDecodeError):
+        return None
+    values = {name: _writable(table.column(names[i]).to_numpy()) for name, i in col.items()}
+    times = _text_column(table.column(names[t_idx])) if t_idx is not None else None
+    tod = _text_column(table.column(names[tod_idx])).astype(str) if tod_idx is not None else None
     return values, times, tod
+
+
+def _writable(a: np.ndarray) -> np.ndarray:
+    # arrow hands out read-only views of its buffers; callers get ordinary arrays, as from every path
+    return a if a.flags.writeable else a.copy()
+
+
+def _text_column(column: Any) -> np.ndarray:
+    """An arrow string column as numpy: zero-copy fixed-width ``S`` bytes when every value is
+    plain ASCII of one length (ISO timestamps, the common case), else ``str`` values."""
+    arr = column.combine_chunks()
+    n = len(arr)
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset : arr.offset + n + 1]
+    if n:
+        lengths = np.diff(offsets)
+        width = int(lengths[0])
+        if width and lengths.min() == width == lengths.max():
+            data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+            if data.max() < 128:
+                return data.view(f"S{width}")
+    return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=str)
 
 
 def _read_slow(
@@ -243,6 +271,8 @@ def validate_bars(
     index to what the caller shows (CSV line numbers); by default the 0-based bar index.
     """
     o, h, lo, c = (np.asarray(bars[k], dtype=np.float64) for k in REQUIRED)
+    if _all_valid(o, h, lo, c, bars.get("volume"), bars.get("time")):
+        return
     problems: list[tuple[int, str, str]] = []
 
     def add(mask: np.ndarray, column: str, message: str) -> None:
@@ -284,6 +314,26 @@ def validate_bars(
     )
 
 
+def _all_valid(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: Any, t: Any) -> bool:
+    """The common case in a few reductions (NaN fails every comparison); any doubt -> the full
+    diagnosis in :func:`validate_bars`, which names the bad rows."""
+    with np.errstate(invalid="ignore"):
+        for x in (o, h, lo, c):
+            if not (x.size and x.min() > 0 and x.max() < np.inf):
+                return False
+        if v is not None:
+            v = np.asarray(v, dtype=np.float64)
+            if v.size and not (v.min() >= 0 and v.max() < np.inf):
+                return False
+        if not (np.all(h >= o) and np.all(h >= c) and np.all(lo <= o) and np.all(lo <= c)):
+            return False
+    if t is not None:
+        t = np.asarray(t)
+        if t.size > 1 and not np.all(t[1:] > t[:-1]):
+            return False
+    return True
+
+
 def load_ohlcv(
     data: Mapping[str, Any], *, time_format: str | None = None, validate: bool = True
 ) -> dict[str, np.ndarray]:
@@ -301,7 +351,8 @@ def load_ohlcv(
     for name in (*REQUIRED, "volume"):
         if name in lowered and data[lowered[name]] is not None:
             try:
-                out[name] = np.asarray(data[lowered[name]], dtype=np.float64).ravel()
+                arr = np.asarray(data[lowered[name]], dtype=np.float64)
+                out[name] = arr if arr.ndim == 1 else arr.ravel()  # the caller's array itself when 1-D
             except (TypeError, ValueError):
                 raise ValidationFailed(
                     f"{name} is not numeric", details={name: ["must be an array of numbers"]}

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from backend.domain import indicators
+from backend.domain.backtest.annualise import infer
 from backend.domain.backtest.data import load_ohlcv
 from backend.domain.backtest.engine import BacktestConfig, run_backtest
 from backend.domain.errors import ValidationFailed
@@ -92,32 +94,56 @@ def run_sweep(
             details={"grid": [f"at most {MAX_COMBINATIONS} combinations"]},
         )
     StrategyFactory.get(strategy_name)  # unknown name -> NotFound before any work
-    data = load_ohlcv(data)  # parse and validate the bars once, not once per combination
+    cfg = config or BacktestConfig()
+    cfg.validate()
+    # parse and validate the bars once, not once per combination, into private read-only copies:
+    # indicators computed on them are shared between combinations (indicators.shared_results)
+    bars = {k: _frozen(v) for k, v in load_ohlcv(data).items()}
+    ann = infer(bars.get("time"), cfg.market, cfg.periods_per_year)
     every = max(1, int(every))
     rows: list[dict[str, Any]] = []
     cancelled = False
     best: dict[str, Any] | None = None
-    for done, combo in enumerate(itertools.product(*value_lists), start=1):
-        params = {**(base_params or {}), **dict(zip(names, combo, strict=True))}
-        try:
-            strategy = StrategyFactory.create(strategy_name, params)
-            assert isinstance(strategy, SignalStrategy)
-            res = run_backtest(data, strategy, config, validate=False)
-            row: dict[str, Any] = {"params": params, "metrics": res.metrics}
-            value = res.metrics.get(metric, float("nan"))
-            if math.isfinite(value) and (best is None or value > best["value"]):
+    with indicators.shared_results():
+        for done, combo in enumerate(itertools.product(*value_lists), start=1):
+            params = {**(base_params or {}), **dict(zip(names, combo, strict=True))}
+            row, value = _one(strategy_name, params, bars, cfg, ann, metric)
+            if value is not None and (best is None or value > best["value"]):
                 best = {"params": params, "value": value}
-        except ValidationFailed as exc:
-            row = {"params": params, "error": {"message": exc.message, "details": exc.details}}
-        rows.append(row)
-        if done % every == 0 or done == total:
-            if progress is not None:
-                progress(done, total)
-            if should_cancel is not None and done < total and should_cancel():
-                cancelled = True
-                break
+            rows.append(row)
+            if done % every == 0 or done == total:
+                if progress is not None:
+                    progress(done, total)
+                if should_cancel is not None and done < total and should_cancel():
+                    cancelled = True
+                    break
     heat = _heatmap(names, value_lists, rows, metric) if len(names) == 2 else None
     return SweepResult(strategy_name, names, rows, metric, heat, cancelled, len(rows), total, best)
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    out = np.array(a, copy=True)
+    out.setflags(write=False)
+    return out
+
+
+def _one(
+    strategy_name: str,
+    params: dict[str, Any],
+    bars: Mapping[str, np.ndarray],
+    cfg: BacktestConfig,
+    ann: Any,
+    metric: str,
+) -> tuple[dict[str, Any], float | None]:
+    """One combination: its row, and its metric when finite (for ``best``)."""
+    try:
+        strategy = StrategyFactory.create(strategy_name, params)
+        assert isinstance(strategy, SignalStrategy)
+        res = run_backtest(bars, strategy, cfg, validate=False, annualisation=ann)
+    except ValidationFailed as exc:
+        return {"params": params, "error": {"message": exc.message, "details": exc.details}}, None
+    value = res.metrics.get(metric, float("nan"))
+    return {"params": params, "metrics": res.metrics}, (value if math.isfinite(value) else None)
 
 
 def _heatmap(

@@ -97,13 +97,18 @@ def parse_times(
     """
     arr = np.asarray(values)
     if arr.dtype.kind == "M":
-        out = arr.astype("datetime64[ns]")
+        out = arr.astype("datetime64[ns]", copy=False)  # already parsed (e.g. a sweep's bars): no copy
         _check_years(out, column, arr, ["datetime64"])
         return out
     if fmt is not None and fmt not in FORMATS:
         raise ValidationFailed(
             f"unknown time format {fmt!r}", details={"time_format": [f"one of {', '.join(FORMATS)}"]}
         )
+    if arr.dtype.kind == "S":
+        parsed = _iso_bytes(arr, column) if fmt in (None, "iso8601") and time_of_day is None else None
+        if parsed is not None:
+            return parsed
+        arr = np.char.decode(arr, "utf-8")
     if arr.dtype.kind in "iuf":
         candidates = [fmt] if fmt else _numeric_candidates(arr)
         text = None
@@ -153,8 +158,38 @@ def parse_times(
     return out
 
 
+def _iso_bytes(arr: np.ndarray, column: str) -> np.ndarray | None:
+    """Canonical ISO 8601 as fixed-width ASCII bytes (the CSV reader's zero-copy column), parsed
+    straight to ``datetime64`` with no text conversion; ``None`` when the values need the general
+    path (surrounding blanks, empty values, another format, or a value numpy's parser refuses)."""
+    if not arr.size or arr.itemsize == 0:
+        return None
+    grid = arr.view(np.uint8).reshape(arr.size, arr.itemsize)
+    if np.any(grid[:, 0] <= 32) or np.any(grid[:, -1] <= 32):  # a blank, or a shorter (padded) value
+        return None
+    sample = np.concatenate((arr[:50], arr[-50:])).astype(str)
+    if _text_candidates(sample) != ["iso8601"]:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numpy warns that offsets are converted to UTC: intended
+        try:
+            out = arr.astype("datetime64[ns]")
+        except ValueError:
+            return None
+    _check_years(out, column, arr, ["iso8601"])
+    return out
+
+
 def _check_years(t: np.ndarray, column: str, shown: np.ndarray, tried: list[str]) -> None:
     if not t.size:
+        return
+    # min/max first (NaT propagates through both): converting every value to a year is ~30x slower
+    lo, hi = t.min(), t.max()
+    first, after = (
+        np.datetime64(f"{YEAR_RANGE[0]:04d}-01-01"),
+        np.datetime64(f"{YEAR_RANGE[1] + 1:04d}-01-01"),
+    )
+    if not np.isnat(lo) and not np.isnat(hi) and lo >= first and hi < after:
         return
     years = t.astype("datetime64[Y]").astype(np.int64) + 1970
     bad = (years < YEAR_RANGE[0]) | (years > YEAR_RANGE[1]) | np.isnat(t)

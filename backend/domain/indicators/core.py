@@ -2,11 +2,85 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import ArrayLike
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_SHARED: ContextVar[dict | None] = ContextVar("indicator_results", default=None)
+
+
+@contextmanager
+def shared_results() -> Iterator[None]:
+    """Within the block, an indicator called again on the same immutable input arrays with the
+    same arguments returns the first call's (read-only) result instead of recomputing it.
+
+    For parameter sweeps: a 10 x 10 grid of SMA crossovers needs 20 moving averages, not 200.
+    Only inputs that cannot change are shared: every array argument, and every array it is a
+    view of, must be read-only (``setflags(write=False)``); anything else is computed as usual.
+    """
+    token = _SHARED.set({})
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
+def _immutable(a: np.ndarray) -> bool:
+    base: Any = a
+    while isinstance(base, np.ndarray):
+        if base.flags.writeable:
+            return False
+        base = base.base
+    return True
+
+
+def _key(v: Any) -> Any:
+    # an immutable array is known by its memory and layout, so a fresh view of the same bars hits
+    if isinstance(v, np.ndarray):
+        return ("array", v.__array_interface__["data"][0], v.shape, v.strides, v.dtype.str)
+    return v
+
+
+def _freeze(out: Any) -> None:
+    for a in out if isinstance(out, tuple) else (out,):
+        if isinstance(a, np.ndarray):
+            a.setflags(write=False)
+
+
+def _shareable(fn: _F) -> _F:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        cache = _SHARED.get()
+        if cache is None:
+            return fn(*args, **kwargs)
+        values = (*args, *kwargs.values())
+        arrays = [v for v in values if isinstance(v, np.ndarray)]
+        if not arrays or not all(_immutable(a) for a in arrays):
+            return fn(*args, **kwargs)
+        key = (
+            fn.__name__,
+            tuple(_key(v) for v in args),
+            tuple(sorted((k, _key(v)) for k, v in kwargs.items())),
+        )
+        try:
+            hit = cache.get(key)
+        except TypeError:  # an unhashable argument: nothing to share
+            return fn(*args, **kwargs)
+        if hit is None:
+            out = fn(*args, **kwargs)
+            _freeze(out)  # no caller can alter the shared copy
+            hit = cache[key] = (arrays, out)  # holding the inputs keeps their memory from being reused
+        return hit[1]
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _arr(x: ArrayLike) -> np.ndarray:
@@ -26,6 +100,7 @@ def _nan(n: int) -> np.ndarray:
     return np.full(n, np.nan)
 
 
+@_shareable
 def sma(x: ArrayLike, period: int) -> np.ndarray:
     """Simple moving average: ``mean(x[i-period+1 .. i])``; first ``period-1`` values NaN.
 
@@ -37,10 +112,51 @@ def sma(x: ArrayLike, period: int) -> np.ndarray:
     period = _check_period(period)
     out = _nan(x.size)
     if x.size >= period:
-        out[period - 1 :] = sliding_window_view(x, period).sum(axis=1) / period
+        sums = _window_sums(x, period) if period <= 128 else sliding_window_view(x, period).sum(axis=1)
+        out[period - 1 :] = sums / period
     return out
 
 
+def _window_sums(x: np.ndarray, k: int, block: int = 16384) -> np.ndarray:
+    """``sliding_window_view(x, k).sum(axis=1)`` bit for bit, 4-5x faster, for ``k <= 128``.
+
+    numpy sums each window of up to 128 values with 8 partial sums (element j into partial
+    ``j % 8`` for the first ``k - k % 8``), combined ``((p0+p1)+(p2+p3))+((p4+p5)+(p6+p7))``, then
+    the rest added in order (sequentially when ``k < 8``). The same additions in the same order
+    are done here across all windows at once, a cache-sized block at a time, so crossover ties
+    are decided exactly as before.
+    """
+    m = x.size - k + 1
+    out = np.empty(m)
+    full = k - k % 8
+    partial = np.empty((8, min(block, m)))
+    for s in range(0, m, block):
+        b = min(block, m - s)
+        acc = out[s : s + b]
+        if k < 8:
+            np.copyto(acc, x[s : s + b])
+            for j in range(1, k):
+                acc += x[s + j : s + j + b]
+            continue
+        p = partial[:, :b]
+        for j in range(8):
+            np.copyto(p[j], x[s + j : s + j + b])
+        for i in range(8, full, 8):
+            for j in range(8):
+                p[j] += x[s + i + j : s + i + j + b]
+        p[0] += p[1]
+        p[2] += p[3]
+        p[0] += p[2]
+        p[4] += p[5]
+        p[6] += p[7]
+        p[4] += p[6]
+        np.add(p[0], p[4], out=acc)
+        for i in range(full, k):
+            acc += x[s + i : s + i + b]
+    return out
+
+
+@_shareable
 def rolling_std(x: ArrayLike, period: int, ddof: int = 0) -> np.ndarray:
     """Rolling standard deviation (population, ``ddof=0``, by default); first ``period-1`` NaN."""
     x = _arr(x)
@@ -51,6 +167,7 @@ def rolling_std(x: ArrayLike, period: int, ddof: int = 0) -> np.ndarray:
     return out
 
 
+@_shareable
 def rolling_max(x: ArrayLike, period: int) -> np.ndarray:
     """Highest value of the last ``period`` bars including the current one."""
     x = _arr(x)
@@ -61,6 +178,7 @@ def rolling_max(x: ArrayLike, period: int) -> np.ndarray:
     return out
 
 
+@_shareable
 def rolling_min(x: ArrayLike, period: int) -> np.ndarray:
     """Lowest value of the last ``period`` bars including the current one."""
     x = _arr(x)
@@ -130,6 +248,7 @@ def _ema_from(x: np.ndarray, start: int, period: int, alpha: float) -> np.ndarra
     return out
 
 
+@_shareable
 def ema(x: ArrayLike, period: int) -> np.ndarray:
     """Exponential moving average, ``alpha = 2 / (period + 1)``.
 
@@ -146,6 +265,7 @@ def _wilder(values: np.ndarray, start: int, period: int) -> np.ndarray:
     return _ema_from(values, start, period, 1.0 / period)
 
 
+@_shareable
 def rsi(close: ArrayLike, period: int = 14) -> np.ndarray:
     """Relative Strength Index with Wilder smoothing.
 
@@ -174,6 +294,7 @@ def rsi(close: ArrayLike, period: int = 14) -> np.ndarray:
     return out
 
 
+@_shareable
 def macd(
     close: ArrayLike, fast: int = 12, slow: int = 26, signal: int = 9
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -194,6 +315,7 @@ def macd(
     return line, sig, line - sig
 
 
+@_shareable
 def bollinger(
     close: ArrayLike, period: int = 20, k: float = 2.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -204,6 +326,7 @@ def bollinger(
     return mid, mid + k * sd, mid - k * sd
 
 
+@_shareable
 def vwap(
     high: ArrayLike,
     low: ArrayLike,
@@ -234,6 +357,7 @@ def vwap(
         return np.where(cv > 0, pv / cv, np.nan)
 
 
+@_shareable
 def true_range(high: ArrayLike, low: ArrayLike, close: ArrayLike) -> np.ndarray:
     """``max(high-low, |high-prev_close|, |low-prev_close|)``; bar 0 has no previous close: ``high-low``."""
     h, lo, c = _arr(high), _arr(low), _arr(close)
@@ -242,6 +366,7 @@ def true_range(high: ArrayLike, low: ArrayLike, close: ArrayLike) -> np.ndarray:
     return tr
 
 
+@_shareable
 def atr(high: ArrayLike, low: ArrayLike, close: ArrayLike, period: int = 14) -> np.ndarray:
     """Average True Range with Wilder smoothing (TA-Lib convention).
 

@@ -93,7 +93,8 @@ def sharpe_ratio(returns: ArrayLike, periods_per_year: float = 252, risk_free: f
     r = _a(returns)
     if r.size < 2:
         return NAN
-    ex = r - _per_period_rf(risk_free, periods_per_year)
+    rf_p = _per_period_rf(risk_free, periods_per_year)
+    ex = r - rf_p if rf_p else r  # r - 0.0 is r: skip a full copy
     sd = np.std(ex, ddof=1)
     if sd == 0 or not np.isfinite(sd):
         return NAN
@@ -109,7 +110,8 @@ def sortino_ratio(returns: ArrayLike, periods_per_year: float = 252, risk_free: 
     r = _a(returns)
     if r.size < 1:
         return NAN
-    ex = r - _per_period_rf(risk_free, periods_per_year)
+    rf_p = _per_period_rf(risk_free, periods_per_year)
+    ex = r - rf_p if rf_p else r  # r - 0.0 is r: skip a full copy
     downside = math.sqrt(float(np.mean(np.minimum(ex, 0.0) ** 2))) * math.sqrt(periods_per_year)
     if downside == 0:
         return NAN
