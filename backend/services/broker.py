@@ -49,6 +49,7 @@ from backend.domain.upstox_http import RELOGIN_HINT
 from backend.extensions import db, redis_store, token_store
 from backend.models.broker import BrokerConnection, BrokerOAuthState
 from backend.models.trading import WORKING_STATUSES, Order, Position, TradingAccount
+from backend.observability import metrics
 from backend.security.token_store import TokenEntry, TokenUnreadable
 
 log = logging.getLogger(__name__)
@@ -722,6 +723,7 @@ def _reconcile_account(acct: TradingAccount, broker: UpstoxBroker, report: Recon
             )
         )
         known_trades.add(t.trade_id)
+        metrics.record_fill("live")
         diffs.append(Difference(acct.id, "trade", t.trade_id, "*", None, t.quantity, "created"))
 
     for d in diffs:
