@@ -104,7 +104,8 @@ _TEMPLATES = (
         "/v3/historical-candle/{instrument_key}/{unit}/{interval}/{to_date}/{from_date}",
     ),
 )
-_STATIC = re.compile(r"^(/[a-z0-9-]+){2,5}$")  # e.g. /v2/order/retrieve-all: no keys, ids or dates
+# e.g. /v2/order/retrieve-all: a version, then words only (no keys, ids or dates)
+_STATIC = re.compile(r"^/v\d(/[a-z][a-z-]*){1,4}$")
 
 CallObserver = Callable[[str, str, str, float, BaseException | None], None]
 _observer: list[CallObserver] = []

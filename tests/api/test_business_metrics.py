@@ -6,6 +6,8 @@ the action and expects the exact difference.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prometheus_client.parser import text_string_to_metric_families
 
 from backend.services import jobs
@@ -130,7 +132,9 @@ def test_a_job_run_is_timed_by_kind_and_status(app, client, trader):
     resp = client.post(BACKTEST_URL, json=goog_request(), headers=h)
     assert resp.status_code == 202, resp.get_json()
     wait(app, resp.get_json()["id"])
-    assert client.get(f"{BACKTEST_URL}/{resp.get_json()['id']}", headers=h).get_json()["status"] == "succeeded"
+    assert (
+        client.get(f"{BACKTEST_URL}/{resp.get_json()['id']}", headers=h).get_json()["status"] == "succeeded"
+    )
     after = scrape(client)
     labels = {"kind": "backtest", "status": "succeeded"}
     assert delta(before, after, "job_duration_seconds_count", **labels) == 1
@@ -190,7 +194,12 @@ def test_broker_calls_and_failures_by_route_template(client, trader, upstox, app
     assert total(after, "upstream_requests_total", upstream="broker") - total(
         mid, "upstream_requests_total", upstream="broker"
     ) == len(calls)  # calls refused by the open breaker never left: not counted
-    assert delta(mid, after, "upstream_request_duration_seconds_count", upstream="broker", endpoint=ep["endpoint"]) == 3
+    assert (
+        delta(
+            mid, after, "upstream_request_duration_seconds_count", upstream="broker", endpoint=ep["endpoint"]
+        )
+        == 3
+    )
 
 
 def test_market_data_calls_are_labelled_by_template_never_by_instrument(client, upstox, app):  # noqa: F811
@@ -235,3 +244,49 @@ def test_pool_gauge_counts_connections_in_use(app, client):
     assert val(scrape(client), "db_pool_checked_out") == idle
     snap = scrape(client)
     assert ("db_pool_overflow", frozenset()) in snap and ("db_pool_size", frozenset()) in snap
+
+
+_WORKER = """
+from backend.observability import metrics
+metrics.record_orders_placed("paper", 2)
+metrics.SOCKETIO_CONNECTIONS.inc()
+print("ok")
+"""
+
+
+def test_multiprocess_mode_sums_every_worker_and_forgets_dead_ones(app, client, tmp_path):
+    """Two worker processes write to PROMETHEUS_MULTIPROC_DIR; /metrics answers their sum, and the
+    gunicorn hook removes a dead worker's live gauge (its counted events stay)."""
+    import os
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+
+    from config import gunicorn as hooks
+
+    root = tmp_path / "prom"
+    (root / "stale.db").parent.mkdir()
+    (root / "stale.db").write_bytes(b"left by a previous run")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(root)
+    try:
+        hooks.on_starting(None)
+        assert list(root.iterdir()) == []  # emptied before the workers start
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+        workers = [
+            subprocess.Popen([sys.executable, "-c", _WORKER], env=env, stdout=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
+        for w in workers:
+            assert w.communicate(timeout=120)[0].strip() == "ok"
+        app.config["PROMETHEUS_MULTIPROC_DIR"] = str(root)
+        snap = scrape(client)
+        assert val(snap, "orders_placed_total", mode="paper") == 4
+        assert val(snap, "socketio_connections") == 2
+        assert ("trading_global_kill_switch", frozenset()) in snap  # database state, read by this worker
+        hooks.child_exit(None, SimpleNamespace(pid=workers[0].pid))
+        snap = scrape(client)
+        assert val(snap, "socketio_connections") == 1
+        assert val(snap, "orders_placed_total", mode="paper") == 4
+    finally:
+        app.config["PROMETHEUS_MULTIPROC_DIR"] = None
+        del os.environ["PROMETHEUS_MULTIPROC_DIR"]
