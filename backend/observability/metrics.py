@@ -233,40 +233,45 @@ _pools: weakref.WeakKeyDictionary[Any, _PoolState] = weakref.WeakKeyDictionary()
 _current: list[Any] = []  # the engine the gauges show (the latest app's; tests build several)
 
 
-def _publish(engine: Any, st: _PoolState) -> None:
-    if _current and _current[0] is engine:
-        DB_POOL_CHECKED_OUT.set(st.in_use)
-        DB_POOL_OVERFLOW.set(max(0, st.open - st.size) if st.size else 0)
-        DB_POOL_SIZE.set(st.size)
-        DB_POOL_MAX_OVERFLOW.set(st.max_overflow)
+def _publish(st: _PoolState) -> None:
+    DB_POOL_CHECKED_OUT.set(st.in_use)
+    DB_POOL_OVERFLOW.set(max(0, st.open - st.size) if st.size else 0)
+    DB_POOL_SIZE.set(st.size)
+    DB_POOL_MAX_OVERFLOW.set(st.max_overflow)
 
 
 def watch_pool(engine: Any) -> None:
     """Count ``engine``'s connections in the pool gauges (idempotent per engine)."""
     _current[:] = [engine]
     st = _pools.get(engine)
-    if st is not None:
-        _publish(engine, st)
-        return
-    st = _pools[engine] = _PoolState(engine.pool)
-    ref = weakref.ref(engine)
+    if st is None:
+        st = _pools[engine] = _PoolState(engine.pool)
+        ref = weakref.ref(engine)
 
-    def change(attr: str, delta: int) -> Any:
-        def listener(*_args: Any) -> None:
-            with st.lock:
-                setattr(st, attr, getattr(st, attr) + delta)
-                eng = ref()
-                if eng is not None:
-                    _publish(eng, st)
+        def in_use(delta: int) -> Any:
+            def listener(*_args: Any) -> None:
+                with st.lock:
+                    st.in_use += delta
+                    if _current and _current[0] is ref():
+                        DB_POOL_CHECKED_OUT.set(st.in_use)
 
-        return listener
+            return listener
 
-    event.listen(engine, "checkout", change("in_use", 1))
-    event.listen(engine, "checkin", change("in_use", -1))
-    event.listen(engine, "connect", change("open", 1))
-    event.listen(engine, "close", change("open", -1))
-    event.listen(engine, "close_detached", change("open", -1))
-    _publish(engine, st)
+        def opened(delta: int) -> Any:
+            def listener(*_args: Any) -> None:
+                with st.lock:
+                    st.open += delta
+                    if _current and _current[0] is ref():
+                        DB_POOL_OVERFLOW.set(max(0, st.open - st.size) if st.size else 0)
+
+            return listener
+
+        event.listen(engine, "checkout", in_use(1))
+        event.listen(engine, "checkin", in_use(-1))
+        event.listen(engine, "connect", opened(1))
+        event.listen(engine, "close", opened(-1))
+        event.listen(engine, "close_detached", opened(-1))
+    _publish(st)
 
 
 # ----------------------------------------------------------------------------- scrape-time state
