@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 import threading
 import weakref
@@ -25,12 +26,17 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import REGISTRY
-from sqlalchemy import event
+# prometheus_client reads PROMETHEUS_MULTIPROC_DIR itself, at import, and opens its files there on the
+# first write: a process started before gunicorn made the directory (`flask db upgrade`) must not crash.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
-from backend.domain import upstox_http
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess  # noqa: E402
+from prometheus_client.core import GaugeMetricFamily, Metric  # noqa: E402
+from prometheus_client.registry import REGISTRY  # noqa: E402
+from sqlalchemy import event  # noqa: E402
+
+from backend.domain import upstox_http  # noqa: E402
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -73,6 +79,17 @@ RISK_TRIPS = Counter(
 KILL_SWITCH_ACTIVATIONS = Counter(
     "kill_switch_activations_total", "Kill switches engaged (account or global)", ["scope"]
 )
+
+SIGNALS = Counter("signals_received_total", "Webhook signals by source and outcome", ["source", "status"])
+
+# ----------------------------------------------------------------------------- live feed (realtime/feed.py)
+
+FEED_LAG = Gauge("feed_lag_seconds", "Delay of the last tick cycle behind its schedule")
+FEED_TICK_AGE = Gauge("feed_last_tick_age_seconds", "Seconds since the producer last ticked (leader only)")
+FEED_LEADER = Gauge("feed_is_leader", "1 when this process produces the live feed")
+FEED_TICKS = Counter("feed_ticks_total", "Ticks produced")
+FEED_RESTARTS = Counter("feed_restarts_total", "Producer restarts by the watchdog", ["reason"])
+FEED_BATCH_ERRORS = Counter("feed_batch_errors_total", "Failed cycle-batch publishes or fan-outs", ["stage"])
 
 # ----------------------------------------------------------------------------- jobs
 

@@ -290,3 +290,22 @@ def test_multiprocess_mode_sums_every_worker_and_forgets_dead_ones(app, client, 
     finally:
         app.config["PROMETHEUS_MULTIPROC_DIR"] = None
         del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
+
+def test_a_process_started_before_the_directory_exists_does_not_crash(tmp_path):
+    """`flask db upgrade` or a job worker may start before gunicorn made PROMETHEUS_MULTIPROC_DIR:
+    prometheus_client would fail opening its files there; the metrics module creates it first."""
+    import os
+    import subprocess
+    import sys
+
+    absent = tmp_path / "not" / "yet"
+    env = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": str(absent),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+    }
+    code = "import backend.realtime.feed as f; f.FEED_TICKS.inc(); print('ok')"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert any(absent.glob("counter_*.db"))
