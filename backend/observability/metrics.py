@@ -158,7 +158,7 @@ def record_order_rejected(exc: BaseException) -> None:
 
 def counts_rejections(fn: F) -> F:
     """Wrap an order-placement use case: every domain error it raises is one refused placement,
-    labelled by its code (RISK_REJECTED, MARKET_CLOSED, BROKER_REJECTED, VALIDATION_ERROR...)."""
+    labelled by its code (RISK_REJECTED, VALIDATION_ERROR, UNKNOWN_SYMBOL, BROKER_REJECTED...)."""
     from backend.domain.errors import DomainError
 
     @functools.wraps(fn)
