@@ -9,7 +9,7 @@ PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 export FLASK_APP := wsgi:app
 
-.PHONY: install run serve worker test lint pytest pytest-services bench migrate clean vendor proto
+.PHONY: install run serve worker test lint ops-check pytest pytest-services bench migrate clean vendor proto
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,10 +27,11 @@ run: migrate
 	$(BIN)/python -m backend --host $(HOST) --port $(PORT)
 
 ## Production-like server: gunicorn with threaded workers (Flask-SocketIO's threading mode + simple-websocket).
+## config/gunicorn.py: Prometheus multiprocess hooks (PROMETHEUS_MULTIPROC_DIR, docs/operations.md).
 ## No gunicorn access log: it prints raw query strings (OAuth codes); the app logs one redacted access line per request.
 ## The request line takes gunicorn's maximum (8,190 bytes, default 4,094); longer symbol lists go to POST /quotes.
 serve: migrate
-	$(BIN)/gunicorn --worker-class gthread --workers $${WEB_WORKERS:-1} --threads $${WEB_THREADS:-64} \
+	$(BIN)/gunicorn -c config/gunicorn.py --worker-class gthread --workers $${WEB_WORKERS:-1} --threads $${WEB_THREADS:-64} \
 		--limit-request-line 8190 --bind $(HOST):$(PORT) wsgi:app
 
 ## RQ worker for backtest jobs (needs REDIS_URL)
@@ -41,8 +42,20 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+## Prometheus alert rules (docs/ops/): promtool's syntax check and the rules' unit tests. CI installs
+## Debian's prometheus package for promtool; elsewhere the step is skipped when promtool is missing.
+ops-check:
+	@if ! command -v promtool >/dev/null && [ "$${CI:-}" = "true" ]; then \
+		echo "installing promtool (Debian package prometheus)"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			prometheus >/dev/null) || { echo "CI=true but promtool could not be installed" >&2; exit 1; }; \
+	fi
+	@if command -v promtool >/dev/null; then \
+		promtool check rules docs/ops/alerts.yml && promtool test rules docs/ops/alerts.test.yml; \
+	else echo "promtool not installed: skipped the alert-rule checks (apt-get install prometheus)"; fi
+
 ## Lint, then pytest on the defaults, then again on PostgreSQL + Redis when they are reachable (required in CI)
-test: lint
+test: lint ops-check
 	@if command -v node >/dev/null; then node --test frontend/tests/; \
 	elif [ "$${CI:-}" = "true" ]; then echo "CI=true but node is missing (dashboard unit tests)" >&2; exit 1; \
 	else echo "node not installed: skipped the dashboard's JavaScript unit tests"; fi

@@ -58,9 +58,9 @@ def install_engine_hooks(app: Flask) -> None:
     threshold = float(app.config["SLOW_QUERY_MS"])
     with app.app_context():
         engine = db.engine
-    from backend.observability.metrics import register_pool_collector
+    from backend.observability.metrics import watch_pool
 
-    register_pool_collector(engine)
+    watch_pool(engine)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)

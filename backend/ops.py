@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from backend.domain.errors import AuthenticationFailed
 from backend.extensions import db, redis_store
+from backend.observability.metrics import exposition_registry
 
 log = logging.getLogger(__name__)
 ops = Blueprint("ops", __name__)
@@ -71,4 +72,5 @@ def metrics():
         sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(sent.encode(), token.encode()):
             raise AuthenticationFailed("Metrics need the METRICS_TOKEN bearer token.", code="UNAUTHORIZED")
-    return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
+    registry = exposition_registry(current_app.config.get("PROMETHEUS_MULTIPROC_DIR"))
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

@@ -102,6 +102,8 @@ class BaseConfig:
             "LOG_LEVEL": env_str("LOG_LEVEL", "INFO", env=env),
             "LOG_JSON": env_bool("LOG_JSON", d["LOG_JSON"], env=env),
             "METRICS_TOKEN": env_str("METRICS_TOKEN", env=env),
+            # prometheus_client reads it too, at import: set it before the processes start
+            "PROMETHEUS_MULTIPROC_DIR": env_str("PROMETHEUS_MULTIPROC_DIR", env=env),
             # trading
             "TRADING_CONFIG": env_str("TRADING_CONFIG", str(ROOT / "config" / "trading.yaml"), env=env),
             # flask-restx: our own envelope, no "did you mean" hints

@@ -7,8 +7,11 @@ this maps the second form (and HTTP failures) onto our domain errors in one plac
 from __future__ import annotations
 
 import logging
+import re
+import time
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 
@@ -21,6 +24,8 @@ from backend.domain.errors import (
 )
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 RELOGIN_HINT = "/api/v1/broker/upstox/authorize"
 NOT_FOUND_CODES = {"UDAPI100010"}  # "Order not found"
@@ -83,3 +88,60 @@ def dec(value: Any) -> Decimal:
     if isinstance(value, float):
         return Decimal(str(round(value, 4))).normalize()
     return Decimal(str(value))
+
+
+# --------------------------------------------------------------------------- call observation
+
+# Upstox paths with a variable segment, as their documented templates (the instrument key and the
+# dates sit in the path; order ids and instrument keys elsewhere go in the query string).
+_TEMPLATES = (
+    (
+        re.compile(r"^/v3/historical-candle/intraday/[^/]+/[^/]+/[^/]+$"),
+        "/v3/historical-candle/intraday/{instrument_key}/{unit}/{interval}",
+    ),
+    (
+        re.compile(r"^/v3/historical-candle/[^/]+/[^/]+/[^/]+/[^/]+/[^/]+$"),
+        "/v3/historical-candle/{instrument_key}/{unit}/{interval}/{to_date}/{from_date}",
+    ),
+)
+# e.g. /v2/order/retrieve-all: a version, then words only (no keys, ids or dates)
+_STATIC = re.compile(r"^/v\d(/[a-z][a-z-]*){1,4}$")
+
+CallObserver = Callable[[str, str, str, float, BaseException | None], None]
+_observer: list[CallObserver] = []
+
+
+def endpoint_template(path: str) -> str:
+    """The route template of an Upstox path (a bounded metrics label, never the raw URL)."""
+    path = path.split("?", 1)[0]
+    for pattern, template in _TEMPLATES:
+        if pattern.match(path):
+            return template
+    return path if _STATIC.match(path) else "other"
+
+
+def set_call_observer(observer: CallObserver | None) -> None:
+    """Receive ``(upstream, method, path, seconds, error or None)`` after every Upstox HTTP call
+    (the app's metrics); domain code stays free of the metrics library."""
+    _observer[:] = [observer] if observer is not None else []
+
+
+def observed(upstream: str, method: str, path: str, call: Callable[[], T]) -> Callable[[], T]:
+    """``call`` (one HTTP attempt: request and response handling) reporting to the observer."""
+
+    def run() -> T:
+        start = time.perf_counter()
+        error: BaseException | None = None
+        try:
+            return call()
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            for fn in _observer:
+                try:
+                    fn(upstream, method, path, time.perf_counter() - start, error)
+                except Exception:  # noqa: BLE001 - metrics never break a broker call
+                    log.warning("call observer failed", exc_info=True)
+
+    return run

@@ -31,9 +31,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask
-from prometheus_client import Counter, Gauge
 
 from backend.extensions import redis_store, socketio
+from backend.observability.metrics import (
+    FEED_BATCH_ERRORS,
+    FEED_LAG,
+    FEED_LEADER,
+    FEED_RESTARTS,
+    FEED_TICK_AGE,
+    FEED_TICKS,
+)
 from backend.realtime.bus import tick_bus
 from backend.realtime.leader import Interest, LocalLease, RedisLease
 
@@ -42,13 +49,6 @@ log = logging.getLogger(__name__)
 NAMESPACE = "/live"
 LEADER_KEY = "feed:leader"
 QUOTE_MODES = ("single", "batch")
-
-FEED_LAG = Gauge("feed_lag_seconds", "Delay of the last tick cycle behind its schedule")
-FEED_TICK_AGE = Gauge("feed_last_tick_age_seconds", "Seconds since the producer last ticked (leader only)")
-FEED_LEADER = Gauge("feed_is_leader", "1 when this process produces the live feed")
-FEED_TICKS = Counter("feed_ticks_total", "Ticks produced")
-FEED_RESTARTS = Counter("feed_restarts_total", "Producer restarts by the watchdog", ["reason"])
-FEED_BATCH_ERRORS = Counter("feed_batch_errors_total", "Failed cycle-batch publishes or fan-outs", ["stage"])
 
 
 def batch_channel(client: Any) -> str:

@@ -49,6 +49,7 @@ from backend.domain.upstox_http import RELOGIN_HINT
 from backend.extensions import db, redis_store, token_store
 from backend.models.broker import BrokerConnection, BrokerOAuthState
 from backend.models.trading import WORKING_STATUSES, Order, Position, TradingAccount
+from backend.observability import metrics
 from backend.security.token_store import TokenEntry, TokenUnreadable
 
 log = logging.getLogger(__name__)
@@ -654,6 +655,7 @@ def record_trades(
         )
         db.session.add(trade)
         known.add(t.trade_id)
+        metrics.record_fill("live")
         added.append(trade)
     return added
 

@@ -37,6 +37,7 @@ from sqlalchemy.orm import defer
 from backend.domain.errors import Conflict, DomainError, NotFound, RateLimited
 from backend.extensions import db
 from backend.models.strategies import BacktestJob, BacktestJobData
+from backend.observability import metrics
 from backend.services.pagination import Page, keyset_page
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,11 @@ _HANDLERS: dict[str, Handler] = {}
 
 class JobCancelled(Exception):
     """Raised inside a handler (by :meth:`JobContext.check_cancel`) to stop a cancelled job."""
+
+
+def handled_kinds() -> frozenset[str]:
+    """The job kinds with a handler (a bounded set, for metrics labels)."""
+    return frozenset(_HANDLERS)
 
 
 def handler(kind: str) -> Callable[[Handler], Handler]:
@@ -233,6 +239,7 @@ def execute_job(job_id: str, cancel_event: threading.Event | None = None) -> str
     db.session.expire_all()
     job = db.session.get(BacktestJob, job_id)
     event = job_event(job)
+    metrics.record_job(job)
     db.session.commit()
     emit_to_user(ctx.user_id, "job.progress", event)
     return event["status"]

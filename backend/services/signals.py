@@ -17,7 +17,6 @@ from typing import Any
 
 from cryptography.fernet import Fernet, MultiFernet
 from flask import current_app
-from prometheus_client import Counter
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -27,12 +26,12 @@ from backend.models import User
 from backend.models.base import utcnow
 from backend.models.signals import Signal, SignalMapping, SignalWebhook
 from backend.models.trading import Order
+from backend.observability.metrics import SIGNALS
 from backend.services import audit
 from backend.services.pagination import Page, keyset_page
 
 log = logging.getLogger(__name__)
 
-SIGNALS = Counter("signals_received_total", "Webhook signals by source and outcome", ["source", "status"])
 MAPPING_FIELDS = ("name", "account_id", "symbol", "side", "quantity", "product", "order_type")
 
 

@@ -56,7 +56,7 @@ from backend.domain.errors import (
 )
 from backend.domain.market.calendar import IST
 from backend.domain.orders.types import OrderRequest, OrderStatus, OrderType, Product, Side, Validity
-from backend.domain.upstox_http import dec, handle_response
+from backend.domain.upstox_http import dec, handle_response, observed
 
 log = logging.getLogger(__name__)
 
@@ -304,7 +304,7 @@ class UpstoxBroker:
             return handle_response(resp, not_found_code="BROKER_ORDER_NOT_FOUND")
 
         try:
-            return self.breaker.call(attempt)
+            return self.breaker.call(observed("broker", method, path, attempt))
         except pybreaker.CircuitBreakerError:
             raise BrokerUnavailable(
                 "Upstox is failing; calls are paused by the circuit breaker. Retry shortly.",
@@ -621,7 +621,7 @@ class UpstoxBroker:
             raise BrokerUnavailable("Upstox returned an unexpected token response.")
 
         try:
-            return self.breaker.call(attempt)
+            return self.breaker.call(observed("broker", "POST", "/v2/login/authorization/token", attempt))
         except pybreaker.CircuitBreakerError:
             raise BrokerUnavailable(
                 "Upstox is failing; calls are paused by the circuit breaker.", details={"circuit": "open"}

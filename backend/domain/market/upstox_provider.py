@@ -33,7 +33,7 @@ from backend.domain.market.instruments import Instrument, lot_size_for
 from backend.domain.market.provider import IST, MarketDataProvider, daily_bar_ts, unique, validate_range
 from backend.domain.market.types import Candle, Quote, Tick
 from backend.domain.options.chain import ChainRow, OptionChain, OptionLeg
-from backend.domain.upstox_http import dec, handle_response
+from backend.domain.upstox_http import dec, handle_response, observed
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class UpstoxProvider(MarketDataProvider):
                 raise ServiceUnavailable(f"Upstox request failed: {type(exc).__name__}") from exc
             return handle_response(resp)
 
-        return self.call_wrapper(call)
+        return self.call_wrapper(observed("market_data", "GET", path, call))
 
     def _key(self, symbol: str) -> Instrument:
         return self.instruments.by_symbol(symbol)

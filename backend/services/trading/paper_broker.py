@@ -27,6 +27,7 @@ from backend.domain.orders.state import is_terminal, transition
 from backend.domain.orders.types import OrderRequest, OrderStatus, OrderType, Product, Side, Validity
 from backend.extensions import db
 from backend.models.trading import WORKING_STATUSES, LedgerEntry, Order, Position, Trade, TradingAccount
+from backend.observability import metrics
 from backend.services.trading.common import Events, trading_config, trading_day
 
 PAISA = Decimal("0.01")
@@ -234,6 +235,7 @@ def apply_fill(
         realised_pnl=result.realised,
     )
     db.session.add(trade)
+    metrics.record_fill("paper")
     if not events.deferred:
         db.session.flush()  # the fill event's payload carries the trade id
     value = -(qty * price) if side is Side.BUY else qty * price

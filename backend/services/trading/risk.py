@@ -11,6 +11,7 @@ from backend.domain.risk import BreakerState, RiskLimits, TradingCircuitBreaker,
 from backend.domain.risk.limits import coerce_limit
 from backend.extensions import db
 from backend.models.trading import TradingAccount, TradingSettings
+from backend.observability import metrics
 from backend.services import audit
 from backend.services.trading.accounts import get_account
 from backend.services.trading.common import lock_account, trading_config, trading_day
@@ -38,7 +39,8 @@ def breaker_state(acct: TradingAccount) -> BreakerState:
 
 
 def save_breaker(acct: TradingAccount, st: BreakerState) -> None:
-    acct.breaker_state = st.to_dict()
+    metrics.record_breaker_change(acct.breaker_state, new := st.to_dict())
+    acct.breaker_state = new
 
 
 # --------------------------------------------------------------------------- global kill switch
@@ -79,6 +81,7 @@ def set_global_kill_switch(actor: Any, on: bool, reason: str = "") -> dict[str, 
     if row is None:
         row = TradingSettings(id=_SETTINGS_ID)
         db.session.add(row)
+    metrics.record_global_kill(bool(row.global_kill), bool(on))
     row.global_kill = bool(on)
     row.kill_reason = reason if on else ""
     row.updated_by = getattr(actor, "id", None)

@@ -26,6 +26,7 @@ from backend.domain.market.types import Quote
 from backend.domain.orders.types import OrderRequest, OrderType, Product, Side, Validity
 from backend.extensions import db
 from backend.models.trading import UNRESOLVED_STATUSES, Order, Position
+from backend.observability import metrics
 from backend.services.trading.accounts import (
     resolve_account,
 )
@@ -169,6 +170,7 @@ def _session_gate_legs(mode: str, prepared: list[tuple[Any, OrderRequest]]) -> N
         raise ValidationFailed("Basket validation failed.", {"fields": {"legs": errors}, **extra})
 
 
+@metrics.counts_rejections
 def place_basket(
     user: Any,
     legs: list[dict[str, Any]],

@@ -28,6 +28,7 @@ from backend.domain.orders.types import OrderRequest, OrderStatus, Product, Side
 from backend.domain.risk import AccountSnapshot, RiskCoordinator, RiskDecision, WorkingOrder
 from backend.extensions import db
 from backend.models.trading import UNRESOLVED_STATUSES, Order, Position, TradingAccount
+from backend.observability import metrics
 from backend.services.trading import risk
 from backend.services.trading.accounts import (
     cash_figures,
@@ -255,6 +256,7 @@ def reasons_text(failed: list[Any]) -> str:
 
 def reject_row(row: Order, reasons: list[dict[str, Any]], message: str, events: Events) -> None:
     row.reject_reasons = reasons
+    metrics.record_risk_checks(reasons)
     row.response_status = 422
     set_status(row, OrderStatus.REJECTED, message)
     events.order(row)
@@ -285,11 +287,13 @@ def count_orders(acct: TradingAccount, limits: Any, n: int) -> None:
     for _ in range(n):
         st = breaker.record_order(st, trading_day())
     risk.save_breaker(acct, st)
+    metrics.record_orders_placed(acct.mode, n)
 
 
 # --------------------------------------------------------------------------- use cases
 
 
+@metrics.counts_rejections
 def place_order(user: Any, data: dict[str, Any], idempotency_key: str | None = None) -> tuple[Order, int]:
     """Place an order; returns (order, HTTP-neutral status 201). Raises RiskRejected after storing it."""
     body_key = data.get("client_order_id")
