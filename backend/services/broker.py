@@ -104,7 +104,10 @@ def init_app(app: Flask) -> None:
             target=_reconcile_on_start, args=(app,), daemon=True, name="broker-reconcile"
         ).start()
     if not app.testing:
-        start_resolver(app)
+        stop = start_resolver(app)
+        from backend.lifecycle import on_shutdown
+
+        on_shutdown(app, "live-order resolver", stop.set)
 
 
 def start_resolver(app: Flask) -> threading.Event:
