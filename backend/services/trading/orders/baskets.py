@@ -246,7 +246,7 @@ def _place_basket_locked(
 ) -> list[Order]:
     events = Events()
     digest = ""
-    rejected: list[Order] | None = None
+    rejected: RiskRejected | None = None
     try:
         acct, global_kill = lock_for_order(user, account_id)
         account_id = acct.id
@@ -292,8 +292,8 @@ def _place_basket_locked(
             message = f"basket rejected: {reasons_text(decision.failed)}"
             for row in rows:
                 reject_row(row, checks, message, events)
+            rejected = _basket_rejection(rows)  # before the commit expires them (see place_locked)
             db.session.commit()
-            rejected = rows
         else:
             broker = resolve_broker(acct, quotes, events)
             broker.loaded_positions = {(p.symbol, p.product): p for p in positions}
@@ -324,5 +324,5 @@ def _place_basket_locked(
         raise
     events.send()
     if rejected is not None:
-        raise _basket_rejection(rejected)
+        raise rejected
     return rows

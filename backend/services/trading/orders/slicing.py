@@ -79,7 +79,7 @@ def place_sliced(
     events = Events()
     rows: list[Order] = []
     digest = ""
-    refused = False
+    refused: RiskRejected | None = None
     try:
         acct, global_kill = lock_for_order(user, account_id)
         account_id = acct.id
@@ -124,8 +124,8 @@ def place_sliced(
             message = f"sliced order rejected: {reasons_text(decision.failed)}"
             for row in rows:
                 reject_row(row, checks, message, events)
+            refused = rejection(rows[0])  # before the commit expires it (see placement.place_locked)
             db.session.commit()
-            refused = True
         else:
             broker = resolve_broker(acct, {ins.symbol: quote}, events)
             broker.positions = {p.symbol: p for p in positions}
@@ -149,7 +149,7 @@ def place_sliced(
         db.session.rollback()
         raise
     events.send()
-    if refused:
-        raise rejection(rows[0])
+    if refused is not None:
+        raise refused
     rows[0].slices = rows  # type: ignore[attr-defined] - read by OrderSchema.slices
     return rows[0], 201
