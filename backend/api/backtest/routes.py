@@ -99,6 +99,7 @@ class BacktestUpload(Resource):
                 "in": "formData",
                 "type": "string",
                 "description": "BacktestRequest JSON without csv/data",
+                "x-example": json.dumps({"strategy": "sma_crossover", "params": {"fast": 10, "slow": 20}}),
             },
         },
     )

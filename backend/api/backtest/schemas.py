@@ -42,6 +42,18 @@ class SavedStrategyRefSchema(Schema):
 
 
 class BacktestRequestSchema(Schema):
+    swagger_example = {
+        "strategy": "sma_crossover",
+        "params": {"fast": 10, "slow": 20},
+        "data": {
+            "symbol": "RELIANCE",
+            "interval": "1d",
+            "start": "2025-01-01T00:00:00+05:30",
+            "end": "2025-12-31T00:00:00+05:30",
+        },
+        "cash": "100000.00",
+        "costs": {"model": "charges", "product": "D"},
+    }
     strategy = fields.String(
         load_default=None, metadata={"example": "sma_crossover", "description": "or saved_strategy"}
     )
@@ -148,6 +160,18 @@ class EquityPointsSchema(Schema):
 
 
 class SweepRequestSchema(BacktestRequestSchema):
+    swagger_example = {
+        "strategy": "sma_crossover",
+        "grid": {"fast": [5, 10], "slow": [20, 30]},
+        "data": {
+            "symbol": "RELIANCE",
+            "interval": "1d",
+            "start": "2025-01-01T00:00:00+05:30",
+            "end": "2025-12-31T00:00:00+05:30",
+        },
+        "cash": "100000.00",
+        "metric": "sharpe",
+    }
     grid = fields.Dict(
         keys=fields.String(),
         values=fields.List(fields.Raw(), validate=validate.Length(min=1)),
