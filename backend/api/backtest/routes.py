@@ -19,6 +19,7 @@ from backend.api.backtest.schemas import (
 )
 from backend.api.common import (
     BinaryFile,
+    conflicts,
     decode_cursor,
     load,
     page_limit,
@@ -73,6 +74,7 @@ class BacktestItem(Resource):
 
     @require_role("trader")
     @responds(JobSchema)
+    @conflicts("JOB_FINISHED")
     def delete(self, job_id):
         """Cancel a queued or running job (409 when it already finished)."""
         return backtests.cancel(current_user().id, job_id)
@@ -82,6 +84,7 @@ class BacktestItem(Resource):
 class BacktestChart(Resource):
     @require_role("viewer")
     @raw_response(BinaryFile(), "PNG image (equity above, drawdown below)", "image/png")
+    @conflicts("JOB_NOT_READY")
     def get(self, job_id):
         """Equity and drawdown chart of a succeeded backtest, as image/png."""
         png = backtests.chart_png(current_user().id, job_id)
@@ -99,7 +102,7 @@ class BacktestUpload(Resource):
                 "in": "formData",
                 "type": "string",
                 "description": "BacktestRequest JSON without csv/data",
-                "x-example": json.dumps({"strategy": "sma_crossover", "params": {"fast": 10, "slow": 20}}),
+                "x-example": json.dumps(UploadRequestSchema.swagger_example),
             },
         },
     )
@@ -140,6 +143,7 @@ class BacktestTrades(Resource):
     @require_role("viewer")
     @use_schema(TradeListQuerySchema, location="query", arg="query")
     @responds(TradeSchema, paged=True)
+    @conflicts("JOB_NOT_READY")
     def get(self, job_id, query):
         """Closed trades of a succeeded backtest, in entry order (cursor paging)."""
         return backtests.trades_page(
@@ -152,6 +156,7 @@ class BacktestEquity(Resource):
     @require_role("viewer")
     @use_schema(EquityQuerySchema, location="query", arg="query")
     @responds(EquityPointsSchema)
+    @conflicts("JOB_NOT_READY")
     def get(self, job_id, query):
         """Equity curve downsampled for charts (per bucket: last, min, max; max drawdown)."""
         return backtests.equity_points(current_user().id, job_id, query["points"])
@@ -161,6 +166,7 @@ class BacktestEquity(Resource):
 class BacktestEquityCsv(Resource):
     @require_role("viewer")
     @raw_response(BinaryFile(), "the full equity curve: bar,time,equity,drawdown", "text/csv")
+    @conflicts("JOB_NOT_READY")
     def get(self, job_id):
         """The full equity and drawdown curve as a CSV download."""
         lines = backtests.equity_csv(current_user().id, job_id)

@@ -120,6 +120,8 @@ class BacktestRequestSchema(Schema):
 class UploadRequestSchema(BacktestRequestSchema):
     """The ``request`` part of a multipart upload: the CSV is the ``file`` part."""
 
+    swagger_example = {"strategy": "sma_crossover", "params": {"fast": 10, "slow": 20}}
+
     def _check_source(self, data):
         if data.get("data") is not None or data.get("csv") is not None:
             raise ValidationError("The upload is the data: leave out 'data' and 'csv'.", "data")
