@@ -14,7 +14,8 @@ GRACEFUL_SECONDS = 30.0  # as gunicorn's graceful_timeout in config/gunicorn.py
 
 def _interrupt(_signum, _frame) -> None:
     # werkzeug's serve_forever ends on KeyboardInterrupt and closes the listening socket; requests
-    # already being served keep their threads.
+    # already being served keep their threads. A second SIGTERM must not cut the clean stop short.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 

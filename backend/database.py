@@ -53,6 +53,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 # would be lost by the COMMIT that upgrades the transaction.
 _WRITE_STATEMENT = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE|SAVEPOINT|CREATE|DROP|ALTER)\b", re.I)
 _LOCKED = "sqlite_write_locked"
+_CHANGES = "sqlite_changes_at_begin"
 
 
 def _sqlite_begin(conn) -> None:
@@ -66,6 +67,7 @@ def _sqlite_begin(conn) -> None:
     """
     conn.exec_driver_sql("BEGIN")
     conn.info[_LOCKED] = False
+    conn.info[_CHANGES] = conn.connection.dbapi_connection.total_changes
 
 
 def _upgrade(dbapi_conn, info: dict) -> None:
@@ -74,10 +76,12 @@ def _upgrade(dbapi_conn, info: dict) -> None:
     # once (no busy wait). The read part has changed nothing, so end it and start again IMMEDIATE:
     # the writes then run on the newest data, serialised, as READ COMMITTED + FOR UPDATE do on
     # PostgreSQL.
+    info[_LOCKED] = True
+    if dbapi_conn.total_changes != info.get(_CHANGES, dbapi_conn.total_changes):
+        return  # something already wrote (so the lock is held): never commit half a transaction
     if dbapi_conn.in_transaction:
         dbapi_conn.execute("COMMIT")
     dbapi_conn.execute("BEGIN IMMEDIATE")
-    info[_LOCKED] = True
 
 
 def _sqlite_claim_on_write(conn, cursor, statement, parameters, context, executemany) -> None:
