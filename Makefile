@@ -27,12 +27,12 @@ run: migrate
 	$(BIN)/python -m backend --host $(HOST) --port $(PORT)
 
 ## Production-like server: gunicorn with threaded workers (Flask-SocketIO's threading mode + simple-websocket).
-## config/gunicorn.py: Prometheus multiprocess hooks (PROMETHEUS_MULTIPROC_DIR, docs/operations.md).
-## No gunicorn access log: it prints raw query strings (OAuth codes); the app logs one redacted access line per request.
-## The request line takes gunicorn's maximum (8,190 bytes, default 4,094); longer symbol lists go to POST /quotes.
+## config/gunicorn.py: no access log (raw query strings), the 8,190-byte request line, JSON errors from
+## gunicorn itself, a SIGTERM that finishes in-flight requests and stops the background services, and
+## the Prometheus multiprocess hooks (PROMETHEUS_MULTIPROC_DIR, docs/operations.md).
 serve: migrate
-	$(BIN)/gunicorn -c config/gunicorn.py --worker-class gthread --workers $${WEB_WORKERS:-1} --threads $${WEB_THREADS:-64} \
-		--limit-request-line 8190 --bind $(HOST):$(PORT) wsgi:app
+	$(BIN)/gunicorn -c config/gunicorn.py --workers $${WEB_WORKERS:-1} --threads $${WEB_THREADS:-64} \
+		--bind $(HOST):$(PORT) wsgi:app
 
 ## RQ worker for backtest jobs (needs REDIS_URL)
 worker: install

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 from flask import Flask, g, has_request_context
 from sqlalchemy import event
+from sqlalchemy.engine import Connection
 
 log = logging.getLogger("backend.sql")
 
@@ -37,18 +39,71 @@ def configure_engine_options(app: Flask) -> None:
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
-    # Autocommit off in pysqlite breaks BEGIN IMMEDIATE; manage transactions ourselves.
+    # Autocommit off in pysqlite hides BEGIN from us; manage transactions ourselves.
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
+    # WAL: readers never block the writer, nor the writer the readers.
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
 
 
+# Statements that need SQLite's write lock. SAVEPOINT counts: a savepoint opened in the read part
+# would be lost by the COMMIT that upgrades the transaction.
+_WRITE_STATEMENT = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE|SAVEPOINT|CREATE|DROP|ALTER)\b", re.I)
+_LOCKED = "sqlite_write_locked"
+_CHANGES = "sqlite_changes_at_begin"
+
+
 def _sqlite_begin(conn) -> None:
-    # Take the write lock at BEGIN so concurrent read-modify-write transactions serialise.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    """Start every transaction DEFERRED: a read takes no lock at all (WAL).
+
+    Issue 17: every transaction used to start with BEGIN IMMEDIATE, so each read -- the token check
+    of every request, the tick bus's per-tick queries, job recovery and deployment resume right after
+    a restart -- queued for the one write lock, and waits past busy_timeout answered
+    ``database is locked``. The write lock is now taken by :func:`_sqlite_claim_on_write` when the
+    transaction first writes or locks a row.
+    """
+    conn.exec_driver_sql("BEGIN")
+    conn.info[_LOCKED] = False
+    conn.info[_CHANGES] = conn.connection.dbapi_connection.total_changes
+
+
+def _upgrade(dbapi_conn, info: dict) -> None:
+    # A deferred transaction that has only read cannot safely take the write lock in WAL mode: if
+    # another writer committed since its first read, SQLite refuses with SQLITE_BUSY_SNAPSHOT at
+    # once (no busy wait). The read part has changed nothing, so end it and start again IMMEDIATE:
+    # the writes then run on the newest data, serialised, as READ COMMITTED + FOR UPDATE do on
+    # PostgreSQL.
+    info[_LOCKED] = True
+    if dbapi_conn.total_changes != info.get(_CHANGES, dbapi_conn.total_changes):
+        return  # something already wrote (so the lock is held): never commit half a transaction
+    if dbapi_conn.in_transaction:
+        dbapi_conn.execute("COMMIT")
+    dbapi_conn.execute("BEGIN IMMEDIATE")
+
+
+def _sqlite_claim_on_write(conn, cursor, statement, parameters, context, executemany) -> None:
+    if conn.info.get(_LOCKED, True):
+        return
+    for_update = context is not None and getattr(
+        getattr(context.compiled, "statement", None), "_for_update_arg", None
+    )
+    if for_update is not None or _WRITE_STATEMENT.match(statement):
+        _upgrade(cursor.connection, conn.info)
+
+
+def claim_write_lock(conn: Connection) -> None:
+    """Take the database's write lock now, for a transaction that reads what it is about to write
+    (a chain head, a counter) and must not interleave with another writer. SQLite: upgrades the
+    transaction to IMMEDIATE; other databases lock rows themselves (FOR UPDATE, advisory locks)."""
+    if conn.dialect.name != "sqlite":
+        return
+    if not conn.in_transaction():
+        conn.begin()
+    if not conn.info.get(_LOCKED, True):
+        _upgrade(conn.connection.dbapi_connection, conn.info)
 
 
 def install_engine_hooks(app: Flask) -> None:
@@ -64,6 +119,7 @@ def install_engine_hooks(app: Flask) -> None:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
+        event.listen(engine, "before_cursor_execute", _sqlite_claim_on_write)
 
     def before(conn, cursor, statement, parameters, context, executemany):
         conn.info.setdefault("query_start", []).append(time.perf_counter())

@@ -54,9 +54,11 @@ HTTP_CODES: dict[int, str] = {
     405: "METHOD_NOT_ALLOWED",
     409: "CONFLICT",
     413: "PAYLOAD_TOO_LARGE",
+    414: "URI_TOO_LONG",
     415: "UNSUPPORTED_MEDIA_TYPE",
     422: "VALIDATION_ERROR",
     429: "RATE_LIMITED",
+    431: "REQUEST_HEADERS_TOO_LARGE",
     500: "INTERNAL_ERROR",
     503: "SERVICE_UNAVAILABLE",
 }
@@ -137,7 +139,25 @@ def _handle_domain_error(e: de.DomainError):
         headers["WWW-Authenticate"] = 'Bearer realm="api"'
     if status == 429 and e.details.get("retry_after"):
         headers["Retry-After"] = str(int(e.details["retry_after"]))
+    if status == 409:
+        _check_conflict_declared(e)
     return envelope(status, e.code, e.message, e.details, headers)
+
+
+def _check_conflict_declared(e: de.DomainError) -> None:
+    """The spec documents 409 only on operations that declare it (backend/api/common.conflicts)."""
+    from flask import current_app, request
+
+    from backend.api.common import declares_conflict
+
+    if not request.blueprint or not request.blueprint.startswith("api"):
+        return
+    if declares_conflict(current_app.view_functions.get(request.endpoint), request.method):
+        return
+    message = f"{request.method} {request.url_rule} answered 409 {e.code} without declaring it (@conflicts)"
+    if current_app.config.get("TESTING"):
+        raise AssertionError(message)
+    log.error(message)
 
 
 def _unavailable_dependency(e: Exception) -> str | None:

@@ -492,10 +492,31 @@ def page_of(item_schema: type[Schema]) -> type[Schema]:
 
 
 # Every operation may answer these (auth, validation, rate limit; 503 when a backing service is
-# down: the app fails closed). State-changing ones may also conflict (409, see docs/errors.md).
+# down: the app fails closed). A 409 is documented only where the operation declares it
+# (:func:`conflicts`).
 ERROR_RESPONSES = (400, 401, 403, 404, 422, 429, 503)
-WRITE_ERROR_RESPONSES = (409,)
-_WRITE_METHODS = {"post", "put", "patch", "delete"}
+
+
+def conflicts(*codes: str) -> Callable:
+    """Declare the 409 codes (docs/errors.md) an operation can answer: the spec documents 409 there
+    and nowhere else. Under TESTING a 409 from an operation that does not declare it fails the
+    request (backend/errors.py), so the declarations follow the code paths the suite exercises."""
+    if not codes:
+        raise ValueError("name the 409 codes the operation can answer")
+
+    def decorator(func: Callable) -> Callable:
+        description = "Conflict with the current state: " + ", ".join(f"`{c}`" for c in codes)
+        return _doc.doc(responses={"409": (description, model_for(ErrorEnvelopeSchema), {})})(func)
+
+    return decorator
+
+
+def declares_conflict(view_func: Callable | None, method: str) -> bool:
+    """Whether the Resource behind ``view_func`` documents a 409 for ``method``."""
+    view_class = getattr(view_func, "view_class", None)
+    handler = getattr(view_class, method.lower(), None)
+    return "409" in (getattr(handler, "__apidoc__", {}) or {}).get("responses", {})
+
 
 # Marks a POST that only reads (a body too long for a query string): it changes nothing, so it
 # needs the ``read`` scope only.
@@ -508,8 +529,6 @@ no_body = _doc.doc(vendor={"x-no-body": True})
 def _error_responses(func: Callable) -> dict:
     error_model = model_for(ErrorEnvelopeSchema)
     codes = list(ERROR_RESPONSES)
-    if func.__name__ in _WRITE_METHODS:
-        codes += WRITE_ERROR_RESPONSES
     return {str(err): ("Error envelope (see docs/errors.md)", error_model, {}) for err in codes}
 
 

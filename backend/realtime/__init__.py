@@ -91,3 +91,6 @@ def init_app(app: Flask) -> None:
     feed = get_feed(app)
     if _should_autostart(app):
         feed.start()
+        from backend.lifecycle import on_shutdown
+
+        on_shutdown(app, "feed", feed.stop)

@@ -652,9 +652,9 @@ class AlertEvaluator:
                 "pending_webhooks": sum(1 for f in self._futures if not f.done()),
             }
 
-    def shutdown(self) -> None:
+    def shutdown(self, wait: bool = False) -> None:
         if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=False)
+            self._executor.shutdown(wait=wait, cancel_futures=False)
             self._executor = None
 
 
@@ -748,4 +748,11 @@ def init_app(app: Flask) -> None:
             evaluator.load()
         return evaluator.symbols()
 
-    tick_bus.subscribe(on_tick, symbols=wanted, name="alerts")
+    sub = tick_bus.subscribe(on_tick, symbols=wanted, name="alerts")
+    from backend.lifecycle import on_shutdown
+
+    def stop() -> None:
+        tick_bus.unsubscribe(sub)
+        evaluator.shutdown(wait=True)  # deliver the webhooks already fired (each has its timeout)
+
+    on_shutdown(app, "alerts", stop)

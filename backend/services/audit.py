@@ -8,8 +8,8 @@ lock wedged a worker for 11 minutes):
    lock: rows of a transaction that rolls back vanish with it.
 2. After that transaction commits, ``seal_pending`` chains every committed unchained row in one
    short transaction of its own, serialised in the database alone (``pg_advisory_xact_lock`` on
-   PostgreSQL, SQLite's ``BEGIN IMMEDIATE`` write lock). A crash between the two steps leaves rows
-   unchained; the next seal (any commit that audits, or ``verify_chain``) picks them up.
+   PostgreSQL, SQLite's write lock taken before the head is read). A crash between the two steps
+   leaves rows unchained; the next seal (any commit that audits, or ``verify_chain``) picks them up.
 3. Each seal writes a signed *anchor* (the chain's row count and head hash, HMAC with
    ``SECRET_KEY``) to a file outside the database, so deleting the newest rows, or rewriting the
    whole chain, is detected by ``verify_chain`` even though the hashes themselves are unkeyed.
@@ -35,6 +35,7 @@ from sqlalchemy import event, func, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from backend.database import claim_write_lock
 from backend.extensions import db
 from backend.models import AuditLog
 from backend.models.base import utcnow
@@ -116,6 +117,8 @@ def seal_pending(engine: Engine | None = None, batch: int = 500) -> int:
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ADVISORY_KEY})
+        else:
+            claim_write_lock(conn)  # the head read below must not interleave with another sealer
         last = conn.execute(
             select(t.c.seq, t.c.hash).where(t.c.seq.is_not(None)).order_by(t.c.seq.desc()).limit(1)
         ).first()

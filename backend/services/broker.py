@@ -47,6 +47,7 @@ from backend.domain.market.calendar import IST
 from backend.domain.orders.types import OrderStatus
 from backend.domain.upstox_http import RELOGIN_HINT
 from backend.extensions import db, redis_store, token_store
+from backend.lifecycle import on_shutdown
 from backend.models.broker import BrokerConnection, BrokerOAuthState
 from backend.models.trading import WORKING_STATUSES, Order, Position, TradingAccount
 from backend.observability import metrics
@@ -105,7 +106,8 @@ def init_app(app: Flask) -> None:
             target=_reconcile_on_start, args=(app,), daemon=True, name="broker-reconcile"
         ).start()
     if not app.testing:
-        start_resolver(app)
+        stop = start_resolver(app)
+        on_shutdown(app, "live-order resolver", stop.set)
     if (
         app.config.get("UPSTOX_PORTFOLIO_FEED_ENABLED")
         and app.config.get("BACKGROUND_WORK", True)  # never for a one-shot command (flask db upgrade)
@@ -113,7 +115,8 @@ def init_app(app: Flask) -> None:
     ):
         from backend.services import portfolio_feed
 
-        portfolio_feed.start(app)
+        feeds = portfolio_feed.start(app)
+        on_shutdown(app, "portfolio feeds", feeds.stop)
 
 
 def start_resolver(app: Flask) -> threading.Event:

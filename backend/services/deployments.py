@@ -125,6 +125,17 @@ class DeploymentEngine:
         with self.lock:
             self.live.pop(deployment_id, None)
 
+    def shutdown(self) -> None:
+        """Process exit: detach from the tick bus. The deployments stay ``running`` in the database
+        with their state, so the next start resumes them (:func:`resume_all`)."""
+        from backend.realtime.bus import tick_bus
+
+        with self.lock:
+            sub, self.subscription = self.subscription, None
+            self.live.clear()
+        if sub is not None:
+            tick_bus.unsubscribe(sub)
+
     def on_tick(self, tick: Tick) -> None:
         with self.lock:
             targets = [lv for lv in self.live.values() if tick.symbol in lv.aggregators]
@@ -338,23 +349,36 @@ def logs(user: User, strategy_id: int, limit: int, cursor: dict | None) -> Page:
 
 
 def resume_all(app: Flask) -> int:
-    """Start-up: re-attach every deployment still marked running (its runtime state is in the row)."""
+    """Start-up: re-attach every deployment still marked running (its runtime state is in the row).
+
+    The rows are updated in one short transaction, and the engines (whose warm-up fetches history)
+    start after it committed: a transaction held across the warm-ups kept SQLite's write lock from
+    every request for as long as they took after a restart (issue 17)."""
     with app.app_context():
         try:
             rows = list(db.session.scalars(select(Deployment).where(Deployment.state == "running")))
+            resumed: list[int] = []
             for dep in rows:
                 saved = db.session.get(SavedStrategy, dep.strategy_id)
                 if saved is None or saved.is_deleted:
                     dep.state, dep.stopped_at = "stopped", utcnow()
                     continue
-                engine(app).start(dep, saved)
+                resumed.append(dep.id)
                 _log(dep.id, "resumed", "resumed after a restart")
             db.session.commit()
-            return len(rows)
         except Exception:  # noqa: BLE001 - tables may not exist yet (before `flask db upgrade`)
             db.session.rollback()
             log.info("deployment resume skipped", exc_info=True)
             return 0
+        for dep_id in resumed:
+            dep = db.session.get(Deployment, dep_id)
+            try:
+                engine(app).start(dep, db.session.get(SavedStrategy, dep.strategy_id))
+                db.session.commit()  # end this warm-up's transaction (history it cached stays)
+            except Exception:  # noqa: BLE001 - one bad deployment must not keep the others down
+                db.session.rollback()
+                log.exception("deployment %s could not resume", dep_id)
+        return len(rows)
 
 
 def init_app(app: Flask) -> None:
@@ -363,6 +387,9 @@ def init_app(app: Flask) -> None:
         autostart = not app.config.get("TESTING")
     if autostart:
         resume_all(app)
+        from backend.lifecycle import on_shutdown
+
+        on_shutdown(app, "deployments", engine(app).shutdown)
 
 
 def position_value(dep: Deployment) -> dict[str, Decimal]:

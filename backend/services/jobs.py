@@ -46,6 +46,9 @@ ACTIVE = ("queued", "running")
 TERMINAL = ("succeeded", "failed", "cancelled")
 Handler = Callable[["JobContext"], dict]
 _HANDLERS: dict[str, Handler] = {}
+# How long a stopping process waits for interrupted jobs to hand back: jobs poll their flags every
+# 0.5 s, and gunicorn's default graceful timeout (30 s) bounds the whole stop.
+SHUTDOWN_WAIT_SECONDS = 10.0
 
 
 class JobCancelled(Exception):
@@ -108,12 +111,14 @@ class JobContext:
     input_csv: str | None
     input_data: bytes | None = None
     cancel_event: threading.Event = field(default_factory=threading.Event)
+    # Set when the process stops (SIGTERM): the job ends early and goes back to the queue.
+    interrupt_event: threading.Event = field(default_factory=threading.Event)
     _last_progress: float = field(default=-1.0, repr=False)
     _last_emit: float = field(default=0.0, repr=False)
     _last_check: float = field(default=0.0, repr=False)
 
     def should_cancel(self) -> bool:
-        if self.cancel_event.is_set():
+        if self.cancel_event.is_set() or self.interrupt_event.is_set():
             return True
         now = time.monotonic()
         if now - self._last_check < 0.5:  # the DB flag is for other processes; poll it sparingly
@@ -185,7 +190,20 @@ def _finish(job_id: str, status: str, result: dict | None = None, error: dict | 
     db.session.commit()
 
 
-def execute_job(job_id: str, cancel_event: threading.Event | None = None) -> str:
+def _requeue(job_id: str) -> None:
+    """A job interrupted by a shutdown runs again from the start at the next start-up."""
+    db.session.execute(
+        update(BacktestJob)
+        .where(BacktestJob.id == job_id, BacktestJob.status == "running")
+        .values(status="queued", progress=0.0, started_at=None, worker=None, heartbeat_at=_now())
+    )
+    db.session.commit()
+    log.info("job %s interrupted by shutdown: queued again", job_id)
+
+
+def execute_job(
+    job_id: str, cancel_event: threading.Event | None = None, interrupt_event: threading.Event | None = None
+) -> str:
     """Run one job to completion in the current app context; returns the final status."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     claimed = db.session.execute(
@@ -205,9 +223,11 @@ def execute_job(job_id: str, cancel_event: threading.Event | None = None) -> str
         select(BacktestJobData.data).where(BacktestJobData.job_id == job.id, BacktestJobData.name == "input")
     ).scalar()
     ctx = JobContext(job.id, job.user_id, job.kind, dict(job.params or {}), job.input_csv, packed)
-    db.session.commit()  # end the read: on SQLite every transaction holds the write lock
+    db.session.commit()  # end the read: keep transactions short
     if cancel_event is not None:
         ctx.cancel_event = cancel_event
+    if interrupt_event is not None:
+        ctx.interrupt_event = interrupt_event
     emit_to_user(job.user_id, "job.progress", job_event(job))
     beat = _Heartbeat(app, job_id, float(app.config["JOBS_HEARTBEAT_SECONDS"]))
     beat.start()
@@ -216,13 +236,18 @@ def execute_job(job_id: str, cancel_event: threading.Event | None = None) -> str
         if fn is None:
             raise NotFound(f"no handler for job kind {job.kind!r}", code="UNKNOWN_JOB_KIND")
         result = fn(ctx)
-        if ctx.cancel_event.is_set():
+        if ctx.interrupt_event.is_set() and not ctx.cancel_event.is_set():
+            _requeue(job_id)  # a partial result of a stopped sweep is not the job's result
+        elif ctx.cancel_event.is_set():
             _finish(job_id, "cancelled", result=result)
         else:
             _finish(job_id, "succeeded", result=result)
     except JobCancelled:
         db.session.rollback()
-        _finish(job_id, "cancelled")
+        if ctx.interrupt_event.is_set() and not ctx.cancel_event.is_set():
+            _requeue(job_id)
+        else:
+            _finish(job_id, "cancelled")
     except DomainError as exc:
         db.session.rollback()
         _finish(job_id, "failed", error={"code": exc.code, "message": exc.message, "details": exc.details})
@@ -263,17 +288,20 @@ class EmbeddedRunner:
         self.futures: dict[str, Future] = {}
         self.events: dict[str, threading.Event] = {}
         self.lock = threading.Lock()
+        self.stopping = threading.Event()
 
     def enqueue(self, job_id: str) -> None:
         event = threading.Event()
         with self.lock:
+            if self.stopping.is_set():
+                return  # the job stays queued in the database; the next start-up runs it
             self.events[job_id] = event
             self.futures[job_id] = self.pool.submit(self._run, job_id, event)
 
     def _run(self, job_id: str, event: threading.Event) -> str:
         try:
             with self.app.app_context():
-                return execute_job(job_id, event)
+                return execute_job(job_id, event, self.stopping)
         finally:
             with self.lock:
                 self.events.pop(job_id, None)
@@ -290,8 +318,17 @@ class EmbeddedRunner:
             fut = self.futures.get(job_id)
         return None if fut is None else fut.result(timeout)
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout: float = 0.0) -> None:
+        """Stop: queued jobs stay queued, running ones are interrupted and queued again; wait up to
+        ``timeout`` seconds for them to hand back (their threads would otherwise hold the exit)."""
+        self.stopping.set()
         self.pool.shutdown(wait=False, cancel_futures=True)
+        with self.lock:
+            pending = [f for f in self.futures.values() if not f.done()]
+        if pending and timeout > 0:
+            from concurrent.futures import wait
+
+            wait(pending, timeout)
 
 
 class RQRunner:
@@ -522,6 +559,18 @@ def init_app(app: Flask) -> None:
     reaper = _Reaper(app, max(5.0, float(app.config["JOBS_STALE_SECONDS"]) / 2))
     reaper.start()
     app.extensions["jobs_reaper"] = reaper
+    from backend.lifecycle import join_threads, on_shutdown
+
+    def stop() -> None:
+        reaper.stopped.set()
+        run = app.extensions.get("jobs_runner")
+        if isinstance(run, EmbeddedRunner):
+            run.shutdown(timeout=SHUTDOWN_WAIT_SECONDS)
+        elif run is not None:
+            run.shutdown()
+        join_threads([reaper], 5.0)
+
+    on_shutdown(app, "job pool", stop)
 
 
 # --------------------------------------------------------------------------- CLI

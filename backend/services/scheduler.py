@@ -197,6 +197,14 @@ def init_app(app: Flask) -> None:
         square = SquareOffScheduler(app)
         square.start()
         app.extensions["square_off_scheduler"] = square
+        from backend.lifecycle import join_threads, on_shutdown
+
+        def stop() -> None:
+            scheduler.stopped.set()
+            square.stopped.set()
+            join_threads([scheduler, square], 10.0)
+
+        on_shutdown(app, "session scheduler", stop)
 
 
 @click.group("session", cls=AppGroup)

@@ -78,6 +78,15 @@ def _options_strategy(name: str, params: dict[str, Any]) -> OptionsStrategy:
             f"{name!r} is a {cls.kind} strategy, not an options strategy",
             {"name": ["not an options strategy"]},
         )
+    if (
+        isinstance(params, dict)
+        and params.get("expiry") is None
+        and isinstance(params.get("underlying"), str)
+    ):
+        # As GET /option-chain: no expiry means the nearest listed one (so an example never goes stale).
+        listed = market_data.expiries(params["underlying"])
+        if listed:
+            params = {**params, "expiry": listed[0].isoformat()}
     strategy = StrategyFactory.create(name, params)
     assert isinstance(strategy, OptionsStrategy)
     return strategy

@@ -177,3 +177,31 @@ def test_unknown_kind_fails_cleanly(app, make_user, embedded):
         assert _wait(embedded, job.id) == "failed"
         db.session.expire_all()
         assert jobs.get_job(uid, job.id).error["code"] == "UNKNOWN_JOB_KIND"
+
+
+def test_shutdown_interrupts_a_running_job_and_queues_it_again(app, make_user):
+    """SIGTERM (backend/lifecycle.py): the running job hands back and is queued for the next start;
+    the queued one stays queued; neither ends as cancelled, failed or (partially) succeeded."""
+    uid = _user(app, make_user)
+    runner = jobs.EmbeddedRunner(app, 1)
+    jobs.set_runner(app, runner)
+    app.config["JOBS_MAX_PER_USER"], cap = 5, app.config["JOBS_MAX_PER_USER"]
+    try:
+        with app.app_context():
+            running = jobs.submit(uid, "test_block", {})
+            running_id = running.id
+            db.session.commit()
+            STARTED.setdefault(running_id, threading.Event()).wait(30)
+            queued_id = jobs.submit(uid, "test_block", {}).id
+            db.session.commit()
+            runner.shutdown(timeout=30)
+            assert all(f.done() for f in runner.futures.values())
+            db.session.expire_all()
+            back = jobs.get_job(uid, running_id)
+            assert (back.status, back.started_at, back.result) == ("queued", None, None)
+            assert jobs.get_job(uid, queued_id).status == "queued"
+            runner.enqueue(queued_id)  # a stopping runner takes nothing new
+            assert queued_id not in runner.futures or runner.futures[queued_id].cancelled()
+    finally:
+        app.config["JOBS_MAX_PER_USER"] = cap
+        jobs.set_runner(app, None)

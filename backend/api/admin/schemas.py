@@ -19,6 +19,7 @@ class AdminUserSchema(Schema):
 
 
 class UserUpdateSchema(Schema):
+    swagger_example = {"is_active": True}
     role = fields.String(validate=validate.OneOf(["admin", "trader", "viewer"]))
     is_active = fields.Boolean()
 
@@ -62,6 +63,7 @@ class KillSwitchSchema(Schema):
 
 
 class KillSwitchUpdateSchema(Schema):
+    swagger_example = {"on": True, "reason": "exchange outage: halt every account"}
     on = fields.Boolean(required=True)
     reason = fields.String(load_default="", validate=validate.Length(max=255))
 
@@ -90,6 +92,7 @@ class CacheStatsSchema(Schema):
 
 
 class CacheFlushSchema(Schema):
+    swagger_example = {"namespace": "quotes"}
     namespace = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=64))
 
 

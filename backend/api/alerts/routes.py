@@ -12,7 +12,7 @@ from backend.api.alerts.schemas import (
     WebhookAttemptSchema,
     WebhookSecretSchema,
 )
-from backend.api.common import decode_cursor, no_body, page_limit, responds, use_schema
+from backend.api.common import conflicts, decode_cursor, no_body, page_limit, responds, use_schema
 from backend.api.security import current_user, require_scope
 from backend.services import alerts
 
@@ -100,6 +100,7 @@ class AlertItem(Resource):
     @require_scope("trade")
     @use_schema(AlertRuleUpdateSchema)
     @responds(AlertRuleSchema)
+    @conflicts("CONFLICT")
     def patch(self, rule_id, data):
         """Edit a rule; a new symbol/params re-derives its armed state."""
         return alerts.update_rule(current_user(), rule_id, data)
@@ -117,6 +118,7 @@ class AlertPause(Resource):
     @require_scope("trade")
     @no_body
     @responds(AlertRuleSchema)
+    @conflicts("CONFLICT")
     def post(self, rule_id):
         """Pause: the rule is kept but not evaluated."""
         return alerts.set_paused(current_user(), rule_id, True)
@@ -127,6 +129,7 @@ class AlertResume(Resource):
     @require_scope("trade")
     @no_body
     @responds(AlertRuleSchema)
+    @conflicts("CONFLICT")
     def post(self, rule_id):
         """Resume a paused rule (it keeps its armed state)."""
         return alerts.set_paused(current_user(), rule_id, False)

@@ -27,6 +27,7 @@ class AlertRuleCreateSchema(Schema):
 
 
 class AlertRuleUpdateSchema(Schema):
+    swagger_example = {"params": {"level": "950"}, "recurring": True, "cooldown_seconds": 300}
     name = fields.String(allow_none=True, validate=validate.Length(max=100))
     symbol = fields.String(validate=validate.Length(min=1, max=64))
     params = fields.Dict()

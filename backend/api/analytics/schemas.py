@@ -10,6 +10,14 @@ def _positive(value) -> None:
 
 
 class SimulateRequestSchema(Schema):
+    swagger_example = {
+        "symbols": ["RELIANCE", "INFY"],
+        "weights": [0.6, 0.4],
+        "amount": "100000",
+        "start": "2025-01-01",
+        "end": "2025-06-30",
+        "rebalance": "monthly",
+    }
     symbols = fields.List(fields.String(validate=validate.Length(min=1, max=64)), required=True,
                           validate=validate.Length(min=1, max=50))  # fmt: skip
     weights = fields.List(fields.Float(validate=validate.Range(min=0)), load_default=None)
@@ -116,6 +124,7 @@ class TradeStatsSchema(Schema):
 
 
 class SnapshotRequestSchema(Schema):
+    swagger_example = {}
     account_id = fields.Integer(load_default=None)
 
 

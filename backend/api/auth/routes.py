@@ -15,7 +15,7 @@ from backend.api.auth.schemas import (
     TokenPairSchema,
     UserSchema,
 )
-from backend.api.common import no_body, public, responds, use_schema
+from backend.api.common import conflicts, no_body, public, responds, use_schema
 from backend.api.security import current_user, require_auth, require_session
 from backend.extensions import limiter
 from backend.services import auth as auth_service
@@ -47,6 +47,7 @@ class Register(Resource):
 
     @use_schema(RegisterSchema)
     @responds(UserSchema, 201, "Created")
+    @conflicts("EMAIL_TAKEN")
     def post(self, data):
         """Create a trader account (when OPEN_REGISTRATION is on)."""
         return auth_service.register(data["email"], data["password"]), 201

@@ -6,16 +6,19 @@ PASSWORD = validate.Length(min=10, max=256, error="Password must be 10 to 256 ch
 
 
 class RegisterSchema(Schema):
+    swagger_example = {"email": "trader@example.com", "password": "correct-horse-battery"}
     email = fields.Email(required=True, validate=validate.Length(max=255))
     password = fields.String(required=True, load_only=True, validate=PASSWORD)
 
 
 class LoginSchema(Schema):
+    swagger_example = {"email": "trader@example.com", "password": "correct-horse-battery"}
     email = fields.Email(required=True)
     password = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=256))
 
 
 class RefreshSchema(Schema):
+    swagger_example = {"refresh_token": "<refresh_token from POST /auth/login>"}
     refresh_token = fields.String(required=True, validate=validate.Length(min=1, max=4096))
 
 
@@ -37,11 +40,16 @@ class UserSchema(Schema):
 
 
 class PasswordChangeSchema(Schema):
+    swagger_example = {
+        "current_password": "correct-horse-battery",
+        "new_password": "correct-horse-battery-staple",
+    }
     current_password = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=256))
     new_password = fields.String(required=True, load_only=True, validate=PASSWORD)
 
 
 class ApiKeyCreateSchema(Schema):
+    swagger_example = {"name": "my trading bot", "scopes": ["read", "trade"]}
     name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     scopes = fields.List(
         fields.String(validate=validate.OneOf(["read", "trade"])),

@@ -23,6 +23,7 @@ from backend.api.backtest.schemas import (
 from backend.api.common import (
     BinaryFile,
     ErrorEnvelopeSchema,
+    conflicts,
     decode_cursor,
     load,
     model_for,
@@ -93,6 +94,7 @@ class BacktestItem(Resource):
 
     @require_role("trader")
     @responds(JobSchema)
+    @conflicts("JOB_FINISHED")
     def delete(self, job_id):
         """Cancel a queued or running job (409 when it already finished)."""
         return backtests.cancel(current_user().id, job_id)
@@ -102,6 +104,7 @@ class BacktestItem(Resource):
 class BacktestChart(Resource):
     @require_role("viewer")
     @raw_response(BinaryFile(), "PNG image (equity above, drawdown below)", "image/png")
+    @conflicts("JOB_NOT_READY")
     def get(self, job_id):
         """Equity and drawdown chart of a succeeded backtest, as image/png."""
         png = backtests.chart_png(current_user().id, job_id)
@@ -119,6 +122,7 @@ class BacktestUpload(Resource):
                 "in": "formData",
                 "type": "string",
                 "description": "BacktestRequest JSON without csv/data",
+                "x-example": json.dumps(UploadRequestSchema.swagger_example),
             },
         },
     )
@@ -224,6 +228,7 @@ class BacktestTrades(Resource):
     @require_role("viewer")
     @use_schema(TradeListQuerySchema, location="query", arg="query")
     @responds(TradeSchema, paged=True)
+    @conflicts("JOB_NOT_READY")
     def get(self, job_id, query):
         """Closed trades of a succeeded backtest, in entry order (cursor paging)."""
         return backtests.trades_page(
@@ -236,6 +241,7 @@ class BacktestEquity(Resource):
     @require_role("viewer")
     @use_schema(EquityQuerySchema, location="query", arg="query")
     @responds(EquityPointsSchema)
+    @conflicts("JOB_NOT_READY")
     def get(self, job_id, query):
         """Equity curve downsampled for charts (per bucket: last, min, max; max drawdown)."""
         return backtests.equity_points(current_user().id, job_id, query["points"])
@@ -245,6 +251,7 @@ class BacktestEquity(Resource):
 class BacktestEquityCsv(Resource):
     @require_role("viewer")
     @raw_response(BinaryFile(), "the full equity curve: bar,time,equity,drawdown", "text/csv")
+    @conflicts("JOB_NOT_READY")
     def get(self, job_id):
         """The full equity and drawdown curve as a CSV download."""
         lines = backtests.equity_csv(current_user().id, job_id)

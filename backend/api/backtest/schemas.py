@@ -77,6 +77,18 @@ class RunSettingsSchema(Schema):
 
 
 class BacktestRequestSchema(RunSettingsSchema):
+    swagger_example = {
+        "strategy": "sma_crossover",
+        "params": {"fast": 10, "slow": 20},
+        "data": {
+            "symbol": "RELIANCE",
+            "interval": "1d",
+            "start": "2025-01-01T00:00:00+05:30",
+            "end": "2025-12-31T00:00:00+05:30",
+        },
+        "cash": "100000.00",
+        "costs": {"model": "charges", "product": "D"},
+    }
     strategy = fields.String(
         load_default=None, metadata={"example": "sma_crossover", "description": "or saved_strategy"}
     )
@@ -117,6 +129,8 @@ class BacktestRequestSchema(RunSettingsSchema):
 
 class UploadRequestSchema(BacktestRequestSchema):
     """The ``request`` part of a multipart upload: the CSV is the ``file`` part."""
+
+    swagger_example = {"strategy": "sma_crossover", "params": {"fast": 10, "slow": 20}}
 
     def _check_source(self, data):
         if data.get("data") is not None or data.get("csv") is not None:
@@ -172,6 +186,18 @@ class EquityPointsSchema(Schema):
 
 
 class SweepRequestSchema(BacktestRequestSchema):
+    swagger_example = {
+        "strategy": "sma_crossover",
+        "grid": {"fast": [5, 10], "slow": [20, 30]},
+        "data": {
+            "symbol": "RELIANCE",
+            "interval": "1d",
+            "start": "2025-01-01T00:00:00+05:30",
+            "end": "2025-12-31T00:00:00+05:30",
+        },
+        "cash": "100000.00",
+        "metric": "sharpe",
+    }
     grid = fields.Dict(
         keys=fields.String(),
         values=fields.List(fields.Raw(), validate=validate.Length(min=1)),

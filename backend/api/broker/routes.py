@@ -18,7 +18,7 @@ from backend.api.broker.schemas import (
     ReconcileReportSchema,
     ReconcileRequestSchema,
 )
-from backend.api.common import public, responds, use_schema
+from backend.api.common import conflicts, public, responds, use_schema
 from backend.api.security import current_user, require_role, require_scope
 from backend.services import broker as broker_service
 
@@ -70,6 +70,7 @@ class Reconcile(Resource):
     @require_scope("trade")
     @use_schema(ReconcileRequestSchema)
     @responds(ReconcileReportSchema)
+    @conflicts("NOT_A_LIVE_ACCOUNT")
     def post(self, data):
         """Compare your live accounts' orders and positions with Upstox and fix ours (audited)."""
         return broker_service.reconcile(current_user(), data.get("account_id"))

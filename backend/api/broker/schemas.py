@@ -41,6 +41,8 @@ class ConnectionListSchema(Schema):
 
 
 class ReconcileRequestSchema(Schema):
+    swagger_example = {"account_id": None}
+
     class Meta:
         unknown = EXCLUDE
 
@@ -70,6 +72,7 @@ class ReconcileReportSchema(Schema):
 
 
 class MarketDataConnectionSchema(Schema):
+    swagger_example = {"connection_id": None}
     connection_id = fields.Integer(
         required=True,
         allow_none=True,

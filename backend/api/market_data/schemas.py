@@ -78,6 +78,8 @@ class SymbolsQuerySchema(_Query):
 class SymbolsBodySchema(Schema):
     """The same list as a JSON body: 500 symbols do not fit a request line (gunicorn: 8,190 bytes)."""
 
+    swagger_example = {"symbols": ["RELIANCE", "SBIN", "INFY"]}
+
     symbols = fields.List(
         fields.String(validate=validate.Length(min=1, max=64)),
         required=True,

@@ -3,7 +3,7 @@
 from flask import current_app, g, request
 from flask_restx import Namespace, Resource
 
-from backend.api.common import decode_cursor, page_limit, responds, use_schema
+from backend.api.common import conflicts, decode_cursor, page_limit, responds, use_schema
 from backend.api.orders.schemas import (
     CancelAllQuerySchema,
     CancelAllResultSchema,
@@ -55,6 +55,7 @@ class Orders(Resource):
     @require_scope("trade")
     @use_schema(OrderCreateSchema)
     @responds(OrderSchema, 201, "Created (or the original order of an idempotent retry)")
+    @conflicts("IDEMPOTENCY_CONFLICT")
     def post(self, data):
         """Place an order. Risk rejections answer 422 RISK_REJECTED listing every failed check."""
         return orders.place_order(current_user(), data, _idempotency_key())
@@ -71,6 +72,7 @@ class Orders(Resource):
     @require_scope("trade")
     @use_schema(CancelAllQuerySchema, location="query", arg="query")
     @responds(CancelAllResultSchema)
+    @conflicts("ORDER_NOT_ACKNOWLEDGED")
     def delete(self, query):
         """Cancel every working order (optionally of one symbol / account)."""
         rows = orders.cancel_all(current_user(), query["account_id"], query["symbol"])
@@ -98,12 +100,14 @@ class OrderItem(Resource):
     @require_scope("trade")
     @use_schema(OrderModifySchema)
     @responds(OrderSchema)
+    @conflicts("ORDER_NOT_MODIFIABLE", "ORDER_NOT_ACKNOWLEDGED", "ILLEGAL_TRANSITION")
     def patch(self, order_id, data):
         """Modify a working order's quantity, price or trigger (risk is re-checked)."""
         return orders.modify_order(current_user(), order_id, data)
 
     @require_scope("trade")
     @responds(OrderSchema)
+    @conflicts("ORDER_NOT_CANCELLABLE", "ORDER_NOT_ACKNOWLEDGED", "ILLEGAL_TRANSITION")
     def delete(self, order_id):
         """Cancel a working order."""
         return orders.cancel_order(current_user(), order_id)

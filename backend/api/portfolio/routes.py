@@ -2,7 +2,7 @@
 
 from flask_restx import Namespace, Resource
 
-from backend.api.common import decode_cursor, no_body, page_limit, responds, use_schema
+from backend.api.common import conflicts, decode_cursor, no_body, page_limit, responds, use_schema
 from backend.api.orders.schemas import OrderSchema, TradeSchema
 from backend.api.portfolio.schemas import (
     AccountCreateSchema,
@@ -54,6 +54,7 @@ class CloseAll(Resource):
     @use_schema(AccountQuerySchema, location="query", arg="query")
     @no_body
     @responds(CloseResultSchema)
+    @conflicts("ORDER_NOT_ACKNOWLEDGED")
     def post(self, query):
         """Flatten every open position with MARKET orders."""
         return {"orders": portfolio.close_all(current_user(), query["account_id"])}
@@ -65,6 +66,7 @@ class ClosePosition(Resource):
     @use_schema(PositionQuerySchema, location="query", arg="query")
     @no_body
     @responds(OrderSchema, 201, "Created")
+    @conflicts("ORDER_NOT_ACKNOWLEDGED")
     def post(self, symbol, query):
         """Flatten one position with a MARKET order tagged ``close`` in the position's product (selling
         holdings uses D); its working stop and take-profit orders are cancelled when it is accepted."""
@@ -77,6 +79,7 @@ class PositionStops(Resource):
     @use_schema(PositionQuerySchema, location="query", arg="query")
     @use_schema(StopsSchema)
     @responds(PositionSchema)
+    @conflicts("ORDER_NOT_ACKNOWLEDGED")
     def put(self, symbol, query, data):
         """Set stop-loss / take-profit / trailing exits (all null removes them)."""
         return portfolio.set_stops(current_user(), query["account_id"], symbol, data, query["product"])
@@ -159,6 +162,7 @@ class AccountReset(Resource):
     @require_scope("trade")
     @use_schema(ResetSchema)
     @responds(AccountSchema)
+    @conflicts("NOT_A_PAPER_ACCOUNT")
     def post(self, account_id, data):
         """Wipe orders, trades and positions and restart with fresh cash (confirm: "RESET"). Audited."""
         return accounts.reset_account(current_user(), account_id, data["confirm"], data["starting_cash"])

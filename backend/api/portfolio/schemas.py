@@ -70,12 +70,14 @@ class AccountSchema(Schema):
 
 
 class AccountCreateSchema(Schema):
+    swagger_example = {"name": "Swing trades", "starting_cash": "500000.00"}
     name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     starting_cash = fields.Decimal(load_default=None, validate=validate.Range(min=1, max=10**12), **_MONEY)
     is_default = fields.Boolean(load_default=False)
 
 
 class AccountUpdateSchema(Schema):
+    swagger_example = {"name": "Swing trades (2026)"}
     name = fields.String(validate=validate.Length(min=1, max=100))
     is_default = fields.Boolean()
 
@@ -86,11 +88,13 @@ class AccountUpdateSchema(Schema):
 
 
 class ResetSchema(Schema):
+    swagger_example = {"confirm": "RESET", "starting_cash": "1000000.00"}
     confirm = fields.String(required=True, metadata={"description": "Must be exactly RESET"})
     starting_cash = fields.Decimal(load_default=None, validate=validate.Range(min=1, max=10**12), **_MONEY)
 
 
 class StopsSchema(Schema):
+    swagger_example = {"trailing_pct": "5"}
     stop_loss = fields.Decimal(load_default=None, allow_none=True, validate=_POSITIVE, **_MONEY)
     take_profit = fields.Decimal(load_default=None, allow_none=True, validate=_POSITIVE, **_MONEY)
     trailing_abs = fields.Decimal(load_default=None, allow_none=True, validate=_POSITIVE, **_MONEY)
@@ -117,12 +121,14 @@ class RiskSchema(Schema):
 
 
 class RiskUpdateSchema(Schema):
+    swagger_example = {"overrides": {"max_order_value": "250000", "max_orders_per_day": 50}}
     overrides = fields.Dict(
         keys=fields.String(), required=True, metadata={"description": "limit name -> value (null removes)"}
     )
 
 
 class KillSwitchSchema(Schema):
+    swagger_example = {"on": True, "reason": "done for the day"}
     on = fields.Boolean(required=True)
     reason = fields.String(load_default="", validate=validate.Length(max=255))
 

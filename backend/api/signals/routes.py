@@ -11,6 +11,7 @@ from marshmallow import ValidationError
 
 from backend.api.common import (
     ListQuerySchema,
+    conflicts,
     decode_cursor,
     model_for,
     no_body,
@@ -117,6 +118,7 @@ class SignalHmac(Resource):
     @require_scope("trade")
     @use_schema(HmacSettingSchema)
     @responds(SignalWebhookSchema)
+    @conflicts("SIGNAL_NO_TOKEN")
     def put(self, data):
         """Require X-Signature (new secret, shown once) or stop requiring it."""
         return signals.set_hmac_secret(current_user(), data["enabled"])

@@ -17,6 +17,14 @@ _NAME = validate.Regexp(r"^[A-Za-z0-9 ._:-]{1,64}$", error="1-64 characters of A
 
 
 class SignalMappingCreateSchema(Schema):
+    swagger_example = {
+        "name": "sbin-long",
+        "symbol": "SBIN",
+        "side": "BUY",
+        "quantity": 1,
+        "product": "D",
+        "type": "MARKET",
+    }
     name = fields.String(
         required=True,
         validate=_NAME,
@@ -39,6 +47,8 @@ class SignalMappingCreateSchema(Schema):
 
 
 class SignalMappingUpdateSchema(SignalMappingCreateSchema):
+    swagger_example = {"quantity": 2}
+
     def __init__(self, *args, **kwargs):
         kwargs["partial"] = True
         super().__init__(*args, **kwargs)
@@ -66,6 +76,7 @@ class SignalWebhookSchema(Schema):
 
 
 class HmacSettingSchema(Schema):
+    swagger_example = {"enabled": True}
     enabled = fields.Boolean(required=True, metadata={"description": "true: new secret; false: remove it"})
 
 
@@ -89,6 +100,8 @@ class SignalSchema(Schema):
 
 class TradingViewAlertSchema(Schema):
     """The alert message the user writes in TradingView (placeholders such as {{close}} filled in)."""
+
+    swagger_example = {"mapping": "sbin-long", "alert_id": "{{strategy.order.id}}-{{timenow}}"}
 
     class Meta:
         unknown = EXCLUDE

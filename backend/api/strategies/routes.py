@@ -2,7 +2,15 @@
 
 from flask_restx import Namespace, Resource
 
-from backend.api.common import ListQuerySchema, decode_cursor, no_body, page_limit, responds, use_schema
+from backend.api.common import (
+    ListQuerySchema,
+    conflicts,
+    decode_cursor,
+    no_body,
+    page_limit,
+    responds,
+    use_schema,
+)
 from backend.api.security import current_user, require_role, require_scope
 from backend.api.strategies.schemas import (
     AnalysisSchema,
@@ -120,6 +128,7 @@ class Deploy(Resource):
     @require_role("trader")
     @use_schema(DeployRequestSchema)
     @responds(DeploymentSchema, code=201)
+    @conflicts("ALREADY_RUNNING")
     def post(self, strategy_id, data):
         """Run the strategy live on a paper account from feed bars."""
         return deployments.deploy(current_user(), strategy_id, data["account_id"]), 201
@@ -130,6 +139,7 @@ class Stop(Resource):
     @require_role("trader")
     @no_body
     @responds(DeploymentSchema)
+    @conflicts("NOT_RUNNING")
     def post(self, strategy_id):
         """Stop the running deployment (open positions are kept)."""
         return deployments.stop(current_user(), strategy_id)

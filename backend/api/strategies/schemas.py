@@ -23,15 +23,20 @@ class CatalogSchema(Schema):
 
 
 class AnalyzeRequestSchema(Schema):
+    swagger_example = {"params": {"underlying": "NIFTY", "lots": 1}}
     params = fields.Dict(
         required=True,
-        metadata={"example": {"underlying": "NIFTY 50", "expiry": "2026-12-31", "lots": 1}},
+        metadata={
+            "example": {"underlying": "NIFTY", "lots": 1},
+            "description": "the strategy's params (GET /strategies/catalog); no expiry: the nearest listed",
+        },
     )
     as_of = fields.AwareDateTime(load_default=None, default_timezone=None)
     rate = fields.Float(load_default=None, validate=validate.Range(min=-0.05, max=0.5))
 
 
 class PlaceRequestSchema(Schema):
+    swagger_example = {"params": {"underlying": "NIFTY", "lots": 1}, "product": "D"}
     params = fields.Dict(required=True)
     account_id = fields.Integer(load_default=None)
     product = fields.String(load_default="D", validate=validate.OneOf(["D", "I"]))
@@ -66,6 +71,14 @@ class PlaceResultSchema(Schema):
 
 
 class SavedStrategyInputSchema(Schema):
+    swagger_example = {
+        "name": "SMA 10/20 RELIANCE",
+        "strategy": "sma_crossover",
+        "params": {"fast": 10, "slow": 20},
+        "symbols": ["RELIANCE"],
+        "interval": "5m",
+        "quantity": 1,
+    }
     name = fields.String(required=True, validate=validate.Length(min=1, max=128))
     strategy = fields.String(required=True, validate=validate.Length(min=1, max=64))
     params = fields.Dict(load_default=dict)
@@ -76,6 +89,7 @@ class SavedStrategyInputSchema(Schema):
 
 
 class SavedStrategyUpdateSchema(Schema):
+    swagger_example = {"params": {"fast": 5, "slow": 20}}
     name = fields.String(validate=validate.Length(min=1, max=128))
     strategy = fields.String(validate=validate.Length(min=1, max=64))
     params = fields.Dict()
@@ -116,6 +130,7 @@ class VersionListSchema(Schema):
 
 
 class DeployRequestSchema(Schema):
+    swagger_example = {}
     account_id = fields.Integer(load_default=None, allow_none=True)
 
 

@@ -6,7 +6,7 @@ other write (a read-only API key never changes anything; viewers see the dashboa
 
 from flask_restx import Namespace, Resource
 
-from backend.api.common import responds, use_schema
+from backend.api.common import conflicts, responds, use_schema
 from backend.api.security import current_user, require_scope
 from backend.api.watchlists.schemas import (
     SymbolAddSchema,
@@ -31,6 +31,7 @@ class Watchlists(Resource):
 
     @use_schema(WatchlistCreateSchema)
     @responds(WatchlistSchema, 201, "Created")
+    @conflicts("WATCHLIST_NAME_TAKEN")
     def post(self, data):
         """Create a watchlist (optionally with symbols); it goes last."""
         return watchlists.create(current_user(), data["name"], data["symbols"]), 201
@@ -55,6 +56,7 @@ class WatchlistItem(Resource):
 
     @use_schema(WatchlistRenameSchema)
     @responds(WatchlistSchema)
+    @conflicts("WATCHLIST_NAME_TAKEN")
     def patch(self, watchlist_id, data):
         """Rename a watchlist."""
         return watchlists.rename(current_user(), watchlist_id, data["name"])
@@ -70,6 +72,7 @@ class WatchlistItem(Resource):
 class WatchlistSymbols(Resource):
     @use_schema(SymbolAddSchema)
     @responds(WatchlistSchema, 201, "Added")
+    @conflicts("WATCHLIST_SYMBOL_EXISTS")
     def post(self, watchlist_id, data):
         """Add a symbol (an active instrument; search with GET /market-data/instruments?q=)."""
         return watchlists.add_symbol(current_user(), watchlist_id, data["symbol"], data["position"]), 201

@@ -7,15 +7,18 @@ _SYMBOL = fields.String(validate=validate.Length(min=1, max=64))
 
 
 class WatchlistCreateSchema(Schema):
+    swagger_example = {"name": "Banks", "symbols": ["HDFCBANK", "ICICIBANK", "SBIN"]}
     name = fields.String(required=True, validate=_NAME)
     symbols = fields.List(_SYMBOL, load_default=list, validate=validate.Length(max=100))
 
 
 class WatchlistRenameSchema(Schema):
+    swagger_example = {"name": "Private banks"}
     name = fields.String(required=True, validate=_NAME)
 
 
 class WatchlistOrderSchema(Schema):
+    swagger_example = {"ids": [1]}
     ids = fields.List(
         fields.Integer(strict=True, validate=validate.Range(min=1)),
         required=True,
@@ -25,6 +28,7 @@ class WatchlistOrderSchema(Schema):
 
 
 class SymbolAddSchema(Schema):
+    swagger_example = {"symbol": "AXISBANK", "position": 0}
     symbol = fields.String(required=True, validate=validate.Length(min=1, max=64))
     position = fields.Integer(
         load_default=None,
@@ -35,6 +39,7 @@ class SymbolAddSchema(Schema):
 
 
 class SymbolsSetSchema(Schema):
+    swagger_example = {"symbols": ["HDFCBANK", "ICICIBANK"]}
     symbols = fields.List(
         _SYMBOL,
         required=True,

@@ -37,8 +37,8 @@ def lock_account(account_id: int) -> TradingAccount:
     """Lock the account row for the rest of the transaction and return it freshly loaded.
 
     PostgreSQL: ``SELECT ... FOR UPDATE`` serialises every money-moving transaction of one account.
-    SQLite ignores FOR UPDATE, but its transactions start with BEGIN IMMEDIATE (backend/database.py),
-    which already serialises writers.
+    SQLite has no row locks: a FOR UPDATE select makes the transaction take the database's write
+    lock first (backend/database.py), so the row is read fresh and money moves one writer at a time.
     """
     stmt = (
         select(TradingAccount)

@@ -261,7 +261,7 @@ def _place_basket_locked(
 ) -> list[Order]:
     events = Events()
     digest = ""
-    rejected: list[Order] | None = None
+    rejected: RiskRejected | None = None
     try:
         acct, global_kill = lock_for_order(user, account_id)
         account_id = acct.id
@@ -301,8 +301,8 @@ def _place_basket_locked(
             message = f"basket rejected: {reasons_text(decision.failed)}"
             for row in rows:
                 reject_row(row, checks, message, events)
+            rejected = _basket_rejection(rows)  # before the commit expires them (see place_locked)
             db.session.commit()
-            rejected = rows
         elif acct.mode == "live":
             # A live broker cannot take a filled leg back, so a live basket is one risk decision and
             # every leg recorded before the first call, then each leg sent exactly once (orders/live.py).
@@ -340,5 +340,5 @@ def _place_basket_locked(
         raise
     events.send()
     if rejected is not None:
-        raise _basket_rejection(rejected)
+        raise rejected
     return rows

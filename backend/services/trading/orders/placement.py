@@ -409,9 +409,12 @@ def place_locked(
             reject_row(row, [f.to_dict() for f in decision.failed], reasons_text(decision.failed), events)
             db.session.flush()
             events.render()
+            # Built before the commit expires the row: a reset waiting for the account lock may delete
+            # it the moment the lock goes, and reloading it then raised (issue 17: a 500, not the 422).
+            refused = rejection(row)
             db.session.commit()
             events.send()
-            raise rejection(row)
+            raise refused
         if acct.mode != "paper":
             # Live: the row and its key are committed in ``submitting`` before the broker is called
             # (orders/live.py). The paper broker runs in this very transaction instead, so its row,

@@ -81,7 +81,7 @@ def place_sliced(
     events = Events()
     rows: list[Order] = []
     digest = ""
-    refused = False
+    refused: RiskRejected | None = None
     try:
         acct, global_kill = lock_for_order(user, account_id)
         account_id = acct.id
@@ -121,8 +121,8 @@ def place_sliced(
             message = f"sliced order rejected: {reasons_text(decision.failed)}"
             for row in rows:
                 reject_row(row, checks, message, events)
+            refused = rejection(rows[0])  # before the commit expires it (see placement.place_locked)
             db.session.commit()
-            refused = True
         elif acct.mode == "live":
             # each slice is its own live order: all recorded, then each sent exactly once
             from backend.services.trading.orders import live
@@ -154,7 +154,7 @@ def place_sliced(
         db.session.rollback()
         raise
     events.send()
-    if refused:
-        raise rejection(rows[0])
+    if refused is not None:
+        raise refused
     rows[0].slices = rows  # type: ignore[attr-defined] - read by OrderSchema.slices
     return rows[0], 201
