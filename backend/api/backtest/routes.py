@@ -182,7 +182,12 @@ class BacktestCsvUpload(Resource):
             "csv": {
                 "in": "body",
                 "description": "the OHLCV CSV itself (BACKTEST_MAX_CSV_BYTES)",
-                "schema": {"type": "string"},
+                "schema": {
+                    "type": "string",
+                    "example": "Date,Open,High,Low,Close,Volume\n"
+                    "2004-08-19,100,104.06,95.96,100.34,22351900\n"
+                    "2004-08-20,101.01,109.08,100.5,108.31,11428600\n",
+                },
             }
         },
     )

@@ -145,7 +145,8 @@ class CsvUploadQuerySchema(Schema):
         validate=validate.Length(max=8192),
         metadata={
             "description": "BacktestRequest JSON without csv/data (URL-encoded), e.g. "
-            '{"strategy":"sma_crossover","params":{"fast":10,"slow":20}}'
+            '{"strategy":"sma_crossover","params":{"fast":10,"slow":20}}',
+            "x-example": '{"strategy": "sma_crossover", "params": {"fast": 10, "slow": 20}}',
         },
     )
 

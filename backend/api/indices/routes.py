@@ -6,7 +6,7 @@ A simulation computes and stores nothing, so a read key may call it.
 
 from flask_restx import Namespace, Resource
 
-from backend.api.common import ListQuerySchema, decode_cursor, page_limit, responds, use_schema
+from backend.api.common import ListQuerySchema, conflicts, decode_cursor, page_limit, responds, use_schema
 from backend.api.indices.schemas import (
     AllocationQuerySchema,
     AllocationSchema,
@@ -37,6 +37,7 @@ class Indices(Resource):
         return indices.list_for(current_user(), page_limit(query["limit"]), decode_cursor(query["cursor"]))
 
     @use_schema(IndexCreateSchema)
+    @conflicts("INDEX_NAME_TAKEN")
     @responds(IndexSchema, 201, "Created")
     def post(self, data):
         """Define an index: universe, weighting method, rebalance rule, base value and currency."""
@@ -61,6 +62,7 @@ class IndexItem(Resource):
 @ns.route("/<int:index_id>/compute")
 class IndexCompute(Resource):
     @use_schema(IndexComputeSchema)
+    @conflicts("INDEX_BUSY", "INDEX_HISTORY_MISMATCH")
     @responds(IndexComputeResultSchema)
     def post(self, index_id, data):
         """Append the values (and rebalance allocations) of the days after the last computed one."""
