@@ -16,7 +16,23 @@ MD = "/api/v1/market-data"
 
 
 class BookMarket(FakeMarket):
-    """Prices set by hand with no spread, so a LIMIT at the price fills at exactly that price."""
+    """Prices set by hand with no spread, so a LIMIT at the price fills at exactly that price;
+    ``closes`` are the daily closes (by symbol and day) its daily candles report."""
+
+    def __init__(self, app) -> None:
+        super().__init__(app)
+        self.closes: dict[tuple[str, object], Decimal] = {}
+
+    def candles(self, symbol, interval, start, end):
+        from backend.domain.market.provider import daily_bar_ts
+        from backend.domain.market.types import Candle
+
+        out = []
+        for (sym, day), close in sorted(self.closes.items()):
+            ts = daily_bar_ts(day)
+            if sym == symbol and interval == "1d" and start <= ts <= end:
+                out.append(Candle(ts, close, close, close, close, 0))
+        return out
 
     def quote(self, s):
         from backend.domain.market.types import Quote
