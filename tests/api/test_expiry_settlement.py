@@ -233,3 +233,24 @@ def test_the_session_scheduler_settles_at_the_fo_close_of_expiry_day(
     assert D(_summary(client, h)["cash"]) == cash - 65 * (k - 40)
     assert _summary(client, h)["open_positions"] == 0
     assert D(_summary(client, h)["margin_used"]) == 0
+
+
+def test_an_expired_contract_cannot_be_traded(app, client, trader, futures_desk, market_clock):  # noqa: F811
+    from backend.domain.market.calendar import IST
+
+    _, h = trader
+    expiry, k, sym = _contracts(app)
+    futures_desk.set("NIFTY", str(k))
+    futures_desk.set(sym["future"], str(k))
+    market_clock(datetime.combine(expiry, time(15, 39), tzinfo=IST), clock="always_open")
+    _order(client, h, symbol=sym["future"], side="BUY", price=str(k))  # the last minute of trading
+    market_clock(datetime.combine(expiry, time(15, 40), tzinfo=IST), clock="always_open")
+    r = client.post(
+        "/api/v1/orders",
+        json={"symbol": sym["future"], "side": "SELL", "type": "LIMIT", "product": "D", "quantity": 65,
+              "price": str(k)},
+        headers=h,
+    )  # fmt: skip
+    assert r.status_code == 422
+    assert f"expired on {expiry.isoformat()}" in r.get_json()["error"]["details"]["fields"]["symbol"][0]
+    assert _summary(client, h)["open_positions"] == 1  # nothing changed: it waits for settlement
