@@ -147,3 +147,29 @@ def test_buy_and_sell_a_nifty_future_charges_to_the_paisa_and_margin(app, client
     assert D(s["cash"]) == start + D("6500") - D("98.68") - D("944.46")
     assert D(s["available_cash"]) == D(s["cash"])
     check_invariants(app, buy["account_id"])
+
+
+def test_simulated_futures_are_quoted_above_the_index_and_found_by_the_chart_search(app, client, trader):
+    """On the simulated market itself: contango (spot plus carry), a book, and the UDF search."""
+    from backend.services import market_data
+    from backend.services.cache import get_cache
+
+    _, h = trader
+    with app.app_context():
+        market_data.set_provider(None, app)
+        get_cache(app).flush("quote")
+        today = datetime.now(UTC).date()
+        rows = market_data.search_instruments("NIFTY FUT", "FUT", 10, None).items
+        near, nxt = sorted((r for r in rows if r.expiry >= today), key=lambda r: r.expiry)[:2]
+    r = client.get(f"{MD}/quotes", query_string={"symbols": f"NIFTY,{near.trading_symbol},{nxt.trading_symbol}"},
+                   headers=h)  # fmt: skip
+    assert r.status_code == 200, r.get_json()
+    q = {x["symbol"]: x for x in r.get_json()["items"]}
+    spot, f1, f2 = (D(q[s]["ltp"]) for s in ("NIFTY", near.trading_symbol, nxt.trading_symbol))
+    assert spot < f1 < f2  # the further the expiry, the larger the carry
+    assert f1 - spot < spot * D("0.0525") * 40 / 365  # never more than 40 days of carry at 5.25%
+    assert D(q[near.trading_symbol]["bid"]) < f1 < D(q[near.trading_symbol]["ask"])
+    r = client.get(f"{MD}/udf/search", query_string={"query": "BANKNIFTY FUT", "type": "futures"}, headers=h)
+    assert r.status_code == 200
+    found = r.get_json()
+    assert found and {x["type"] for x in found} == {"futures"}
