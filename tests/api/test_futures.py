@@ -161,14 +161,23 @@ def test_simulated_futures_are_quoted_above_the_index_and_found_by_the_chart_sea
         today = datetime.now(UTC).date()
         rows = market_data.search_instruments("NIFTY FUT", "FUT", 10, None).items
         near, nxt = sorted((r for r in rows if r.expiry >= today), key=lambda r: r.expiry)[:2]
-    r = client.get(f"{MD}/quotes", query_string={"symbols": f"NIFTY,{near.trading_symbol},{nxt.trading_symbol}"},
-                   headers=h)  # fmt: skip
+    symbols = f"NIFTY,{near.trading_symbol},{nxt.trading_symbol}"
+    r = client.get(f"{MD}/quotes", query_string={"symbols": symbols}, headers=h)
     assert r.status_code == 200, r.get_json()
     q = {x["symbol"]: x for x in r.get_json()["items"]}
     spot, f1, f2 = (D(q[s]["ltp"]) for s in ("NIFTY", near.trading_symbol, nxt.trading_symbol))
     assert spot < f1 < f2  # the further the expiry, the larger the carry
     assert f1 - spot < spot * D("0.0525") * 40 / 365  # never more than 40 days of carry at 5.25%
     assert D(q[near.trading_symbol]["bid"]) < f1 < D(q[near.trading_symbol]["ask"])
+    # the chart draws a future from the index's bars at their carry
+    r = client.get(f"{MD}/candles/{near.trading_symbol}", query_string={"interval": "1d"}, headers=h)
+    assert r.status_code == 200, r.get_json()
+    bars = r.get_json()["candles"]
+    index = client.get(f"{MD}/candles/NIFTY", query_string={"interval": "1d"}, headers=h).get_json()[
+        "candles"
+    ]
+    assert bars and len(bars) == len(index)
+    assert all(D(f["close"]) > D(i["close"]) for f, i in zip(bars, index, strict=True))
     r = client.get(f"{MD}/udf/search", query_string={"query": "BANKNIFTY FUT", "type": "futures"}, headers=h)
     assert r.status_code == 200
     found = r.get_json()

@@ -260,8 +260,10 @@ class SimulatedProvider(MarketDataProvider):
     def candles(self, symbol: str, interval: str, start: datetime, end: datetime) -> list[Candle]:
         validate_range(interval, start, end)
         ins = self._instrument(symbol)
-        if ins.is_option or ins.instrument_type == "FUT":
-            raise ValidationFailed("historical candles of derivative contracts are not simulated")
+        if ins.instrument_type == "FUT":
+            return self._future_candles(ins, interval, start, end)
+        if ins.is_option:
+            raise ValidationFailed("historical candles of option contracts are not simulated")
         now = self.clock()
         tick = ins.tick_size
         first = max(start.astimezone(IST).date(), self.history_start)
@@ -300,6 +302,22 @@ class SimulatedProvider(MarketDataProvider):
                         tick,
                     )
                 )
+        return out
+
+    def _future_candles(self, c: Instrument, interval: str, start: datetime, end: datetime) -> list[Candle]:
+        """The index's bars at the cost of carry of each bar's start, up to the contract's expiry
+        (the carry changes by well under a tick within one bar); no volume, as the index has none."""
+        assert c.underlying is not None and c.expiry is not None
+        last = min(end, self.calendar.session_close(c.expiry).astimezone(UTC))
+        out = []
+        for bar in self.candles(c.underlying, interval, start, last):
+            k = 1.0 + self.carry_rate * self._years_to_expiry(c.expiry, bar.ts)
+            o, h, lo, cl = (
+                _to_tick(float(x) * k, c.tick_size) for x in (bar.open, bar.high, bar.low, bar.close)
+            )
+            out.append(
+                Candle(ts=bar.ts, open=o, high=max(o, h, lo, cl), low=min(o, h, lo, cl), close=cl, volume=0)
+            )
         return out
 
     # ------------------------------------------------------------------ spot & ticks

@@ -87,3 +87,25 @@ def test_future_converges_to_the_index_close_at_expiry():
     later = datetime(2026, 12, 29, 18, 0, tzinfo=IST).astimezone(UTC)
     ticks = sim.tick([fut.trading_symbol], later)
     assert ticks[0].ltp == index
+
+
+def test_future_candles_are_the_index_bars_at_the_carry_of_their_time():
+    sim = _sim(carry_rate=0.0525)
+    fut = sim.instruments.futures("NIFTY")[0]
+    start = datetime(2026, 12, 1, 9, 15, tzinfo=IST)
+    end = datetime(2026, 12, 2, 15, 30, tzinfo=IST)
+    index = sim.candles("NIFTY", "1h", start, end)
+    bars = sim.candles(fut.trading_symbol, "1h", start, end)
+    assert [b.ts for b in bars] == [b.ts for b in index] and bars
+    for i, f in zip(index, bars, strict=True):
+        t = (datetime(2026, 12, 29, 15, 30, tzinfo=IST) - f.ts).total_seconds() / (365 * 86400)
+        assert abs(float(f.close) - float(i.close) * (1 + 0.0525 * t)) <= 0.025  # to the nearest tick
+        assert f.low <= min(f.open, f.close) and f.high >= max(f.open, f.close)
+    # nothing after the contract's expiry, though the index trades on
+    after = SimulatedProvider(
+        clock=lambda: datetime(2027, 1, 10, 12, 0, tzinfo=IST), instruments=sim.instruments
+    )
+    span = (datetime(2026, 12, 20, tzinfo=IST), datetime(2027, 1, 9, tzinfo=IST))
+    days = [b.ts.astimezone(IST).date() for b in after.candles(fut.trading_symbol, "1d", *span)]
+    assert days and max(days) == fut.expiry
+    assert max(b.ts.astimezone(IST).date() for b in after.candles("NIFTY", "1d", *span)) > fut.expiry
