@@ -254,3 +254,33 @@ def test_an_expired_contract_cannot_be_traded(app, client, trader, futures_desk,
     assert r.status_code == 422
     assert f"expired on {expiry.isoformat()}" in r.get_json()["error"]["details"]["fields"]["symbol"][0]
     assert _summary(client, h)["open_positions"] == 1  # nothing changed: it waits for settlement
+
+
+def test_a_stock_future_is_not_cash_settled(app, client, trader, futures_desk, market_clock):  # noqa: F811
+    """Stock F&O settles by delivery of the shares, which the paper broker does not simulate: the
+    position is left open rather than settled in cash at a made-up price."""
+    from backend.domain.market.calendar import IST
+    from backend.domain.market.instruments import Instrument
+    from backend.services import market_data
+
+    _, h = trader
+    expiry, k, sym = _contracts(app)
+    stock_future = f"RELIANCE FUT {expiry.strftime('%d %b %y').upper()}"
+    with app.app_context():
+        market_data.upsert_instruments(
+            [
+                Instrument(
+                    "NSE_FO|TEST-RELIANCE-FUT", stock_future, "RELIANCE", "NSE", "NSE_FO", "FUT",
+                    lot_size=1, expiry=expiry, underlying="RELIANCE",
+                )
+            ]
+        )  # fmt: skip
+    futures_desk.set("RELIANCE", "1400")
+    futures_desk.set(stock_future, "1400")
+    _order(client, h, symbol=stock_future, side="BUY", price="1400", quantity=10)
+    futures_desk.closes[("RELIANCE", expiry)] = D("1410")
+    market_clock(datetime.combine(expiry, time(16, 0), tzinfo=IST), clock="always_open")
+    result = _settle(app, expiry)
+    assert result.exit_code == 0, result.output
+    assert "positions: 0" in result.output
+    assert _summary(client, h)["open_positions"] == 1

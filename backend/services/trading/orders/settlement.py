@@ -16,7 +16,9 @@ expired on or before the day, one transaction under the account lock:
   ``fill``, ``position_update`` and one ``expiry_settlement`` event per account.
 
 Running the job twice settles once: the second run finds the positions flat (and the order key
-taken). Live accounts are settled by the broker; reconciliation brings that in.
+taken). Live accounts are settled by the broker; reconciliation brings that in. Only index
+derivatives are cash settled: stock F&O is settled by delivery of the shares, which is not
+simulated, so such a position (from an Upstox instrument file) is left open and logged.
 """
 
 from __future__ import annotations
@@ -83,10 +85,20 @@ def _expired_positions(day: date) -> dict[int, list[tuple[int, Any]]]:
         ins = market_data.find_instrument(symbol)
         if ins is None or ins.instrument_type not in ("CE", "PE", "FUT") or ins.expiry is None:
             continue
+        if not _is_index(market_data, ins.underlying):
+            # stock derivatives settle by delivery of the shares (SEBI, physical settlement of stock
+            # F&O since Oct 2019): not simulated, left open and logged
+            log.warning("physically settled contract not settled", extra={"symbol": symbol})
+            continue
         if ins.expiry <= day and now >= cal.session_close(ins.expiry, "NSE_FO"):
             out[account_id].append((pid, ins))
     db.session.rollback()
     return out
+
+
+def _is_index(market_data: Any, symbol: str | None) -> bool:
+    underlying = market_data.find_instrument(symbol) if symbol else None
+    return underlying is not None and underlying.instrument_type == "INDEX"
 
 
 def _book(acct: TradingAccount, pos: Position, ins: Any, s: Settlement, events: Events) -> dict[str, Any]:
