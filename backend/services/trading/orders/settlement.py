@@ -196,8 +196,9 @@ def _book(acct: TradingAccount, pos: Position, ins: Any, s: Settlement, events: 
 def settle_expiry(day: date, prices: Mapping[str, Decimal] | None = None) -> dict[str, Any]:
     """Settle every paper position in contracts that expired on or before ``day``.
 
-    ``prices``: final settlement prices by underlying (default: each underlying's close on the
-    contract's expiry day from market data). Returns counts by outcome, and the failures."""
+    ``prices``: final settlement prices by underlying for contracts expiring on ``day`` (default,
+    and for earlier expiries: each underlying's close on the contract's expiry day from market data).
+    Returns counts by outcome, and the failures."""
     given = {k.upper(): Decimal(v) for k, v in (prices or {}).items()}
     found: dict[tuple[str, date], Decimal] = {}
     totals: dict[str, Any] = {"accounts": 0, "positions": 0, "failed": []}
@@ -213,7 +214,9 @@ def settle_expiry(day: date, prices: Mapping[str, Decimal] | None = None) -> dic
                     continue  # settled meanwhile
                 key = (ins.underlying.upper(), ins.expiry)
                 if key not in found:
-                    found[key] = given.get(key[0]) or final_settlement_price(key[0], ins.expiry)
+                    # a price given by hand is the close of ``day``: it settles that day's expiry only
+                    by_hand = given.get(key[0]) if ins.expiry == day else None
+                    found[key] = by_hand or final_settlement_price(key[0], ins.expiry)
                 rates = sched.segments_on(ins.expiry).get("FO")
                 product_rates = rates.products.get(Product(pos.product)) if rates else None
                 stt_pct = product_rates.stt_exercise_pct if product_rates else Decimal(0)
