@@ -263,9 +263,14 @@ def expiry_settle_cmd(day: datetime | None, prices: tuple[str, ...]) -> None:
     for item in prices:
         name, _, value = item.partition("=")
         try:
-            given[name.strip().upper()] = Decimal(value)
+            price = Decimal(value)
         except InvalidOperation:
-            raise click.BadParameter(f"{item!r}: expected UNDERLYING=PRICE", param_hint="--price") from None
+            price = Decimal(0)
+        if not name.strip() or not price.is_finite() or price <= 0:
+            raise click.BadParameter(
+                f"{item!r}: expected UNDERLYING=PRICE, a positive price", param_hint="--price"
+            )
+        given[name.strip().upper()] = price
     target = day.date() if day else datetime.now(IST).date()
     result = settle_expiry(target, given)
     for key, value in result.items():

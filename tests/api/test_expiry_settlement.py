@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, time
 from decimal import Decimal
 
+import pytest
+
 from tests.api.test_futures import futures_desk  # noqa: F401 - fixture
 from tests.services.trading_support import check_invariants, events  # noqa: F401 - fixture
 
@@ -284,3 +286,10 @@ def test_a_stock_future_is_not_cash_settled(app, client, trader, futures_desk, m
     assert result.exit_code == 0, result.output
     assert "positions: 0" in result.output
     assert _summary(client, h)["open_positions"] == 1
+
+
+@pytest.mark.parametrize("price", ["NIFTY=abc", "NIFTY=NaN", "NIFTY=-5", "=26000", "NIFTY"])
+def test_settle_command_names_a_bad_price(app, price):
+    result = app.test_cli_runner().invoke(args=["expiry", "settle", "--date", "2026-12-29", "--price", price])
+    assert result.exit_code == 2
+    assert "--price" in result.output and "UNDERLYING=PRICE" in result.output
