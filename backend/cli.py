@@ -100,9 +100,10 @@ def register_commands(app: Flask) -> None:
     from backend.services.jobs import register_cli as _jobs_cli
 
     _jobs_cli(app)
-    from backend.services.scheduler import session_cli
+    from backend.services.scheduler import expiry_cli, session_cli
 
     app.cli.add_command(session_cli)
+    app.cli.add_command(expiry_cli)
     from backend.services.market_calendar import calendar_cli
 
     app.cli.add_command(calendar_cli)

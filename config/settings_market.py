@@ -49,6 +49,8 @@ def settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "SIM_VOL": env_float("SIM_VOL", 0.25, env=env),
         "SIM_INDEX_VOL": env_float("SIM_INDEX_VOL", 0.15, env=env),
         "SIM_RATE": env_float("SIM_RATE", 0.065, env=env),
+        # futures' cost of carry: RBI policy repo rate, 5.25% from 5 Dec 2025 (RBI MPC, businesstoday.in)
+        "SIM_CARRY_RATE": env_float("SIM_CARRY_RATE", 0.0525, env=env),
         "SIM_IV_ATM": env_float("SIM_IV_ATM", 0.0, env=env) or None,  # 0 / unset: the underlying's vol
         "SIM_IV_SKEW": env_float("SIM_IV_SKEW", -0.8, env=env),
         "SIM_IV_CURVATURE": env_float("SIM_IV_CURVATURE", 4.0, env=env),

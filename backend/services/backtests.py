@@ -51,15 +51,17 @@ def _schedule(path: str | None) -> ChargeSchedule:
 def charges_cost_function(
     product: str = "D", segment: str = "EQ", schedule: ChargeSchedule | None = None
 ) -> Callable[[str, float, float], float]:
-    """``cost(side, qty, price)`` from the paper broker's charge schedule (whole units, rupees)."""
+    """``cost(side, qty, price, day)`` from the paper broker's charge schedule (whole units, rupees),
+    at the rates in force on the trade's ``day`` (the engine passes each bar's date; None: today's)."""
     sched = schedule or _schedule(current_app.config.get("TRADING_CONFIG"))
     prod = Product(product)
 
-    def cost(side: str, qty: float, price: float) -> float:
+    def cost(side: str, qty: float, price: float, day: date | None = None) -> float:
         units = int(round(qty))
         if units <= 0:
             return 0.0
-        breakdown = sched.estimate(Side(side.upper()), prod, units, Decimal(repr(float(price))), segment)
+        px = Decimal(repr(float(price)))
+        breakdown = sched.estimate(Side(side.upper()), prod, units, px, segment, on=day)
         return float(breakdown.total)
 
     return cost

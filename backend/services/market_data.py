@@ -285,15 +285,17 @@ def _build_provider(app: Flask) -> MarketDataProvider:
             vol=cfg.get("SIM_VOL", 0.25),
             index_vol=cfg.get("SIM_INDEX_VOL", 0.15),
             rate=cfg.get("SIM_RATE", 0.065),
+            carry_rate=cfg.get("SIM_CARRY_RATE", 0.0525),
             atm_vol=cfg.get("SIM_IV_ATM"),
             skew=cfg.get("SIM_IV_SKEW", -0.8),
             curvature=cfg.get("SIM_IV_CURVATURE", 4.0),
         )
         before = {i.instrument_key for i in registry}
         provider.list_index_options(cfg.get("SIM_STRIKES_EACH_SIDE", 20))  # type: ignore[attr-defined]
+        provider.list_index_futures()  # type: ignore[attr-defined]
         fresh = [i for i in registry if i.instrument_key not in before]
         if fresh:
-            # Series listed since the seed ran (new expiries): make them searchable/subscribable.
+            # Series and futures listed since the seed ran (new expiries): make them searchable/subscribable.
             upsert_instruments(fresh)
             _reload_instruments(st)
         return provider

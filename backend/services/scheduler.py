@@ -5,8 +5,12 @@
   expire at 15:30 and NSE_FO orders at the F&O close (15:40 from 3 Aug 2026);
 - at each segment's square-off warning and square-off times (``square_off`` in config/trading.yaml):
   open intraday positions are warned about, then closed (``SquareOffScheduler``);
+- at the F&O close: paper positions in contracts expiring that day are settled at the final
+  settlement price, the index close (``settle_expiry``: ITM options exercised or assigned at intrinsic
+  value, OTM ones expire worthless, futures settle);
 - once per trading day after every segment has closed and ``SESSION_TASKS_TIME``: the session-close
-  tasks (DAY-order expiry for anything left, then equity snapshots).
+  tasks (DAY-order expiry for anything left, expiry settlement again (idempotent), then equity
+  snapshots).
 
 One process runs each job per day: with Redis, a ``SET NX`` claim on (job, segment, date); without
 Redis there is only one process. ``flask session close`` runs the session-close tasks by hand.
@@ -37,11 +41,14 @@ def session_close_tasks() -> list[tuple[str, Callable[[date], Any]]]:
     from backend.services import analytics
     from backend.services.trading import orders
     from backend.services.trading.orders import square_off
+    from backend.services.trading.orders.settlement import settle_expiry
 
     return [
         # no intraday position survives the session: whatever is still open is closed first
         ("square_off_intraday", lambda day: square_off.square_off(None)),
         ("expire_day_orders", lambda day: orders.expire_day_orders()),  # before snapshots: frees cash
+        # settles nothing twice: catches an expiry whose F&O-close job failed or did not run
+        ("settle_expiry", settle_expiry),
         ("equity_snapshots", analytics.snapshot_all),
     ]
 
@@ -50,11 +57,13 @@ def segment_jobs() -> list[tuple[str, str, str, Callable[[datetime], Any]]]:
     """(job, segment, "open"/"close", task(now)) run once per trading day of the segment."""
     from backend.services.trading.orders.amo import release_amo_orders
     from backend.services.trading.orders.expiry import expire_day_orders
+    from backend.services.trading.orders.settlement import settle_expiry
 
     jobs: list[tuple[str, str, str, Callable[[datetime], Any]]] = []
     for seg in SEGMENTS:
         jobs.append(("release_amo", seg, "open", lambda now, s=seg: release_amo_orders(s, now)))
         jobs.append(("expire_day_orders", seg, "close", lambda now, s=seg: expire_day_orders(s)))
+    jobs.append(("settle_expiry", "NSE_FO", "close", lambda now: settle_expiry(now.astimezone(IST).date())))
     return jobs
 
 
@@ -237,3 +246,42 @@ def square_off_cmd(segment: str | None) -> None:
     from backend.services.trading.orders import square_off
 
     click.echo(f"square_off: {square_off.square_off(segment)}")
+
+
+@click.group("expiry", cls=AppGroup)
+def expiry_cli() -> None:
+    """F&O expiry tasks."""
+
+
+@expiry_cli.command("settle")
+@click.option("--date", "day", type=click.DateTime(formats=["%Y-%m-%d"]), help="Default: today (IST).")
+@click.option(
+    "--price",
+    "prices",
+    multiple=True,
+    help="UNDERLYING=PRICE: the final settlement price, instead of the underlying's close from market data.",
+)
+def expiry_settle_cmd(day: datetime | None, prices: tuple[str, ...]) -> None:
+    """Settle paper positions in contracts expired on or before the date (idempotent)."""
+    from decimal import Decimal, InvalidOperation
+
+    from backend.services.trading.orders.settlement import settle_expiry
+
+    given = {}
+    for item in prices:
+        name, _, value = item.partition("=")
+        try:
+            price = Decimal(value)
+        except InvalidOperation:
+            price = Decimal(0)
+        if not name.strip() or not price.is_finite() or price <= 0:
+            raise click.BadParameter(
+                f"{item!r}: expected UNDERLYING=PRICE, a positive price", param_hint="--price"
+            )
+        given[name.strip().upper()] = price
+    target = day.date() if day else datetime.now(IST).date()
+    result = settle_expiry(target, given)
+    for key, value in result.items():
+        click.echo(f"{key}: {value}")
+    if result["failed"]:
+        raise SystemExit(1)

@@ -83,6 +83,7 @@ def test_other_users_cannot_see_a_job(app, client, trader, make_user):
 
 
 def test_charges_cost_model_pays_the_paper_broker_schedule(app, client, trader):
+    from datetime import date
     from decimal import Decimal
 
     from backend.domain.charges import estimate
@@ -94,9 +95,11 @@ def test_charges_cost_model_pays_the_paper_broker_schedule(app, client, trader):
     ).get_json()
     wait(app, job["id"])
     t = client.get(f"{URL}/{job['id']}/trades", headers=headers).get_json()["items"][0]
+    # each side at the rates of its own date (rates carry effective_from in config/trading.yaml)
+    entry_day, exit_day = (date.fromisoformat(t[k][:10]) for k in ("entry_time", "exit_time"))
     expected = (
-        estimate(Side.BUY, Product.D, int(t["size"]), Decimal(repr(t["entry_price"]))).total
-        + estimate(Side.SELL, Product.D, int(t["size"]), Decimal(repr(t["exit_price"]))).total
+        estimate(Side.BUY, Product.D, int(t["size"]), Decimal(repr(t["entry_price"])), on=entry_day).total
+        + estimate(Side.SELL, Product.D, int(t["size"]), Decimal(repr(t["exit_price"])), on=exit_day).total
     )
     assert t["commission"] == pytest.approx(float(expected), abs=1e-9)
 

@@ -23,10 +23,12 @@ The Python loop runs once per fill event (entry, exit or reversal), never once p
 
 from __future__ import annotations
 
+import inspect
 import math
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -38,7 +40,9 @@ from backend.domain.backtest.data import load_ohlcv
 from backend.domain.errors import ValidationFailed
 from backend.domain.strategies.base import SignalStrategy
 
-CostFunction = Callable[[str, float, float], "float | Decimal"]
+# cost(side, qty, price), or cost(side, qty, price, day): a four-argument function is given each
+# trade's date (the bar's day), so dated charge rates apply as of the trade (config/trading.yaml)
+CostFunction = Callable[..., "float | Decimal"]
 
 # backtesting.py sizes "all-in" orders as 1 - machine epsilon of the available margin
 _FULL_EQUITY = 1 - sys.float_info.epsilon
@@ -136,17 +140,22 @@ class BacktestResult:
 class _Costs:
     """Commission model: flat rate (exactly as backtesting.py) or a pluggable cost function."""
 
-    def __init__(self, commission: float | CostFunction, fractional: bool):
+    def __init__(self, commission: float | CostFunction, fractional: bool, times: np.ndarray | None = None):
         self.fn = commission if callable(commission) else None
         self.rate = 0.0 if self.fn else float(commission)
         self.fractional = fractional
+        # each bar's day, for a cost function that takes the trade's date
+        self.days = times.astype("datetime64[D]") if times is not None and _takes_day(self.fn) else None
 
-    def cost(self, side: str, qty: float, price: float) -> float:
+    def cost(self, side: str, qty: float, price: float, bar: int | None = None) -> float:
         if self.fn is not None:
+            if self.days is not None and bar is not None:
+                day: date = self.days[bar].item()
+                return float(self.fn(side, abs(qty), price, day))
             return float(self.fn(side, abs(qty), price))
         return abs(qty) * price * self.rate
 
-    def size(self, side: str, cash: float, price: float) -> float:
+    def size(self, side: str, cash: float, price: float, bar: int | None = None) -> float:
         """Largest quantity whose value plus commission fits in ``cash``."""
         if cash <= 0 or price <= 0:
             return 0.0
@@ -157,15 +166,26 @@ class _Costs:
             return budget / per_unit if self.fractional else float(budget // per_unit)
         qty = budget / price
         for _ in range(50):  # cost grows with qty: iterate down to the fixed point
-            new = max(0.0, (budget - self.cost(side, qty, price)) / price)
+            new = max(0.0, (budget - self.cost(side, qty, price, bar)) / price)
             if not self.fractional:
                 new = float(math.floor(new))
             if abs(new - qty) < 1e-12:
                 break
             qty = new
-        while qty > 0 and qty * price + self.cost(side, qty, price) > budget:
+        while qty > 0 and qty * price + self.cost(side, qty, price, bar) > budget:
             qty = qty - 1.0 if not self.fractional else qty * (1 - 1e-9)
         return max(qty, 0.0)
+
+
+def _takes_day(fn: Callable[..., Any] | None) -> bool:
+    """Whether a cost function accepts a fourth argument, the trade's date."""
+    if fn is None:
+        return False
+    try:
+        inspect.signature(fn).bind("buy", 1.0, 1.0, None)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _target_from_strategy(strategy: SignalStrategy, data: Mapping[str, Any], n: int) -> np.ndarray:
@@ -225,7 +245,7 @@ def run_backtest(
     keep = fills < n
     fills, new_dir = fills[keep], new_dir[keep]
 
-    costs = _Costs(cfg.commission, cfg.fractional)
+    costs = _Costs(cfg.commission, cfg.fractional, times)
     flat_rate = costs.rate if costs.fn is None else None
     slip = cfg.slippage
     sl, tp = cfg.stop_loss, cfg.take_profit
@@ -251,7 +271,7 @@ def run_backtest(
         if flat_rate is not None:
             comm = abs(size) * price * flat_rate
         else:
-            comm = costs.cost("sell" if size > 0 else "buy", size, price)
+            comm = costs.cost("sell" if size > 0 else "buy", size, price, bar)
         gross = size * (price - entry_price)
         cash += gross - comm
         total_comm = entry_comm + comm
@@ -281,14 +301,14 @@ def run_backtest(
                 else:
                     qty = 0.0
             else:
-                qty = costs.size("buy" if d > 0 else "sell", cash, px)
+                qty = costs.size("buy" if d > 0 else "sell", cash, px, j)
             if qty > 0:
                 size = qty * d
                 entry_price, entry_bar = px, j
                 entry_comm = (
                     qty * px * flat_rate
                     if flat_rate is not None
-                    else costs.cost("buy" if d > 0 else "sell", qty, px)
+                    else costs.cost("buy" if d > 0 else "sell", qty, px, j)
                 )
                 cash -= entry_comm
             elif not held:

@@ -246,6 +246,52 @@ def generate_option_series(
     return out
 
 
+def future_trading_symbol(underlying: str, expiry: date) -> str:
+    """Upstox JSON style, e.g. "NIFTY FUT 30 DEC 25"."""
+    return f"{underlying} FUT {expiry.strftime('%d %b %y').upper()}"
+
+
+def future_expiries(today: date, calendar: NseCalendar | None = None, count: int = 3) -> list[date]:
+    """The near, next and far monthly futures expiries on or after ``today``: the last Tuesday of
+    each month, moved to the previous trading day when it is a holiday (as option expiries are).
+    NSE lists index futures on a three-month cycle (near, next, far)."""
+    cal = calendar or NseCalendar()
+    y, m, out = today.year, today.month, []
+    while len(out) < count:
+        exp = cal.previous_trading_day(_last_weekday_of_month(y, m, EXPIRY_WEEKDAY), include=True)
+        if exp >= today:
+            out.append(exp)
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return out
+
+
+def generate_future_series(
+    underlying: Instrument, today: date, calendar: NseCalendar | None = None, count: int = 3
+) -> list[Instrument]:
+    """FUT contracts of an index for its near, next and far monthly expiries, each with the lot size
+    of its series (:func:`lot_size_for`) and the index's freeze quantity."""
+    sym = underlying.trading_symbol
+    out = []
+    for expiry in future_expiries(today, calendar, count):
+        ts = future_trading_symbol(sym, expiry)
+        out.append(
+            Instrument(
+                instrument_key=f"NSE_FO|{_sim_token(ts)}",
+                trading_symbol=ts,
+                name=sym,
+                exchange="NSE",
+                segment="NSE_FO",
+                instrument_type="FUT",
+                lot_size=lot_size_for(sym, expiry) or INDEX_LOT_SIZE.get(sym, underlying.lot_size),
+                tick_size=Decimal("0.05"),
+                freeze_quantity=underlying.freeze_quantity,
+                expiry=expiry,
+                underlying=sym,
+            )
+        )
+    return out
+
+
 def _equity_strike_step(price: Decimal) -> int:
     p = Decimal(price)
     for limit, step in ((250, 5), (1000, 10), (2500, 20), (5000, 50)):
@@ -261,6 +307,7 @@ class InstrumentRegistry:
         self._by_symbol: dict[str, Instrument] = {}
         self._by_key: dict[str, Instrument] = {}
         self._options: dict[tuple[str, date], list[Instrument]] = {}
+        self._futures: dict[str, list[Instrument]] = {}
         self.add(instruments)
 
     def add(self, instruments: Iterable[Instrument]) -> None:
@@ -269,6 +316,11 @@ class InstrumentRegistry:
             self._by_key[ins.instrument_key] = ins
             if ins.is_option and ins.underlying and ins.expiry:
                 self._options.setdefault((ins.underlying.upper(), ins.expiry), []).append(ins)
+            elif ins.instrument_type == "FUT" and ins.underlying and ins.expiry:
+                listed = self._futures.setdefault(ins.underlying.upper(), [])
+                listed[:] = sorted(
+                    {i.instrument_key: i for i in [*listed, ins]}.values(), key=lambda i: i.expiry
+                )
 
     def __len__(self) -> int:
         return len(self._by_key)
@@ -295,16 +347,21 @@ class InstrumentRegistry:
     def options(self, underlying: str, expiry: date) -> list[Instrument]:
         return list(self._options.get((underlying.upper(), expiry), []))
 
+    def futures(self, underlying: str) -> list[Instrument]:
+        """``underlying``'s futures, nearest expiry first."""
+        return list(self._futures.get(underlying.upper(), []))
+
 
 def default_registry(
     today: date | None = None, calendar: NseCalendar | None = None, strikes_each_side: int = 20
 ) -> InstrumentRegistry:
-    """Seed equities and indices plus generated NIFTY / BANKNIFTY option series."""
+    """Seed equities and indices plus generated NIFTY / BANKNIFTY option series and futures."""
     today = today or datetime.now(IST).date()
     reg = InstrumentRegistry(seed_instruments())
     for idx in seed_indices():
         assert idx.base_price is not None
         reg.add(generate_option_series(idx, idx.base_price, today, calendar, strikes_each_side))
+        reg.add(generate_future_series(idx, today, calendar))
     return reg
 
 
@@ -522,6 +579,9 @@ __all__ = [
     "Instrument",
     "InstrumentRegistry",
     "default_registry",
+    "future_expiries",
+    "future_trading_symbol",
+    "generate_future_series",
     "generate_option_series",
     "lot_size_for",
     "option_expiries",

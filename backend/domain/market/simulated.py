@@ -32,6 +32,7 @@ from backend.domain.market.calendar import SESSION_MINUTES, NseCalendar
 from backend.domain.market.instruments import (
     Instrument,
     InstrumentRegistry,
+    generate_future_series,
     generate_option_series,
     seed_instruments,
 )
@@ -86,13 +87,17 @@ class _Session:
 
 
 class SimulatedProvider(MarketDataProvider):
-    """Deterministic simulated NSE market (equities, indices and their options).
+    """Deterministic simulated NSE market (equities, indices, their options and futures).
 
     ``drift``/``vol`` are annualised GBM parameters for equities, ``index_vol`` for indices;
     ``vols`` overrides per symbol. The option smile is
     ``iv = atm_vol + skew * m + curvature * m**2`` with ``m = ln(K / F)``; ``atm_vol`` defaults
     to the underlying's own vol. ``clock`` supplies "now" for quotes and chains and bounds
-    candles to completed bars.
+    candles to completed bars. A future is priced at the cost of carry,
+    ``spot * (1 + carry_rate * t)`` with ``t`` the years to its expiry's close, so it converges to
+    the index at expiry: its final settlement price is the index close, as NSE's is (NSE
+    "Settlement Price": index futures settle at the closing price of the underlying index on the
+    last trading day).
     """
 
     name = "simulated"
@@ -109,6 +114,7 @@ class SimulatedProvider(MarketDataProvider):
         anchor_date: date | str = "2024-01-01",
         history_start: date | str = "2012-01-01",
         rate: float = 0.065,
+        carry_rate: float = 0.0525,
         atm_vol: float | None = None,
         skew: float = -0.8,
         curvature: float = 4.0,
@@ -129,6 +135,7 @@ class SimulatedProvider(MarketDataProvider):
         self.anchor_date = _as_date(anchor_date)
         self.history_start = _as_date(history_start)
         self.rate, self.skew, self.curvature = float(rate), float(skew), float(curvature)
+        self.carry_rate = float(carry_rate)
         self.atm_vol = None if atm_vol is None else float(atm_vol)
         self._days: list[date] = []
         self._day_index: dict[date, int] = {}
@@ -138,6 +145,7 @@ class SimulatedProvider(MarketDataProvider):
         self._gaps: OrderedDict[tuple[str, date], np.ndarray] = OrderedDict()
         if instruments is None:
             self.list_index_options(strikes_each_side)
+            self.list_index_futures()
 
     def list_index_options(self, strikes_each_side: int = 20) -> None:
         """Add option series of every index, centred on its simulated level now (not on the
@@ -147,6 +155,12 @@ class SimulatedProvider(MarketDataProvider):
         for ins in [i for i in self.instruments if i.instrument_type == "INDEX"]:
             ref = Decimal(str(round(self._spot(ins, now), 2)))
             self.instruments.add(generate_option_series(ins, ref, today, self.calendar, strikes_each_side))
+
+    def list_index_futures(self, count: int = 3) -> None:
+        """Add the near, next and far monthly futures of every index (expiries from the calendar)."""
+        today = self.clock().astimezone(IST).date()
+        for ins in [i for i in self.instruments if i.instrument_type == "INDEX"]:
+            self.instruments.add(generate_future_series(ins, today, self.calendar, count))
 
     # ------------------------------------------------------------------ instruments & params
 
@@ -246,8 +260,10 @@ class SimulatedProvider(MarketDataProvider):
     def candles(self, symbol: str, interval: str, start: datetime, end: datetime) -> list[Candle]:
         validate_range(interval, start, end)
         ins = self._instrument(symbol)
-        if ins.is_option or ins.instrument_type == "FUT":
-            raise ValidationFailed("historical candles of derivative contracts are not simulated")
+        if ins.instrument_type == "FUT":
+            return self._future_candles(ins, interval, start, end)
+        if ins.is_option:
+            raise ValidationFailed("historical candles of option contracts are not simulated")
         now = self.clock()
         tick = ins.tick_size
         first = max(start.astimezone(IST).date(), self.history_start)
@@ -286,6 +302,22 @@ class SimulatedProvider(MarketDataProvider):
                         tick,
                     )
                 )
+        return out
+
+    def _future_candles(self, c: Instrument, interval: str, start: datetime, end: datetime) -> list[Candle]:
+        """The index's bars at the cost of carry of each bar's start, up to the contract's expiry
+        (the carry changes by well under a tick within one bar); no volume, as the index has none."""
+        assert c.underlying is not None and c.expiry is not None
+        last = min(end, self.calendar.session_close(c.expiry).astimezone(UTC))
+        out = []
+        for bar in self.candles(c.underlying, interval, start, last):
+            k = 1.0 + self.carry_rate * self._years_to_expiry(c.expiry, bar.ts)
+            o, h, lo, cl = (
+                _to_tick(float(x) * k, c.tick_size) for x in (bar.open, bar.high, bar.low, bar.close)
+            )
+            out.append(
+                Candle(ts=bar.ts, open=o, high=max(o, h, lo, cl), low=min(o, h, lo, cl), close=cl, volume=0)
+            )
         return out
 
     # ------------------------------------------------------------------ spot & ticks
@@ -366,8 +398,8 @@ class SimulatedProvider(MarketDataProvider):
         out: list[Tick] = []
         for sym in unique(symbols):
             ins = self._instrument(sym)
-            if ins.is_option:
-                q = self._option_quote(ins, now)
+            if ins.is_option or ins.instrument_type == "FUT":
+                q = self._derivative_quote(ins, now)
                 out.append(Tick(ins.trading_symbol, q.ltp, q.bid, q.ask, 0, now, q.volume))
                 continue
             price, _day, _m, cum = self._state_at(ins, now)
@@ -381,7 +413,14 @@ class SimulatedProvider(MarketDataProvider):
         if ins.instrument_type == "INDEX":
             return ltp, ltp  # indices are not traded: no book
         tick = ins.tick_size
-        pct = Decimal("0.005") if ins.is_option else Decimal("0.0001")
+        # options 0.5% either side; index futures are the deepest book (0.2 bp); equities 1 bp
+        pct = (
+            Decimal("0.005")
+            if ins.is_option
+            else Decimal("0.00002")
+            if ins.instrument_type == "FUT"
+            else Decimal("0.0001")
+        )
         half = max(1, int((ltp * pct / tick).to_integral_value())) * tick
         return max(ltp - half, tick), ltp + half
 
@@ -392,7 +431,8 @@ class SimulatedProvider(MarketDataProvider):
         out: dict[str, Quote] = {}
         for sym in unique(symbols):
             ins = self._instrument(sym)
-            out[sym] = self._option_quote(ins, now) if ins.is_option else self._quote(ins, now)
+            derivative = ins.is_option or ins.instrument_type == "FUT"
+            out[sym] = self._derivative_quote(ins, now) if derivative else self._quote(ins, now)
         return out
 
     def ltp(self, symbols: list[str]) -> dict[str, Decimal]:
@@ -402,6 +442,8 @@ class SimulatedProvider(MarketDataProvider):
             ins = self._instrument(sym)
             if ins.is_option:
                 out[sym] = self._option_quote(ins, now).ltp
+            elif ins.instrument_type == "FUT":
+                out[sym] = _to_tick(self._future_price(ins, now), ins.tick_size)
             else:
                 out[sym] = _to_tick(self._spot(ins, now), ins.tick_size)
         return out
@@ -510,6 +552,44 @@ class SimulatedProvider(MarketDataProvider):
         iv = self.smile(u, np.array([float(c.strike)]), spot * math.exp(self.rate * t))
         price = bs_price_array(spot, float(c.strike), t, self.rate, iv, c.instrument_type)
         return max(float(np.asarray(price).reshape(-1)[0]), float(c.tick_size))
+
+    def _future_price(self, c: Instrument, at: datetime) -> float:
+        """Cost of carry on the index: ``spot * (1 + r * t)``, t in years to the expiry's close (0
+        from then on, so an expired future is worth the index close: its final settlement price)."""
+        assert c.underlying is not None and c.expiry is not None
+        spot = self._spot(self._instrument(c.underlying), at)
+        return spot * (1.0 + self.carry_rate * self._years_to_expiry(c.expiry, at))
+
+    def _derivative_quote(self, c: Instrument, now: datetime) -> Quote:
+        return self._option_quote(c, now) if c.is_option else self._future_quote(c, now)
+
+    def _future_quote(self, c: Instrument, now: datetime) -> Quote:
+        assert c.underlying is not None
+        u = self._instrument(c.underlying)
+        _p, day, _m, _cum = self._state_at(u, now)
+        tick = c.tick_size
+        ltp = _to_tick(self._future_price(c, now), tick)
+        open_ = _to_tick(self._future_price(c, self.calendar.session_open(day)), tick)
+        prev_day = self.calendar.previous_trading_day(day)
+        prev_close = _to_tick(self._future_price(c, self.calendar.session_close(prev_day)), tick)
+        bid, ask = self._bid_ask(c, ltp)
+        d = now.astimezone(IST).date().isoformat()
+        lots = 150_000 * math.exp(0.25 * _normal(self.seed, c.instrument_key, "oi", d))
+        vol = int(lots * 1.5 * math.exp(0.3 * _normal(self.seed, c.instrument_key, "v", d))) * c.lot_size
+        return Quote(
+            symbol=c.trading_symbol,
+            ltp=ltp,
+            bid=bid,
+            ask=ask,
+            open=open_,
+            high=max(open_, ltp),
+            low=min(open_, ltp),
+            close=prev_close,
+            volume=vol,
+            ts=now,
+            instrument_key=c.instrument_key,
+            oi=int(lots) * c.lot_size,
+        )
 
     def _option_quote(self, c: Instrument, now: datetime) -> Quote:
         assert c.underlying is not None

@@ -7,6 +7,7 @@
 - ``matching``: the tick-driven matching engine for resting paper orders;
 - ``stops``: protective stop-loss / take-profit exits;
 - ``expiry``: DAY orders at the session's close;
+- ``settlement``: F&O positions at their contract's expiry (exercise, assignment, futures);
 - ``brokers``: which broker works an account.
 """
 
@@ -28,6 +29,7 @@ from backend.services.trading.orders.manage import (
 from backend.services.trading.orders.matching import match_tick, on_tick, working_symbols
 from backend.services.trading.orders.placement import coordinator, place_order, preview_order, snapshot
 from backend.services.trading.orders.prepare import REQUEST_FIELDS, request_hash
+from backend.services.trading.orders.settlement import settle_expiry
 from backend.services.trading.orders.stops import check_stops_tick
 
 __all__ = [
@@ -51,6 +53,7 @@ __all__ = [
     "request_hash",
     "resolve_broker",
     "set_live_broker_factory",
+    "settle_expiry",
     "snapshot",
     "working_symbols",
 ]

@@ -132,9 +132,18 @@ def session_gate(mode: str, ins: Any, req: OrderRequest) -> bool:
     Outside the instrument's segment session a MARKET or SL-M order is refused (it would fill at
     whatever price the open brings); a LIMIT or SL order is accepted as an AMO when it asks for
     ``amo: true``. Inside the session ``amo`` is refused. ``MARKET_CLOCK=always_open`` keeps a paper
-    account's simulated session open at every hour; it never applies to a live account."""
+    account's simulated session open at every hour; it never applies to a live account. A contract
+    past its expiry's F&O close never trades, whatever the clock: it is settled (``orders.settlement``)."""
     from backend.services import market_calendar
 
+    expiry = getattr(ins, "expiry", None)
+    if expiry is not None and market_calendar.now() >= market_calendar.calendar().session_close(
+        expiry, "NSE_FO"
+    ):
+        raise fields_error(
+            "The contract has expired.",
+            {"symbol": f"{req.symbol} expired on {expiry.isoformat()}; it is settled at expiry, not traded"},
+        )
     if market_calendar.always_open(mode):
         if req.amo:
             raise fields_error(
