@@ -21,7 +21,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 GRACEFUL = 30  # config/gunicorn.py's graceful_timeout
-SERVICES = ("feed", "alerts", "deployments", "job pool", "session scheduler", "live-order resolver")
+SERVICES = (
+    "feed",
+    "alerts",
+    "deployments",
+    "job pool",
+    "session scheduler",
+    "live-order resolver",
+    "portfolio feeds",
+)
 
 
 def _free_port() -> int:
