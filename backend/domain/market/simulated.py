@@ -441,7 +441,7 @@ class SimulatedProvider(MarketDataProvider):
         for sym in unique(symbols):
             ins = self._instrument(sym)
             if ins.is_option:
-                out[sym] = self._option_quote(ins, now).ltp
+                out[sym] = _to_tick(self._option_price(ins, now), ins.tick_size)
             elif ins.instrument_type == "FUT":
                 out[sym] = _to_tick(self._future_price(ins, now), ins.tick_size)
             else:
@@ -561,49 +561,25 @@ class SimulatedProvider(MarketDataProvider):
         return spot * (1.0 + self.carry_rate * self._years_to_expiry(c.expiry, at))
 
     def _derivative_quote(self, c: Instrument, now: datetime) -> Quote:
-        return self._option_quote(c, now) if c.is_option else self._future_quote(c, now)
-
-    def _future_quote(self, c: Instrument, now: datetime) -> Quote:
+        """A future's or an option's quote: its model price now, at today's open and at the previous
+        close, with the contract's own open interest and volume."""
         assert c.underlying is not None
         u = self._instrument(c.underlying)
         _p, day, _m, _cum = self._state_at(u, now)
+        price = self._option_price if c.is_option else self._future_price
         tick = c.tick_size
-        ltp = _to_tick(self._future_price(c, now), tick)
-        open_ = _to_tick(self._future_price(c, self.calendar.session_open(day)), tick)
+        ltp = _to_tick(price(c, now), tick)
+        open_ = _to_tick(price(c, self.calendar.session_open(day)), tick)
         prev_day = self.calendar.previous_trading_day(day)
-        prev_close = _to_tick(self._future_price(c, self.calendar.session_close(prev_day)), tick)
+        prev_close = _to_tick(price(c, self.calendar.session_close(prev_day)), tick)
         bid, ask = self._bid_ask(c, ltp)
-        d = now.astimezone(IST).date().isoformat()
-        lots = 150_000 * math.exp(0.25 * _normal(self.seed, c.instrument_key, "oi", d))
-        vol = int(lots * 1.5 * math.exp(0.3 * _normal(self.seed, c.instrument_key, "v", d))) * c.lot_size
-        return Quote(
-            symbol=c.trading_symbol,
-            ltp=ltp,
-            bid=bid,
-            ask=ask,
-            open=open_,
-            high=max(open_, ltp),
-            low=min(open_, ltp),
-            close=prev_close,
-            volume=vol,
-            ts=now,
-            instrument_key=c.instrument_key,
-            oi=int(lots) * c.lot_size,
-        )
-
-    def _option_quote(self, c: Instrument, now: datetime) -> Quote:
-        assert c.underlying is not None
-        u = self._instrument(c.underlying)
-        _p, day, _m, _cum = self._state_at(u, now)
-        tick = c.tick_size
-        ltp = _to_tick(self._option_price(c, now), tick)
-        session_open = self.calendar.session_open(day)
-        open_ = _to_tick(self._option_price(c, session_open), tick)
-        prev_day = self.calendar.previous_trading_day(day)
-        prev_close = _to_tick(self._option_price(c, self.calendar.session_close(prev_day)), tick)
-        bid, ask = self._bid_ask(c, ltp)
-        spot = self._spot(u, now)
-        oi, vol = self._open_interest(c, spot, now)
+        if c.is_option:
+            oi, vol = self._open_interest(c, self._spot(u, now), now)
+        else:
+            d = now.astimezone(IST).date().isoformat()
+            lots = 150_000 * math.exp(0.25 * _normal(self.seed, c.instrument_key, "oi", d))
+            vol = int(lots * 1.5 * math.exp(0.3 * _normal(self.seed, c.instrument_key, "v", d))) * c.lot_size
+            oi = int(lots) * c.lot_size
         return Quote(
             symbol=c.trading_symbol,
             ltp=ltp,
