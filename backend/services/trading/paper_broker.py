@@ -211,13 +211,19 @@ def apply_fill(
     events: Events,
     positions: dict[PositionKey, Position] | None = None,
     tally: TradeTally | None = None,
+    charges: Decimal | None = None,
+    note: str | None = None,
+    charge_note: str = "charges",
 ) -> Trade:
     """Persist one fill: trade, ledger (value and charges), position, order progress, breaker.
 
     The fill moves the position of the order's own product (charges follow it). ``tally``: closing
-    fills are summed there and counted by the caller as one trade, instead of one trade per fill."""
+    fills are summed there and counted by the caller as one trade, instead of one trade per fill.
+    ``charges``/``note``/``charge_note``: a fill the exchange makes rather than a traded order (expiry
+    settlement) carries its own charges (exercise STT) and ledger wording."""
     side = Side(row.side)
-    charges = fill_charges(acct, row, side, qty, price, segment)
+    if charges is None:
+        charges = fill_charges(acct, row, side, qty, price, segment)
     pos_row = _position_row(acct.id, row.symbol, row.product, positions)
     before = DomainPosition(
         pos_row.quantity or 0, Decimal(pos_row.cost_basis or 0), Decimal(pos_row.realised_pnl or 0)
@@ -246,7 +252,7 @@ def apply_fill(
             amount=value,
             order=row,
             trade=trade,
-            note=f"{row.side} {qty} {row.symbol} @ {price}",
+            note=note or f"{row.side} {qty} {row.symbol} @ {price}",
         )
     )
     if charges:
@@ -257,7 +263,7 @@ def apply_fill(
                 amount=-charges,
                 order=row,
                 trade=trade,
-                note="charges",
+                note=charge_note,
             )
         )
     acct.cash = Decimal(acct.cash) + value - charges

@@ -32,17 +32,15 @@ from typing import Any
 
 from sqlalchemy import select
 
-from backend.domain.accounting import Position as DomainPosition
-from backend.domain.accounting import apply_fill as account_fill
 from backend.domain.errors import NotFound, ValidationFailed
 from backend.domain.market.provider import daily_bar_ts
 from backend.domain.orders.settlement import Settlement, settle_position
 from backend.domain.orders.types import OrderStatus, Product
 from backend.extensions import db
-from backend.models.trading import LedgerEntry, Order, Position, Trade, TradingAccount, is_working
+from backend.models.trading import Order, Position, TradingAccount, is_working
 from backend.services import audit
 from backend.services.trading.common import Events, lock_account, trading_config
-from backend.services.trading.paper_broker import move_margin, set_status
+from backend.services.trading.paper_broker import TradeTally, apply_fill, set_status
 
 log = logging.getLogger(__name__)
 TAG = "expiry"
@@ -114,9 +112,8 @@ def _book(acct: TradingAccount, pos: Position, ins: Any, s: Settlement, events: 
         product=pos.product,
         validity="DAY",
         quantity=s.quantity,
-        filled_quantity=s.quantity,
+        filled_quantity=0,  # apply_fill books the fill and the average price
         price=None,
-        average_price=s.price,
         status=OrderStatus.FILLED.value,
         status_message=f"{s.outcome} at expiry {expiry.isoformat()} (final price {s.final_price})",
         reject_reasons=[],
@@ -126,43 +123,23 @@ def _book(acct: TradingAccount, pos: Position, ins: Any, s: Settlement, events: 
         tag=TAG,
     )
     db.session.add(row)
-    before = DomainPosition(pos.quantity, Decimal(pos.cost_basis), Decimal(pos.realised_pnl))
-    result = account_fill(before, s.side, s.quantity, s.price)
-    trade = Trade(
-        account_id=acct.id,
-        order=row,
-        symbol=pos.symbol,
-        side=s.side.value,
-        product=pos.product,
-        quantity=s.quantity,
-        price=s.price,
-        charges=s.stt,
-        realised_pnl=result.realised,
-    )
-    db.session.add(trade)
-    db.session.flush()  # ids for the ledger rows and the events
-    note = f"{s.outcome}: {s.side.value} {s.quantity} {pos.symbol} @ {s.price} (final {s.final_price})"
-    db.session.add(
-        LedgerEntry(account_id=acct.id, kind="fill", amount=s.value, order=row, trade=trade, note=note[:255])
-    )
-    if s.stt:
-        db.session.add(
-            LedgerEntry(
-                account_id=acct.id,
-                kind="charge",
-                amount=-s.stt,
-                order=row,
-                trade=trade,
-                note="STT on exercise",
-            )
-        )
-    acct.cash = Decimal(acct.cash) + s.value - s.stt
     released = Decimal(pos.margin or 0)
-    move_margin(pos, row, before.qty, result.closed_qty, 0)
-    pos.quantity = result.position.qty
-    pos.cost_basis = result.position.cost_basis
-    pos.realised_pnl = result.position.realised_pnl
-    pos.stops = None
+    note = f"{s.outcome}: {s.side.value} {s.quantity} {pos.symbol} @ {s.price} (final {s.final_price})"
+    # one fill path with traded orders; the breaker does not count a settlement (a throwaway tally)
+    trade = apply_fill(
+        acct,
+        row,
+        s.quantity,
+        s.price,
+        "FO",
+        events,
+        positions={(pos.symbol, pos.product): pos},
+        tally=TradeTally(),
+        charges=s.stt,
+        note=note[:255],
+        charge_note="STT on exercise",
+    )
+    db.session.flush()  # ids for the audit row and the events
     # orders left working on an expired contract can never trade
     for w in db.session.scalars(
         select(Order).where(Order.account_id == acct.id, Order.symbol == pos.symbol, is_working())
@@ -170,8 +147,6 @@ def _book(acct: TradingAccount, pos: Position, ins: Any, s: Settlement, events: 
         set_status(w, OrderStatus.CANCELLED, "contract expired")
         events.order(w)
     events.order(row)
-    events.fill(acct.user_id, trade)
-    events.position(acct.user_id, pos)
     detail = {
         "account_id": acct.id,
         "symbol": pos.symbol,
@@ -183,7 +158,7 @@ def _book(acct: TradingAccount, pos: Position, ins: Any, s: Settlement, events: 
         "settlement_price": str(s.price),
         "value": str(s.value),
         "stt": str(s.stt),
-        "realised_pnl": str(result.realised),
+        "realised_pnl": str(trade.realised_pnl),
         "margin_released": str(released - Decimal(pos.margin or 0)),
         "order_id": row.id,
     }
