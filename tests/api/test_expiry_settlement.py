@@ -168,6 +168,9 @@ def test_positions_held_into_expiry_settle_at_the_index_close_once(
         sym["future"]: ("future_settled", "0.00"),
     }
     assert {e for _, e, _ in events} >= {"order_update", "fill", "position_update"}
+    # the breaker counts the four settlements as one trade: 1,950 - 1,300 + 3,250 + 650 - 12.68 STT
+    breaker = client.get(f"/api/v1/portfolio/accounts/{aid}/risk", headers=h).get_json()["breaker"]
+    assert (D(breaker["day_realised_pnl"]), breaker["consecutive_losses"]) == (D("4537.32"), 0)
     check_invariants(app, aid)
 
     # Idempotent: a second run settles nothing and books nothing.
@@ -293,3 +296,154 @@ def test_settle_command_names_a_bad_price(app, price):
     result = app.test_cli_runner().invoke(args=["expiry", "settle", "--date", "2026-12-29", "--price", price])
     assert result.exit_code == 2
     assert "--price" in result.output and "UNDERLYING=PRICE" in result.output
+
+
+# --------------------------------------------------------------------------- the circuit breaker
+# A settlement is a closing trade like any other for the risk desk: its realised P&L net of exercise
+# STT reaches the breaker through the traded exits' path (TradeTally), and an account's contracts of
+# one expiry are ONE trade, as the legs of one basket exit are (docs/trading.md).
+
+
+def _risk(client, h, account_id) -> dict:
+    return client.get(f"/api/v1/portfolio/accounts/{account_id}/risk", headers=h).get_json()
+
+
+def _tighten(client, h, account_id, **overrides) -> None:
+    r = client.patch(
+        f"/api/v1/portfolio/accounts/{account_id}/risk", json={"overrides": overrides}, headers=h
+    )
+    assert r.status_code == 200, r.get_json()
+
+
+def _account(client, h) -> int:
+    return client.get("/api/v1/portfolio/accounts", headers=h).get_json()[0]["id"]
+
+
+def _after_the_close(app, market, market_clock, expiry, final) -> None:
+    from backend.domain.market.calendar import IST
+
+    market.closes[("NIFTY", expiry)] = final
+    market_clock(datetime.combine(expiry, time(16, 0), tzinfo=IST), clock="always_open")
+    result = _settle(app, expiry)
+    assert result.exit_code == 0, result.output
+
+
+def _losing_round_trip(client, h, market, symbol) -> None:
+    """Buy 65 at 100, sell at 90: realised 65 x -10 = -650.00, less the sell's charges (premium
+    5,850: brokerage 20; STT 0.15% = 8.775 -> 8.78; NSE 0.03503% = 2.049255 -> 2.05; SEBI 10/crore
+    = 0.00585 -> 0.01; IPFT 50/crore = 0.02925 -> 0.03; GST 18% of 22.09 = 3.9762 -> 3.98): 34.85.
+    The breaker counts -684.85, one losing trade."""
+    market.set(symbol, "100")
+    _order(client, h, symbol=symbol, side="BUY", price="100")
+    market.set(symbol, "90")
+    sold = _order(client, h, symbol=symbol, side="SELL", price="90")
+    assert D(sold["estimated_charges"]) == D("34.85")
+
+
+def test_options_expiring_worthless_are_one_losing_trade_for_the_breaker(
+    app,
+    client,
+    trader,
+    futures_desk,  # noqa: F811
+    market_clock,
+):
+    _, h = trader
+    aid = _account(client, h)
+    expiry, k, sym = _contracts(app)
+    from backend.domain.market.instruments import option_trading_symbol
+
+    call_otm = option_trading_symbol("NIFTY", expiry, k + 100, "CE")
+    market = futures_desk
+    market.set("NIFTY", str(k))
+    _tighten(client, h, aid, max_consecutive_losses=3)
+    _losing_round_trip(client, h, market, sym["call_itm"])
+    breaker = _risk(client, h, aid)["breaker"]
+    assert (breaker["consecutive_losses"], D(breaker["day_realised_pnl"])) == (1, D("-684.85"))
+
+    # held into expiry: 65 K-100 PE at 20 (premium 1,300) and 65 K+100 CE at 15 (975)
+    market.set(sym["put_otm"], "20")
+    market.set(call_otm, "15")
+    _order(client, h, symbol=sym["put_otm"], side="BUY", price="20")
+    _order(client, h, symbol=call_otm, side="BUY", price="15")
+    # NIFTY closes at K + 30: both out of the money, both expire worthless, no STT:
+    # -1,300 - 975 = -2,275.00, one trade (the exchange closed both at once)
+    _after_the_close(app, market, market_clock, expiry, k + 30)
+    risk = _risk(client, h, aid)
+    assert risk["breaker"]["consecutive_losses"] == 2  # 1 + one settlement trade, not 1 + 2 legs
+    assert D(risk["breaker"]["day_realised_pnl"]) == D("-684.85") - D("2275")  # -2,959.85
+    assert risk["trading_state"] == "ACTIVE"  # counted per leg it would be 3 of 3: REDUCING
+
+
+def test_a_settlement_loss_past_the_daily_limit_halts_and_exits_still_pass(
+    app,
+    client,
+    trader,
+    futures_desk,  # noqa: F811
+    market_clock,
+):
+    from backend.services import market_data
+
+    _, h = trader
+    aid = _account(client, h)
+    expiry, k, sym = _contracts(app)
+    with app.app_context():
+        rows = market_data.search_instruments("NIFTY FUT", "FUT", 10, None).items
+        later = min((r for r in rows if r.expiry > expiry), key=lambda r: r.expiry).trading_symbol
+    market = futures_desk
+    market.set("NIFTY", str(k))
+    market.set(sym["put_otm"], "20")
+    market.set(later, str(k + 50))
+    _tighten(client, h, aid, daily_loss_limit="1000")
+    _order(client, h, symbol=sym["put_otm"], side="BUY", price="20")  # premium 1,300
+    _order(client, h, symbol=later, side="BUY", price=str(k + 50))  # next month's future, not settled
+    assert _risk(client, h, aid)["trading_state"] == "ACTIVE"
+
+    # the put expires worthless: realised -1,300.00 >= the 1,000 limit: HALTED
+    _after_the_close(app, market, market_clock, expiry, k + 30)
+    risk = _risk(client, h, aid)
+    assert risk["trading_state"] == "HALTED"
+    assert D(risk["breaker"]["day_realised_pnl"]) == D("-1300")
+    assert risk["breaker"]["consecutive_losses"] == 1
+    assert risk["breaker"]["trip_reason"].startswith("daily loss 1300")
+
+    # new risk is refused ...
+    r = client.post(
+        "/api/v1/orders",
+        json={"symbol": later, "side": "BUY", "type": "LIMIT", "product": "D", "quantity": 65,
+              "price": str(k + 50)},
+        headers=h,
+    )  # fmt: skip
+    assert r.status_code == 422, r.get_json()
+    assert {"trading_state", "daily_loss_limit"} <= {
+        c["name"] for c in r.get_json()["error"]["details"]["checks"]
+    }
+    # ... and the exit of the future that is still open passes: 65 x (K + 60 - (K + 50)) = +650
+    market.set(later, str(k + 60))
+    sold = _order(client, h, symbol=later, side="SELL", price=str(k + 60))
+    assert sold["status"] == "filled" and sold["filled_quantity"] == 65
+    assert _summary(client, h)["open_positions"] == 0
+
+
+def test_an_itm_settlement_profit_resets_the_consecutive_losses(
+    app,
+    client,
+    trader,
+    futures_desk,  # noqa: F811
+    market_clock,
+):
+    _, h = trader
+    aid = _account(client, h)
+    expiry, k, sym = _contracts(app)
+    market = futures_desk
+    market.set("NIFTY", str(k))
+    _losing_round_trip(client, h, market, sym["call_itm"])  # -684.85, 1 loss
+    market.set(sym["call_itm"], "100")
+    _order(client, h, symbol=sym["call_itm"], side="BUY", price="100")  # 65 K-100 CE, 6,500 paid
+    assert _risk(client, h, aid)["breaker"]["consecutive_losses"] == 1
+
+    # NIFTY closes at K + 30: exercised at intrinsic 130, 8,450 received - 6,500 = +1,950.00,
+    # less exercise STT 0.15% of 8,450 = 12.675 -> 12.68: +1,937.32, a winning trade
+    _after_the_close(app, market, market_clock, expiry, k + 30)
+    breaker = _risk(client, h, aid)["breaker"]
+    assert breaker["consecutive_losses"] == 0
+    assert D(breaker["day_realised_pnl"]) == D("-684.85") + D("1937.32")  # 1,252.47

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -17,6 +18,7 @@ from backend.domain.orders.settlement import (
     settle_position,
 )
 from backend.domain.orders.types import Side
+from backend.domain.risk import BreakerState, TradingCircuitBreaker, TradingState
 
 D = Decimal
 S = D("26180.35")  # NIFTY's close on expiry day: the final settlement price
@@ -91,3 +93,61 @@ def test_bad_settlements_are_refused(args, field):
     with pytest.raises(ValidationFailed) as exc:
         settle_position(*args)
     assert field in exc.value.details
+
+
+# ---------------------------------------------------------------- what the breaker is given
+# The service books each settlement through the ledger (average cost) and hands the breaker the
+# realised P&L net of exercise STT, one trade per account and expiry; these are those numbers.
+
+DAY = date(2026, 12, 29)
+
+
+def _settled_pnl(s, position: Position) -> Decimal:
+    """Realised P&L of booking settlement ``s`` against ``position``, net of its STT."""
+    return apply_fill(position, s.side, s.quantity, s.price).realised - s.stt
+
+
+def test_a_long_option_expiring_worthless_is_a_losing_trade_that_can_halt():
+    breaker = TradingCircuitBreaker(max_consecutive_losses=3, daily_loss_limit=D("1000"))
+    # 65 x 26000 PE bought at 20 (1,300 paid), NIFTY closes at 26,180.35: worthless, no STT
+    pnl = _settled_pnl(settle_position("PE", 65, S, D("26000"), D("0.15")), Position(65, D("1300"), D(0)))
+    assert pnl == D("-1300")
+    st = breaker.record_trade(BreakerState(trading_day=DAY, consecutive_losses=1), pnl, DAY)
+    assert (st.consecutive_losses, st.day_realised_pnl, st.tripped) == (2, D("-1300"), TradingState.HALTED)
+    assert st.trip_reason == "daily loss 1300.00 reached limit 1000"
+    # halted: new risk is refused, an exit still passes
+    assert not TradingCircuitBreaker.allows(st, reduces_risk=False)
+    assert TradingCircuitBreaker.allows(st, reduces_risk=True)
+
+
+def test_an_exercised_option_net_of_stt_is_a_winning_trade_that_resets_the_count():
+    breaker = TradingCircuitBreaker(max_consecutive_losses=3, daily_loss_limit=D("50000"))
+    # 65 x 26000 CE bought at 120 (7,800): exercised at 180.35, 11,722.75 received, STT 17.58
+    pnl = _settled_pnl(settle_position("CE", 65, S, D("26000"), D("0.15")), Position(65, D("7800"), D(0)))
+    assert pnl == D("3905.17")  # 3,922.75 - 17.58
+    before = BreakerState(trading_day=DAY, consecutive_losses=2, day_realised_pnl=D("-684.85"))
+    st = breaker.record_trade(before, pnl, DAY)
+    assert (st.consecutive_losses, st.day_realised_pnl, st.tripped) == (0, D("3220.32"), TradingState.ACTIVE)
+
+
+def test_a_condor_expiring_is_one_trade_not_four():
+    """NIFTY 26,180.35 at expiry; a condor written for a net 40 x 65 = 2,600 credit: long 25800 PE
+    (paid 10), short 25900 PE (got 25), short 26100 CE (got 40), long 26200 CE (paid 15). The
+    26100 CE is assigned at 80.35. Summed as the service sums them, one losing trade."""
+    legs = [
+        ("PE", 65, D("25800"), Position(65, D("650"), D(0))),
+        ("PE", -65, D("25900"), Position(-65, D("-1625"), D(0))),
+        ("CE", -65, D("26100"), Position(-65, D("-2600"), D(0))),
+        ("CE", 65, D("26200"), Position(65, D("975"), D(0))),
+    ]
+    pnls = [_settled_pnl(settle_position(k, q, S, strike, D("0.15")), p) for k, q, strike, p in legs]
+    # -650, +1,625, 2,600 - 80.35 x 65 = 2,600 - 5,222.75 = -2,622.75, -975
+    assert pnls == [D("-650"), D("1625"), D("-2622.75"), D("-975")]
+    breaker = TradingCircuitBreaker(max_consecutive_losses=3, daily_loss_limit=D("50000"))
+    one = breaker.record_trade(BreakerState(trading_day=DAY), sum(pnls, D(0)), DAY)
+    assert (one.consecutive_losses, one.day_realised_pnl) == (1, D("-2622.75"))
+    # leg by leg the count would depend on the legs' order: 1, 0, 1, 2 here
+    st = BreakerState(trading_day=DAY)
+    for pnl in pnls:
+        st = breaker.record_trade(st, pnl, DAY)
+    assert (st.consecutive_losses, st.day_realised_pnl) == (2, D("-2622.75"))

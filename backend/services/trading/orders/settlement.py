@@ -12,6 +12,9 @@ expired on or before the day, one transaction under the account lock:
   STT (``charge``);
 * closes the position (average-cost realised P&L), releases its F&O margin and cancels working
   orders left on the contract;
+* feeds the circuit breaker like any closing trade (``TradeTally``, the path traded exits take): the
+  account's positions settled at one expiry are ONE trade, their realised P&L net of exercise STT
+  summed, as the closing legs of one basket are (docs/trading.md, "Expiry settlement and the breaker");
 * writes an audit row ``trading.expiry_settled`` and, after the commit, sends ``order_update``,
   ``fill``, ``position_update`` and one ``expiry_settlement`` event per account.
 
@@ -99,8 +102,11 @@ def _is_index(market_data: Any, symbol: str | None) -> bool:
     return underlying is not None and underlying.instrument_type == "INDEX"
 
 
-def _book(acct: TradingAccount, pos: Position, ins: Any, s: Settlement, events: Events) -> dict[str, Any]:
-    """Persist one settlement in the caller's transaction (account locked, position loaded)."""
+def _book(
+    acct: TradingAccount, pos: Position, ins: Any, s: Settlement, events: Events, tally: TradeTally
+) -> dict[str, Any]:
+    """Persist one settlement in the caller's transaction (account locked, position loaded).
+    Its realised P&L net of STT goes into ``tally``, which the caller records for the breaker."""
     expiry = ins.expiry
     row = Order(
         account_id=acct.id,
@@ -125,7 +131,7 @@ def _book(acct: TradingAccount, pos: Position, ins: Any, s: Settlement, events: 
     db.session.add(row)
     released = Decimal(pos.margin or 0)
     note = f"{s.outcome}: {s.side.value} {s.quantity} {pos.symbol} @ {s.price} (final {s.final_price})"
-    # one fill path with traded orders; the breaker does not count a settlement (a throwaway tally)
+    # one fill path with traded orders, the breaker's included: the caller records the tally
     trade = apply_fill(
         acct,
         row,
@@ -134,7 +140,7 @@ def _book(acct: TradingAccount, pos: Position, ins: Any, s: Settlement, events: 
         "FO",
         events,
         positions={(pos.symbol, pos.product): pos},
-        tally=TradeTally(),
+        tally=tally,
         charges=s.stt,
         note=note[:255],
         charge_note="STT on exercise",
@@ -183,6 +189,10 @@ def settle_expiry(day: date, prices: Mapping[str, Decimal] | None = None) -> dic
         done: list[dict[str, Any]] = []
         try:
             acct = lock_account(account_id)
+            # The exchange closes an account's contracts of one expiry at once, not one decision
+            # per leg: one trade for the breaker per expiry, like a basket exit (counted per leg, a
+            # hedged structure would be several losses, and position order would decide a reset).
+            tallies: dict[date, TradeTally] = {}
             for position_id, ins in held:
                 pos = db.session.get(Position, position_id, populate_existing=True)
                 if pos is None or pos.quantity == 0:
@@ -196,7 +206,10 @@ def settle_expiry(day: date, prices: Mapping[str, Decimal] | None = None) -> dic
                 product_rates = rates.products.get(Product(pos.product)) if rates else None
                 stt_pct = product_rates.stt_exercise_pct if product_rates else Decimal(0)
                 s = settle_position(ins.instrument_type, pos.quantity, found[key], ins.strike, stt_pct)
-                done.append(_book(acct, pos, ins, s, events))
+                tally = tallies.setdefault(ins.expiry, TradeTally())
+                done.append(_book(acct, pos, ins, s, events, tally))
+            for expiry in sorted(tallies):
+                tallies[expiry].record(acct)  # in this transaction: settled and counted, or neither
             if done:
                 events.add(
                     acct.user_id,
