@@ -90,6 +90,9 @@ def register_extensions(app: Flask) -> None:
     database.configure_engine_options(app)
     db.init_app(app)
     database.install_engine_hooks(app)
+    from backend.services.trading.paper_broker import install_ledger_hooks
+
+    install_ledger_hooks(db.session)  # fills queue their ledger rows for the flush (paper_broker)
     migrate.init_app(
         app,
         db,
