@@ -97,9 +97,7 @@ def parse_times(
     """
     arr = np.asarray(values)
     if arr.dtype.kind == "M":
-        out = arr.astype("datetime64[ns]", copy=False)  # already parsed (e.g. a sweep's bars): no copy
-        _check_years(out, column, arr, ["datetime64"])
-        return out
+        return _as_ns(arr, column)
     if fmt is not None and fmt not in FORMATS:
         raise ValidationFailed(
             f"unknown time format {fmt!r}", details={"time_format": [f"one of {', '.join(FORMATS)}"]}
@@ -156,6 +154,36 @@ def parse_times(
     out = results[0][1]
     _check_years(out, column, shown, [results[0][0]])
     return out
+
+
+def _as_ns(arr: np.ndarray, column: str) -> np.ndarray:
+    """``datetime64`` of any unit as ``datetime64[ns]`` (no copy when already ns), years checked."""
+    if arr.dtype == np.dtype("datetime64[ns]"):
+        _check_years(arr, column, arr, ["datetime64"])  # already parsed (e.g. a sweep's bars)
+        return arr
+    unit, count = np.datetime_data(arr.dtype)
+    if unit in _NS_PER_UNIT and arr.ndim == 1:
+        # years checked in the array's own unit first: within YEAR_RANGE (no NaT) every value is
+        # far inside int64 nanoseconds, so one integer multiply gives what numpy's checked unit
+        # cast gives (~4x faster at 5M bars)
+        _check_years(arr, column, arr, ["datetime64"])
+        out = np.multiply(arr.view(np.int64), _NS_PER_UNIT[unit] * count)
+        return out.view("datetime64[ns]")
+    out = arr.astype("datetime64[ns]")
+    _check_years(out, column, arr, ["datetime64"])
+    return out
+
+
+# nanoseconds per datetime64 unit with a fixed length (not months or years)
+_NS_PER_UNIT = {
+    "W": 604_800 * 10**9,
+    "D": 86_400 * 10**9,
+    "h": 3_600 * 10**9,
+    "m": 60 * 10**9,
+    "s": 10**9,
+    "ms": 10**6,
+    "us": 10**3,
+}
 
 
 def _iso_bytes(arr: np.ndarray, column: str) -> np.ndarray | None:
