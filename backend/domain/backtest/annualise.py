@@ -109,11 +109,22 @@ def detect_market(times: np.ndarray, bar_seconds: float, step: int | None = None
     return "nse"
 
 
-def _even_step(ticks: np.ndarray) -> int | None:
-    """The gap between consecutive ``ticks`` when every gap is the same positive value, else None."""
-    gaps = np.diff(ticks)
-    lo = int(gaps.min())
-    return lo if lo > 0 and lo == int(gaps.max()) else None
+def _even_step(ticks: np.ndarray, block: int = 1 << 16) -> int | None:
+    """The gap between consecutive ``ticks`` when every gap is the same positive value, else None
+    (the gaps taken a cache-sized block at a time: no full-length array of them)."""
+    n = ticks.size
+    if n < 2:
+        return None
+    step = int(ticks[1]) - int(ticks[0])
+    if step <= 0:
+        return None
+    buf = np.empty(min(block, n - 1), dtype=np.int64)
+    for s in range(0, n - 1, block):
+        e = min(s + block, n - 1)
+        gaps = np.subtract(ticks[s + 1 : e + 1], ticks[s:e], out=buf[: e - s])
+        if gaps.min() != step or gaps.max() != step:
+            return None
+    return step
 
 
 def infer(times: np.ndarray | None, market: str = "auto", override: float | None = None) -> Annualisation:

@@ -174,6 +174,8 @@ def _as_ns(arr: np.ndarray, column: str) -> np.ndarray:
     return out
 
 
+# datetime64 units in which every midnight is a whole number of units (not weeks, months, years)
+_MIDNIGHT_EXACT = {(u, 1) for u in ("D", "h", "m", "s", "ms", "us", "ns")}
 # nanoseconds per datetime64 unit with a fixed length (not months or years)
 _NS_PER_UNIT = {
     "W": 604_800 * 10**9,
@@ -212,13 +214,22 @@ def _check_years(t: np.ndarray, column: str, shown: np.ndarray, tried: list[str]
     if not t.size:
         return
     # min/max first (NaT propagates through both): converting every value to a year is ~30x slower
-    lo, hi = t.min(), t.max()
     first, after = (
         np.datetime64(f"{YEAR_RANGE[0]:04d}-01-01"),
         np.datetime64(f"{YEAR_RANGE[1] + 1:04d}-01-01"),
     )
-    if not np.isnat(lo) and not np.isnat(hi) and lo >= first and hi < after:
-        return
+    if t.ndim == 1 and np.datetime_data(t.dtype) in _MIDNIGHT_EXACT:
+        # as integers in the array's own unit (both bounds are midnights, exact in any unit up to
+        # a day): 5x faster than datetime min/max; NaT is the smallest int64, below any bound
+        ticks = t.view(np.int64)
+        if ticks.min() >= first.astype(t.dtype).view(np.int64) and ticks.max() < after.astype(t.dtype).view(
+            np.int64
+        ):
+            return
+    else:
+        lo, hi = t.min(), t.max()
+        if not np.isnat(lo) and not np.isnat(hi) and lo >= first and hi < after:
+            return
     years = t.astype("datetime64[Y]").astype(np.int64) + 1970
     bad = (years < YEAR_RANGE[0]) | (years > YEAR_RANGE[1]) | np.isnat(t)
     if bad.any():
