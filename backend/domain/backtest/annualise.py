@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -64,23 +65,66 @@ def _epoch_seconds(times: np.ndarray) -> np.ndarray:
     return t.astype("datetime64[s]").astype(np.int64)
 
 
-def detect_market(times: np.ndarray, bar_seconds: float) -> str:
+def _share(
+    ticks: np.ndarray, step: int | None, period: int, hit: Callable[[np.ndarray], np.ndarray]
+) -> float:
+    """Fraction of ``ticks`` where ``hit`` holds, for a ``hit`` that depends only on the tick
+    modulo ``period``. Evenly spaced ticks (``t0 + k * step``) repeat that pattern every
+    ``period / gcd(step, period)`` bars (a week of minute bars: 10,080), so one cycle is counted
+    and scaled: the same count, exactly, as testing every bar, without a pass over 5M bars."""
+    n = ticks.size
+    if step is not None and step > 0:
+        cycle = period // math.gcd(step, period)
+        if cycle < n:
+            full, rest = divmod(n, cycle)
+            count = full * int(np.count_nonzero(hit(ticks[:cycle]))) + int(
+                np.count_nonzero(hit(ticks[:rest]))
+            )
+            return count / n
+    return int(np.count_nonzero(hit(ticks))) / n
+
+
+def detect_market(times: np.ndarray, bar_seconds: float, step: int | None = None) -> str:
+    """``step``: the gap between every pair of consecutive ``times`` in the array's own unit
+    when they are evenly spaced (counts one calendar cycle instead of every bar)."""
     t = np.asarray(times)
     # in the array's own integer unit: day and week boundaries are whole multiples of it, so one
     # modulo gives the weekday (1970-01-01 was a Thursday) and the time of day, with no division
     if t.dtype == np.dtype("datetime64[ns]"):
         ticks, unit = t.view(np.int64), 1_000_000_000
     else:
-        ticks, unit = _epoch_seconds(t), 1
+        ticks, unit, step = _epoch_seconds(t), 1, None
     day = 86400 * unit
-    if np.mean((ticks + 3 * day) % (7 * day) >= 5 * day) > 0.10:  # Saturday or Sunday
+    if _share(ticks, step, 7 * day, lambda x: (x + 3 * day) % (7 * day) >= 5 * day) > 0.10:  # Sat or Sun
         return "crypto"
     if bar_seconds < 20 * 3600:
         lo, hi = MARKETS["nse"].session_utc or (0, 1440)
-        of_day = ticks % day
-        if np.mean((of_day < lo * 60 * unit) | (of_day >= hi * 60 * unit)) > 0.10:
+
+        def outside(x: np.ndarray) -> np.ndarray:
+            of_day = x % day
+            return (of_day < lo * 60 * unit) | (of_day >= hi * 60 * unit)
+
+        if _share(ticks, step, day, outside) > 0.10:
             return "fx"
     return "nse"
+
+
+def _even_step(ticks: np.ndarray, block: int = 1 << 16) -> int | None:
+    """The gap between consecutive ``ticks`` when every gap is the same positive value, else None
+    (the gaps taken a cache-sized block at a time: no full-length array of them)."""
+    n = ticks.size
+    if n < 2:
+        return None
+    step = int(ticks[1]) - int(ticks[0])
+    if step <= 0:
+        return None
+    buf = np.empty(min(block, n - 1), dtype=np.int64)
+    for s in range(0, n - 1, block):
+        e = min(s + block, n - 1)
+        gaps = np.subtract(ticks[s + 1 : e + 1], ticks[s:e], out=buf[: e - s])
+        if gaps.min() != step or gaps.max() != step:
+            return None
+    return step
 
 
 def infer(times: np.ndarray | None, market: str = "auto", override: float | None = None) -> Annualisation:
@@ -97,13 +141,20 @@ def infer(times: np.ndarray | None, market: str = "auto", override: float | None
         return Annualisation(float(override), "override", None if market == "auto" else market)
     if times is None or np.asarray(times).size < 2 or np.asarray(times).dtype.kind != "M":
         return Annualisation(DEFAULT_PERIODS_PER_YEAR, "default", None if market == "auto" else market)
-    t = _epoch_seconds(times)
-    gaps = np.diff(t)
-    gaps = gaps[gaps > 0]
-    if not gaps.size:
-        return Annualisation(DEFAULT_PERIODS_PER_YEAR, "default", None if market == "auto" else market)
-    bar = float(np.median(gaps))
-    name = detect_market(np.asarray(times), bar) if market == "auto" else market
+    times = np.asarray(times)
+    step = _even_step(times.view(np.int64)) if times.dtype == np.dtype("datetime64[ns]") else None
+    if step is not None and step % 1_000_000_000 == 0:
+        # evenly spaced whole seconds: every gap in seconds is step / 1e9, so that is the median
+        bar = float(step // 1_000_000_000)
+    else:
+        step = None
+        t = _epoch_seconds(times)
+        gaps = np.diff(t)
+        gaps = gaps[gaps > 0]
+        if not gaps.size:
+            return Annualisation(DEFAULT_PERIODS_PER_YEAR, "default", None if market == "auto" else market)
+        bar = float(np.median(gaps))
+    name = detect_market(times, bar, step) if market == "auto" else market
     cal = MARKETS[name]
     day = 86400.0
     if bar >= 300 * day:

@@ -315,22 +315,51 @@ def validate_bars(
 
 
 def _all_valid(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: Any, t: Any) -> bool:
-    """The common case in a few reductions (NaN fails every comparison); any doubt -> the full
-    diagnosis in :func:`validate_bars`, which names the bad rows."""
-    with np.errstate(invalid="ignore"):
-        for x in (o, h, lo, c):
-            if not (x.size and x.min() > 0 and x.max() < np.inf):
+    """The common case in one pass over cache-sized blocks (NaN fails every comparison); any doubt
+    -> the full diagnosis in :func:`validate_bars`, which names the bad rows.
+
+    Once every ``high >= max(open, close)`` and ``low <= min(open, close)`` holds (no NaN can pass
+    those), every price lies between the smallest low and the largest high, so "all four columns
+    finite and positive" is ``min(low) > 0`` and ``max(high) < inf``.
+    """
+    n = c.size
+    if not n:
+        return False
+    ticks = None
+    if t is not None:
+        t = np.asarray(t)
+        if t.size > 1 and t.dtype.kind == "M":
+            ticks = t.view(np.int64)
+            # NaT is the smallest int64, so as an integer it fails "after the previous row"
+            # anywhere but at row 0, where datetime comparison would still refuse it
+            if ticks[0] == np.iinfo(np.int64).min:
                 return False
+        elif t.size > 1 and not np.all(t[1:] > t[:-1]):
+            return False
+    block = 1 << 15
+    tmp = np.empty(min(block, n))
+    low_min, high_max = np.inf, -np.inf
+    with np.errstate(invalid="ignore"):
+        for s in range(0, n, block):
+            e = min(s + block, n)
+            ob, hb, lb, cb = o[s:e], h[s:e], lo[s:e], c[s:e]
+            m = tmp[: e - s]
+            np.maximum(ob, cb, out=m)
+            if not np.all(hb >= m):
+                return False
+            np.minimum(ob, cb, out=m)
+            if not np.all(lb <= m):
+                return False
+            low_min = min(low_min, lb.min())
+            high_max = max(high_max, hb.max())
+            if ticks is not None and not np.all(ticks[s + 1 : e + 1] > ticks[s : min(e, n - 1)]):
+                return False
+        if not (low_min > 0 and high_max < np.inf):
+            return False
         if v is not None:
             v = np.asarray(v, dtype=np.float64)
             if v.size and not (v.min() >= 0 and v.max() < np.inf):
                 return False
-        if not (np.all(h >= o) and np.all(h >= c) and np.all(lo <= o) and np.all(lo <= c)):
-            return False
-    if t is not None:
-        t = np.asarray(t)
-        if t.size > 1 and not np.all(t[1:] > t[:-1]):
-            return False
     return True
 
 

@@ -233,7 +233,7 @@ def run_backtest(
     target = np.asarray(target, dtype=np.float64)
     # Only bars with an opinion (non-NaN target) can change the desired position: work on those
     # instead of forward-filling the whole series (same result, a fraction of the passes).
-    known = np.flatnonzero(~np.isnan(target))
+    known = np.flatnonzero(target == target)  # not NaN: one comparison instead of isnan and invert
     wanted = np.sign(target[known])
     if cfg.long_only:
         wanted[wanted < 0] = 0.0
@@ -331,11 +331,13 @@ def run_backtest(
     # each bar belongs to the last segment starting at or before it (zero-length segments vanish)
     lengths = np.diff(np.asarray(seg_start), append=n)
     s_size = np.repeat(np.asarray(seg_size), lengths)
-    # cash + size * (close - entry), in place (one allocation instead of three at 5M bars)
+    # cash + size * (close - entry), in place; the per-bar cash is laid out in the array that
+    # then receives the drawdown curve, so the curves cost no full-length temporaries at 5M bars
     equity = np.repeat(np.asarray(seg_entry), lengths)
     np.subtract(c, equity, out=equity)
     equity *= s_size
-    equity += np.repeat(np.asarray(seg_cash), lengths)
+    dd = np.repeat(np.asarray(seg_cash), lengths)
+    equity += dd
 
     open_trade = None
     if size != 0.0:
@@ -357,7 +359,7 @@ def run_backtest(
             t.entry_time = times[t.entry_bar]
             t.exit_time = times[t.exit_bar] if t.exit_bar is not None else None
 
-    dd = m.drawdown_curve(equity)
+    dd = m.drawdown_curve(equity, out=dd)
     ann = annualisation or infer(times, cfg.market, cfg.periods_per_year)
     metrics = compute_metrics(equity, trades, s_size, c, cfg, times, drawdown=dd, annualisation=ann)
     return BacktestResult(trades, open_trade, equity, dd, s_size, metrics, times, cfg, ann)
@@ -419,6 +421,8 @@ def compute_metrics(
     ppy = ann.periods_per_year
     rf = cfg.risk_free
     rets = m.returns_from_equity(equity)
+    # one standard deviation for volatility and Sharpe; the downside pass reuses rets' memory
+    vol, sharpe, sortino = m.return_ratios(rets, ppy, rf, overwrite=True)
     dates = times if times is not None and np.issubdtype(np.asarray(times).dtype, np.datetime64) else None
     if dates is not None and dates.size >= 2:
         dates = dates[
@@ -438,9 +442,9 @@ def compute_metrics(
         "peak_equity": float(equity.max()),
         "total_return": m.total_return(equity),
         "cagr": growth,
-        "annual_volatility": m.annual_volatility(rets, ppy),
-        "sharpe": m.sharpe_ratio(rets, ppy, rf),
-        "sortino": m.sortino_ratio(rets, ppy, rf),
+        "annual_volatility": vol,
+        "sharpe": sharpe,
+        "sortino": sortino,
         "calmar": growth / mdd if mdd else float("nan"),  # = metrics.calmar_ratio without recomputing
         "max_drawdown": mdd,
         "max_drawdown_duration_bars": float(mdd_dur),

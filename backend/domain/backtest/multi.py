@@ -9,8 +9,9 @@ conventions (``backend.domain.backtest.engine``; docs/backtesting.md, "Multi-ass
 * **Fills** as the single-asset engine: decisions on a bar's close, orders at the **next bar's
   open** (of that symbol), slippage ``s`` makes buys ``open*(1+s)`` and sells ``open*(1-s)``; an
   order decided on the last bar never fills. Each order pays the same charge model (flat rate or
-  ``cost(side, qty, price)``, e.g. the paper broker's schedule); a reversal is two orders (close,
-  then open), as in the engine.
+  ``cost(side, qty, price)``, e.g. the paper broker's schedule) through the engine's own cost model:
+  a cost function that takes a fourth argument gets the fill bar's date, so each order pays the
+  rates in force on its own date, as in the engine; a reversal is two orders (close, then open).
 * **One cash account**, no leverage: an order that increases a position may use at most the buying
   power ``equity - gross exposure`` (marked at the fill bar's open): for long-only books that is the
   free cash. Whole shares unless ``fractional``.
@@ -278,7 +279,7 @@ class _Ledger:
 
     def open(self, s: int, j: int, size: float, px: float, reason: str) -> None:
         side = "buy" if size > 0 else "sell"
-        comm = self.costs.cost(side, size, px)
+        comm = self.costs.cost(side, size, px, j)
         self.settled -= comm
         self.lots[s].append([size, px, float(j), comm])
         self._refresh(s)
@@ -288,7 +289,7 @@ class _Ledger:
         """Close ``qty`` units (> 0) of the position of ``s``, oldest lots first."""
         lots = self.lots[s]
         side = "sell" if lots[0][0] > 0 else "buy"
-        comm = self.costs.cost(side, qty, px)
+        comm = self.costs.cost(side, qty, px, j)
         self.fills.append(Fill(self.al.symbols[s], j, side, qty, px, comm, reason))
         left, comm_left = qty, comm
         while left > 0 and lots:
@@ -337,7 +338,7 @@ class _Ledger:
         side = "buy" if direction > 0 else "sell"
         px = self.price(side, j, s)
         eq, gross = self.equity_and_gross(j)
-        affordable = self.costs.size(side, min(budget, eq - gross), px)
+        affordable = self.costs.size(side, min(budget, eq - gross), px, j)
         units = min(qty, affordable)
         if units > 0:
             self.open(s, j, units * direction, px, reason)
@@ -511,7 +512,9 @@ def run_portfolio(
     al = align(bars, validate=validate)
     n = al.present.shape[1]
     ann = infer(al.times, cfg.market, cfg.periods_per_year)
-    ledger = _Ledger(al, cfg.cash, _Costs(cfg.commission, cfg.fractional), cfg.slippage)
+    # the engine's cost model with the union bars' times: a cost function taking a date is given
+    # each fill bar's day, so every order pays the rates in force on its own date
+    ledger = _Ledger(al, cfg.cash, _Costs(cfg.commission, cfg.fractional, al.times), cfg.slippage)
     allow_short = not cfg.long_only
 
     if weight_mode:

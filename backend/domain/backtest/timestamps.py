@@ -97,9 +97,7 @@ def parse_times(
     """
     arr = np.asarray(values)
     if arr.dtype.kind == "M":
-        out = arr.astype("datetime64[ns]", copy=False)  # already parsed (e.g. a sweep's bars): no copy
-        _check_years(out, column, arr, ["datetime64"])
-        return out
+        return _as_ns(arr, column)
     if fmt is not None and fmt not in FORMATS:
         raise ValidationFailed(
             f"unknown time format {fmt!r}", details={"time_format": [f"one of {', '.join(FORMATS)}"]}
@@ -158,6 +156,38 @@ def parse_times(
     return out
 
 
+def _as_ns(arr: np.ndarray, column: str) -> np.ndarray:
+    """``datetime64`` of any unit as ``datetime64[ns]`` (no copy when already ns), years checked."""
+    if arr.dtype == np.dtype("datetime64[ns]"):
+        _check_years(arr, column, arr, ["datetime64"])  # already parsed (e.g. a sweep's bars)
+        return arr
+    unit, count = np.datetime_data(arr.dtype)
+    if unit in _NS_PER_UNIT and arr.ndim == 1:
+        # years checked in the array's own unit first: within YEAR_RANGE (no NaT) every value is
+        # far inside int64 nanoseconds, so one integer multiply gives what numpy's checked unit
+        # cast gives (~4x faster at 5M bars)
+        _check_years(arr, column, arr, ["datetime64"])
+        out = np.multiply(arr.view(np.int64), _NS_PER_UNIT[unit] * count)
+        return out.view("datetime64[ns]")
+    out = arr.astype("datetime64[ns]")
+    _check_years(out, column, arr, ["datetime64"])
+    return out
+
+
+# datetime64 units in which every midnight is a whole number of units (not weeks, months, years)
+_MIDNIGHT_EXACT = {(u, 1) for u in ("D", "h", "m", "s", "ms", "us", "ns")}
+# nanoseconds per datetime64 unit with a fixed length (not months or years)
+_NS_PER_UNIT = {
+    "W": 604_800 * 10**9,
+    "D": 86_400 * 10**9,
+    "h": 3_600 * 10**9,
+    "m": 60 * 10**9,
+    "s": 10**9,
+    "ms": 10**6,
+    "us": 10**3,
+}
+
+
 def _iso_bytes(arr: np.ndarray, column: str) -> np.ndarray | None:
     """Canonical ISO 8601 as fixed-width ASCII bytes (the CSV reader's zero-copy column), parsed
     straight to ``datetime64`` with no text conversion; ``None`` when the values need the general
@@ -184,13 +214,22 @@ def _check_years(t: np.ndarray, column: str, shown: np.ndarray, tried: list[str]
     if not t.size:
         return
     # min/max first (NaT propagates through both): converting every value to a year is ~30x slower
-    lo, hi = t.min(), t.max()
     first, after = (
         np.datetime64(f"{YEAR_RANGE[0]:04d}-01-01"),
         np.datetime64(f"{YEAR_RANGE[1] + 1:04d}-01-01"),
     )
-    if not np.isnat(lo) and not np.isnat(hi) and lo >= first and hi < after:
-        return
+    if t.ndim == 1 and np.datetime_data(t.dtype) in _MIDNIGHT_EXACT:
+        # as integers in the array's own unit (both bounds are midnights, exact in any unit up to
+        # a day): 5x faster than datetime min/max; NaT is the smallest int64, below any bound
+        ticks = t.view(np.int64)
+        if ticks.min() >= first.astype(t.dtype).view(np.int64) and ticks.max() < after.astype(t.dtype).view(
+            np.int64
+        ):
+            return
+    else:
+        lo, hi = t.min(), t.max()
+        if not np.isnat(lo) and not np.isnat(hi) and lo >= first and hi < after:
+            return
     years = t.astype("datetime64[Y]").astype(np.int64) + 1970
     bad = (years < YEAR_RANGE[0]) | (years > YEAR_RANGE[1]) | np.isnat(t)
     if bad.any():

@@ -32,7 +32,9 @@ def returns_from_equity(equity: ArrayLike) -> np.ndarray:
     if e.size < 2:
         return np.empty(0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return e[1:] / e[:-1] - 1.0
+        out = np.divide(e[1:], e[:-1])
+        out -= 1.0  # in place: one full-length array instead of two
+        return out
 
 
 def total_return(equity: ArrayLike) -> float:
@@ -118,14 +120,52 @@ def sortino_ratio(returns: ArrayLike, periods_per_year: float = 252, risk_free: 
     return float(np.mean(ex) * periods_per_year / downside)
 
 
-def drawdown_curve(equity: ArrayLike) -> np.ndarray:
-    """Drawdown per bar as a positive fraction: ``1 - equity / running_max(equity)``."""
+def return_ratios(
+    returns: ArrayLike, periods_per_year: float = 252, risk_free: float = 0.0, *, overwrite: bool = False
+) -> tuple[float, float, float]:
+    """``(annual_volatility, sharpe_ratio, sortino_ratio)`` of the same returns, bit for bit what
+    the three functions return, in fewer passes: the standard deviation and the mean are computed
+    once, and ``overwrite=True`` lets the excess and downside passes reuse the memory of
+    ``returns`` (which the caller then no longer needs) instead of new full-length arrays."""
+    r = _a(returns)
+    ann = math.sqrt(periods_per_year)
+    if r.size < 1:
+        return NAN, NAN, NAN
+    rf_p = _per_period_rf(risk_free, periods_per_year)
+    sd_r = np.std(r, ddof=1) if r.size >= 2 else None
+    vol = float(sd_r * ann) if sd_r is not None else NAN
+    if rf_p:
+        ex = np.subtract(r, rf_p, out=r if overwrite else None)
+        sd = np.std(ex, ddof=1) if r.size >= 2 else None
+    else:
+        ex, sd = r, sd_r
+    mean = np.mean(ex)
+    sharpe = NAN if sd is None or sd == 0 or not np.isfinite(sd) else float(mean / sd * ann)
+    low = np.minimum(ex, 0.0, out=ex if overwrite else None)
+    np.multiply(low, low, out=low)  # = low ** 2
+    downside = math.sqrt(float(np.mean(low))) * ann
+    sortino = NAN if downside == 0 else float(mean * periods_per_year / downside)
+    return vol, sharpe, sortino
+
+
+def drawdown_curve(equity: ArrayLike, out: np.ndarray | None = None) -> np.ndarray:
+    """Drawdown per bar as a positive fraction: ``1 - equity / running_max(equity)`` (0 where the
+    running maximum is not positive). ``out``: an array of the same length to write into."""
     e = _a(equity)
     if e.size == 0:
         return e.copy()
-    peak = np.maximum.accumulate(e)
+    peak = np.maximum.accumulate(e, out=out)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(peak > 0, 1.0 - e / peak, 0.0)
+        # the running maximum never falls and a NaN carries to the end: positive at bar 0 and
+        # not NaN at the last bar means positive everywhere, and the curve is computed in place
+        if peak[0] > 0 and not np.isnan(peak[-1]):
+            np.divide(e, peak, out=peak)
+            return np.subtract(1.0, peak, out=peak)
+        dd = np.where(peak > 0, 1.0 - e / peak, 0.0)
+    if out is None:
+        return dd
+    np.copyto(out, dd)
+    return out
 
 
 def max_drawdown(equity: ArrayLike, drawdown: np.ndarray | None = None) -> tuple[float, int]:
@@ -140,7 +180,9 @@ def max_drawdown(equity: ArrayLike, drawdown: np.ndarray | None = None) -> tuple
     if dd.size == 0:
         return NAN, 0
     # spell boundaries: every bar at a peak, plus the last bar (an unrecovered spell ends there)
-    marks = np.unique(np.concatenate((np.flatnonzero(dd == 0.0), [dd.size - 1])))
+    marks = np.flatnonzero(dd == 0.0)  # sorted and unique already
+    if not marks.size or marks[-1] != dd.size - 1:
+        marks = np.append(marks, dd.size - 1)
     gaps = np.diff(marks)
     spells = gaps[gaps > 1].tolist()
     if dd[-1] > 0 and gaps.size and gaps[-1] == 1:

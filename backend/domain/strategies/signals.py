@@ -25,8 +25,10 @@ from backend.domain.strategies.registry import register
 def crossover(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Boolean array: ``a`` crosses strictly above ``b`` at each bar (False at bar 0)."""
     out = np.zeros(a.size, dtype=bool)
-    with np.errstate(invalid="ignore"):
-        out[1:] = (a[:-1] < b[:-1]) & (a[1:] > b[1:])
+    if a.size > 1:
+        with np.errstate(invalid="ignore"):
+            np.less(a[:-1], b[:-1], out=out[1:])  # written in place: one temporary instead of three
+            out[1:] &= a[1:] > b[1:]
     return out
 
 

@@ -62,3 +62,49 @@ def test_a_three_argument_cost_function_still_works_without_dates():
         _data(), target=np.array([1, 0, NAN, NAN, NAN, NAN, NAN]), cash=1_000_000, commission=cost
     )
     assert res.trades[0].commission == 40.0 and "sell" in seen
+
+
+# --------------------------------------------------------------------------- portfolio backtests
+
+
+def _portfolio_bars() -> dict:
+    return {"A": _data(), "B": _data()}
+
+
+@pytest.mark.parametrize("mode", ["targets", "schedule"])
+def test_a_portfolio_pays_each_order_at_the_rates_of_its_date(mode):
+    """One cash account, two futures: A is sold on 27 Mar 2026 (STT 0.02%), B on 1 Apr (0.05%)."""
+    from backend.domain.backtest.multi import run_portfolio
+
+    cost = charges_cost_function("D", "FUT", ChargeSchedule.default())
+    if mode == "targets":
+        kwargs = {
+            "targets": {
+                "A": np.array([1, 0, NAN, NAN, NAN, NAN, NAN]),  # A: in at 26 Mar open, out at 27 Mar
+                "B": np.array([NAN, NAN, NAN, 1, 0, NAN, NAN]),  # B: in at 31 Mar open, out at 1 Apr
+            }
+        }
+    else:  # the same orders as dated target weights (each row decided on its date's close)
+        kwargs = {
+            "schedule": [
+                ("2026-03-25", {"A": 1.0}),
+                ("2026-03-26", {"A": 0.0}),
+                ("2026-03-30", {"B": 1.0}),
+                ("2026-03-31", {"B": 0.0}),
+            ]
+        }
+    res = run_portfolio(_portfolio_bars(), cash=1_760_000, commission=cost, **kwargs)
+    # 65 x 27,000 = 17,55,000 per entry (66 does not fit); by hand, as the single-asset test above:
+    # buy 98.68 on either date; sell 414.58 on 27 Mar 2026, 941.08 on 1 Apr 2026
+    assert [(f.symbol, f.bar, f.side, f.qty) for f in res.fills] == [
+        ("A", 1, "buy", 65),
+        ("A", 2, "sell", 65),
+        ("B", 4, "buy", 65),
+        ("B", 5, "sell", 65),
+    ]
+    assert [f.commission for f in res.fills] == pytest.approx([98.68, 414.58, 98.68, 941.08], abs=1e-9)
+    a, b = res.trades
+    assert a.commission == pytest.approx(98.68 + 414.58, abs=1e-9)
+    assert b.commission == pytest.approx(98.68 + 941.08, abs=1e-9)
+    # flat prices: the equity falls by the charges alone, 17,60,000 - 513.26 - 1,039.76
+    assert res.equity[-1] == pytest.approx(1_758_446.98, abs=1e-6)

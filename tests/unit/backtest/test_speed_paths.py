@@ -203,3 +203,136 @@ def test_sma_window_sums_are_numpys_bit_for_bit() -> None:
         assert np.array_equal(_window_sums(x, k, block=257), ref), k
         assert np.array_equal(_window_sums(x, k), ref), k
     np.testing.assert_array_equal(ind.sma(x, 200)[199:], sliding_window_view(x, 200).sum(axis=1) / 200)
+
+
+# --------------------------------------------------------------------------- 5M-bar fast paths
+
+
+def test_calendar_share_of_one_cycle_equals_the_count_over_every_bar() -> None:
+    """Evenly spaced bars: counting one week (or day) and scaling gives the count of every bar."""
+    from backend.domain.backtest.annualise import _share
+
+    day = 86_400 * 10**9
+    weekend = lambda x: (x + 3 * day) % (7 * day) >= 5 * day  # noqa: E731
+    night = lambda x: (x % day < 3 * 3600 * 10**9) | (x % day >= 10 * 3600 * 10**9)  # noqa: E731
+    start = np.datetime64("2024-01-03T09:17:00", "ns").view(np.int64)
+    for step_s, n in ((60, 30_000), (420, 9_001), (3600, 5_000), (90, 20_161), (86_400, 400), (7_777, 3_000)):
+        step = step_s * 10**9
+        ticks = start + step * np.arange(n, dtype=np.int64)
+        for hit, period in ((weekend, 7 * day), (night, day)):
+            expected = np.count_nonzero(hit(ticks)) / n
+            assert _share(ticks, step, period, hit) == expected, (step_s, n)
+
+
+def test_even_spacing_shortcut_infers_what_the_median_of_the_gaps_gives() -> None:
+    from backend.domain.backtest import annualise
+
+    minutes = np.datetime64("2024-01-01T00:00", "ns") + np.arange(200_000).astype("timedelta64[m]")
+    assert annualise._even_step(minutes.view(np.int64), block=1000) == 60 * 10**9
+    fast = annualise.infer(minutes)
+    assert (fast.periods_per_year, fast.market, fast.bar_seconds) == (525_600.0, "crypto", 60.0)
+    # one gap changed anywhere (here in the last block): the general path, the same median
+    bent = minutes.copy()
+    bent[-1] += np.timedelta64(30, "s")
+    assert annualise._even_step(bent.view(np.int64), block=1000) is None
+    assert annualise.infer(bent) == fast
+    # NSE session minutes (overnight gaps: not evenly spaced) and half-second bars keep the median
+    nse = np.concatenate(
+        [
+            np.datetime64(f"2024-01-{d:02d}T03:45", "ns") + np.arange(375).astype("timedelta64[m]")
+            for d in (1, 2, 3)
+        ]
+    )
+    assert annualise.infer(nse).periods_per_year == 375 * 252 and annualise.infer(nse).market == "nse"
+    half = np.datetime64("2024-01-01", "ns") + (np.arange(1000) * 500).astype("timedelta64[ms]")
+    gaps = np.diff(half.astype("datetime64[s]").astype(np.int64))  # 0, 1, 0, 1 ... whole seconds
+    assert annualise.infer(half).bar_seconds == float(np.median(gaps[gaps > 0])) == 1.0
+
+
+def test_datetime64_of_any_unit_becomes_ns_exactly_and_years_are_checked_first() -> None:
+    from backend.domain.backtest.timestamps import parse_times
+    from backend.domain.errors import ValidationFailed
+
+    for unit in ("D", "h", "m", "s", "ms", "us", "W", "M"):
+        t = np.array(["2024-01-01", "2024-03-01", "2199-12-01"], dtype=f"datetime64[{unit}]")
+        np.testing.assert_array_equal(parse_times(t), t.astype("datetime64[ns]"))
+    # year 2500 does not fit in int64 nanoseconds: numpy's cast wraps it silently to 1915; the
+    # year check on the array's own unit refuses it
+    with pytest.raises(ValidationFailed) as exc:
+        parse_times(np.array(["2024-01-01", "2500-01-01"], dtype="datetime64[D]"))
+    assert exc.value.code == "BAD_TIMESTAMP" and exc.value.details["time"]["index"] == 1
+    with pytest.raises(ValidationFailed):
+        parse_times(np.array(["NaT", "2024-01-01"], dtype="datetime64[m]"))
+
+
+def test_blocked_validation_names_a_bad_bar_in_any_block() -> None:
+    from backend.domain.backtest.data import load_ohlcv
+    from backend.domain.errors import ValidationFailed
+
+    n = 70_000  # three validation blocks of 32,768 bars
+    base = _walk(n, 5)
+    base["time"] = np.datetime64("2024-01-01", "ns") + np.arange(n).astype("timedelta64[m]")
+    load_ohlcv(base)  # clean
+    cases = [
+        (
+            "high",
+            69_999,
+            lambda d, i: d["high"].__setitem__(i, d["close"][i] * 0.999),
+            "high is below open or close",
+        ),
+        (
+            "low",
+            40_000,
+            lambda d, i: d["low"].__setitem__(i, d["open"][i] * 1.001),
+            "low is above open or close",
+        ),
+        ("close", 33_000, lambda d, i: d["close"].__setitem__(i, np.nan), "not a finite number (NaN or inf)"),
+        ("open", 65_536, lambda d, i: d["open"].__setitem__(i, np.inf), "not a finite number (NaN or inf)"),
+        (
+            "time",
+            32_768,
+            lambda d, i: d["time"].__setitem__(i, d["time"][i - 1]),
+            "time is not after the previous row",
+        ),
+    ]
+    for column, i, spoil, message in cases:
+        d = {k: v.copy() for k, v in base.items()}
+        spoil(d, i)
+        with pytest.raises(ValidationFailed) as exc:
+            load_ohlcv(d)
+        assert {"bar": i, "column": column, "message": message} in exc.value.details["rows"], column
+    d = {k: v.copy() for k, v in base.items()}
+    d["time"][0] = np.datetime64("NaT")
+    with pytest.raises(ValidationFailed):
+        load_ohlcv(d)
+
+
+def test_return_ratios_equal_the_three_metrics_bit_for_bit() -> None:
+    from backend.domain import metrics as m
+
+    rng = np.random.default_rng(3)
+    for r in (rng.normal(0, 0.01, 10_001), np.array([0.01]), np.array([0.01, -0.02]), np.zeros(5)):
+        for ppy, rf in ((252.0, 0.0), (525_600.0, 0.05), (12.0, -0.01)):
+            expected = (m.annual_volatility(r, ppy), m.sharpe_ratio(r, ppy, rf), m.sortino_ratio(r, ppy, rf))
+            for got in (m.return_ratios(r, ppy, rf), m.return_ratios(r.copy(), ppy, rf, overwrite=True)):
+                assert np.array_equal(np.array(got), np.array(expected), equal_nan=True), (r.size, rf)
+
+
+def test_drawdown_in_place_equals_the_where_expression() -> None:
+    from backend.domain import metrics as m
+
+    def plain(e):
+        peak = np.maximum.accumulate(e)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(peak > 0, 1.0 - e / peak, 0.0)
+
+    for e in (
+        np.array([100.0, 110.0, 99.0, 120.0, 60.0]),
+        np.array([-5.0, -1.0, 2.0, 1.0]),  # not positive at first: the where path
+        np.array([100.0, np.nan, 90.0]),
+        np.array([0.0, 0.0, 1.0]),
+    ):
+        np.testing.assert_array_equal(m.drawdown_curve(e), plain(e))
+        out = np.empty_like(e)
+        assert m.drawdown_curve(e, out=out) is out
+        np.testing.assert_array_equal(out, plain(e))
