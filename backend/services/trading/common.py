@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from datetime import date, datetime
@@ -52,16 +53,23 @@ def lock_account(account_id: int) -> TradingAccount:
 def settle_numerics(obj: Any) -> None:
     """Round every fixed-scale Numeric attribute of ``obj`` to its column scale (half away from zero,
     as PostgreSQL does), so the value kept in memory is exactly the value the database stores."""
+    for key, quantum in _numeric_scales(type(obj)):
+        value = getattr(obj, key)
+        if value is not None:
+            setattr(obj, key, Decimal(value).quantize(quantum, ROUND_HALF_UP))
+
+
+@functools.cache
+def _numeric_scales(cls: type) -> tuple[tuple[str, Decimal], ...]:
+    """(attribute, quantum) of a mapped class's fixed-scale Numeric columns; the mapping never changes."""
     from sqlalchemy import Numeric
     from sqlalchemy import inspect as sa_inspect
 
-    for col in sa_inspect(obj).mapper.columns:
-        scale = getattr(col.type, "scale", None)
-        if not isinstance(col.type, Numeric) or scale is None:
-            continue
-        value = getattr(obj, col.key)
-        if value is not None:
-            setattr(obj, col.key, Decimal(value).quantize(Decimal(1).scaleb(-scale), ROUND_HALF_UP))
+    return tuple(
+        (col.key, Decimal(1).scaleb(-col.type.scale))
+        for col in sa_inspect(cls).columns
+        if isinstance(col.type, Numeric) and getattr(col.type, "scale", None) is not None
+    )
 
 
 def commit_keeping(*keep: Any) -> None:
