@@ -12,6 +12,7 @@ EMIT_PATTERNS = [
     re.compile(r'emit_to_user\(\s*[^,]+,\s*"([\w.]+)"'),
     re.compile(r'self\._row\(\s*[^,]+,\s*"([\w.]+)"'),
     re.compile(r'\bemit\(\s*"([\w.]+)"'),
+    re.compile(r'events\.add\(\s*[^,]+,\s*"([\w.]+)"'),  # the deferred Events of the trading services
 ]
 
 
@@ -38,6 +39,7 @@ def _documented_server_events() -> set[str]:
 def test_documented_socketio_events_are_the_emitted_ones():
     emitted, documented = _emitted(), _documented_server_events()
     assert {"order_update", "fill", "position_update", "alert"} <= emitted  # the scan works
+    assert {"stop_exit_rejected", "expiry_settlement"} <= emitted  # and sees events.add(...)
     assert documented - emitted == set(), "documented but never sent"
     assert emitted - documented == set(), "sent but not documented in docs/realtime.md"
 
