@@ -369,3 +369,62 @@ def test_paper_broker_positions_and_holdings(client, trader, market, app):
         got = {(p.symbol, str(p.product)): (p.quantity, p.average_price) for p in broker.positions(str(aid))}
         assert got == {("SBIN", "D"): (10, D("800.5000")), ("SBIN", "I"): (4, D("800.5000"))}
         assert [(x.symbol, x.quantity) for x in broker.holdings(str(aid))] == [("SBIN", 10)]
+
+
+def _trips(events) -> list[dict]:
+    return [p for _, ev, p in events if ev == "breaker_tripped"]
+
+
+def test_the_daily_loss_trip_tells_the_trader_and_is_audited(client, trader, market, app, events):
+    """The trade that trips HALTED sends one ``breaker_tripped`` event after its commit, with the day's
+    P&L, and leaves an audit row; a winning trade before it sent none."""
+    from backend.extensions import db
+    from backend.models.audit import AuditLog
+
+    user_id, h = trader
+    _tighten(client, h, daily_loss_limit="5000")
+    _place(client, h, symbol="SBIN", quantity=10)
+    market.set("SBIN", "820")
+    won = client.post(f"{P}/positions/SBIN/close", headers=h)
+    assert won.status_code == 201
+    assert _trips(events) == []  # a win trips nothing
+
+    _place(client, h, symbol="RELIANCE", quantity=100)
+    market.set("RELIANCE", "950")
+    r = client.post(f"{P}/positions/RELIANCE/close", headers=h)
+    assert r.status_code == 201
+    acct = _account_id(client, h)
+    trades = client.get(f"{P}/trades", headers=h).get_json()
+    trades = trades["items"] if isinstance(trades, dict) else trades
+    pnl = sum(D(t["realised_pnl"]) - D(t["charges"]) for t in trades if t["side"] == "SELL")
+    # the SBIN win and the RELIANCE loss of 100 x (949.45 - 1000.60) = -5,115 before the sale's charges
+    loss = next(t for t in trades if t["symbol"] == "RELIANCE" and t["side"] == "SELL")
+    assert D(loss["realised_pnl"]) == D("-5115")
+    (trip,) = _trips(events)
+    assert trip["account_id"] == acct and trip["state"] == "HALTED"
+    assert D(trip["day_realised_pnl"]) == pnl and pnl <= D("-5000")
+    assert trip["reason"] == f"daily loss {-pnl} reached limit 5000"
+    risk = client.get(f"{P}/accounts/{acct}/risk", headers=h).get_json()
+    assert risk["trading_state"] == "HALTED"
+    with app.app_context():
+        rows = db.session.scalars(select(AuditLog).where(AuditLog.action == "trading.breaker_tripped")).all()
+        assert [(r.actor_id, r.details["state"], r.details["day_realised_pnl"]) for r in rows] == [
+            (user_id, "HALTED", str(pnl))
+        ]
+    # new risk is refused while HALTED, and the refusal starts no second trip
+    assert "trading_state" in _refused(client, h, symbol="INFY", quantity=1)
+    assert len(_trips(events)) == 1
+
+
+def test_consecutive_losses_trip_reducing_once(client, trader, market, app, events):
+    """Two losing trades against max_consecutive_losses 2: the second trips REDUCING, one event."""
+    _, h = trader
+    _tighten(client, h, max_consecutive_losses=2)
+    for _ in range(2):
+        _place(client, h, symbol="SBIN", quantity=10)
+        market.set("SBIN", "780")
+        assert client.post(f"{P}/positions/SBIN/close", headers=h).status_code == 201
+        market.set("SBIN", "800")
+    (trip,) = _trips(events)
+    assert trip["state"] == "REDUCING" and trip["reason"] == "2 consecutive losing trades"
+    assert trip["consecutive_losses"] == 2

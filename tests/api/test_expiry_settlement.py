@@ -380,6 +380,7 @@ def test_a_settlement_loss_past_the_daily_limit_halts_and_exits_still_pass(
     trader,
     futures_desk,  # noqa: F811
     market_clock,
+    events,  # noqa: F811
 ):
     from backend.services import market_data
 
@@ -405,6 +406,11 @@ def test_a_settlement_loss_past_the_daily_limit_halts_and_exits_still_pass(
     assert D(risk["breaker"]["day_realised_pnl"]) == D("-1300")
     assert risk["breaker"]["consecutive_losses"] == 1
     assert risk["breaker"]["trip_reason"].startswith("daily loss 1300")
+    # the trader is told, once, after the settlement's commit
+    trips = [p for _, ev, p in events if ev == "breaker_tripped"]
+    assert [(t["account_id"], t["state"], D(t["day_realised_pnl"])) for t in trips] == [
+        (aid, "HALTED", D("-1300"))
+    ]
 
     # new risk is refused ...
     r = client.post(

@@ -62,6 +62,19 @@ def _worse(a: TradingState, b: TradingState) -> TradingState:
     return a if _SEVERITY[a] >= _SEVERITY[b] else b
 
 
+def new_trip(before: dict[str, Any] | None, after: BreakerState) -> TradingState | None:
+    """The automatic trip a write of ``after`` over the stored ``before`` starts (None: no new trip).
+
+    A trip stored for an earlier day no longer applies (``roll_day``), so a trip today is new even
+    if yesterday ended in the same state."""
+    before = before or {}
+    old = str(before.get("tripped", "ACTIVE"))
+    day = after.trading_day.isoformat() if after.trading_day else None
+    if before.get("trading_day") != day:
+        old = "ACTIVE"
+    return after.tripped if _SEVERITY[after.tripped] > _SEVERITY.get(old, 0) else None
+
+
 class TradingCircuitBreaker:
     def __init__(self, max_consecutive_losses: int, daily_loss_limit: Decimal):
         self.max_consecutive_losses = max_consecutive_losses

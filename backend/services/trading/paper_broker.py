@@ -25,6 +25,7 @@ from backend.domain.market.types import Quote
 from backend.domain.orders.fills import FillDecision, OrderState, evaluate
 from backend.domain.orders.state import is_terminal, transition
 from backend.domain.orders.types import OrderRequest, OrderStatus, OrderType, Product, Side, Validity
+from backend.domain.risk.circuit_breaker import new_trip
 from backend.extensions import db
 from backend.models.base import utcnow
 from backend.models.trading import WORKING_STATUSES, LedgerEntry, Order, Position, Trade, TradingAccount
@@ -123,14 +124,38 @@ class TradeTally:
     def add(self, net: Decimal) -> None:
         self.realised = net if self.realised is None else self.realised + net
 
-    def record(self, acct: TradingAccount) -> None:
+    def record(self, acct: TradingAccount, events: Events | None = None) -> None:
+        """Count the tally as one trade. A trip it starts (REDUCING or HALTED) is an audit row and,
+        through ``events`` (sent after the commit), a ``breaker_tripped`` event to the trader."""
+        from backend.services import audit
         from backend.services.trading import risk
 
         if self.realised is None:
             return
         limits = risk.limits_for(acct)
+        before = acct.breaker_state
         st = risk.breaker_for(limits).record_trade(risk.breaker_state(acct), self.realised, trading_day())
         risk.save_breaker(acct, st)
+        trip = new_trip(before, st)
+        if trip is not None:
+            payload = {
+                "account_id": acct.id,
+                "state": str(trip),
+                "reason": st.trip_reason,
+                "consecutive_losses": st.consecutive_losses,
+                "day_realised_pnl": str(st.day_realised_pnl),
+                "trading_day": st.trading_day.isoformat() if st.trading_day else None,
+                "at": utcnow().isoformat(),
+            }
+            audit.record(
+                "trading.breaker_tripped",
+                actor_id=acct.user_id,
+                target_type="account",
+                target_id=acct.id,
+                details=payload,
+            )
+            if events is not None:
+                events.add(acct.user_id, "breaker_tripped", payload)
         self.realised = None
 
 
@@ -326,7 +351,7 @@ def apply_fill(
         own = tally if tally is not None else TradeTally()
         own.add(result.realised - charges)
         if tally is None:
-            own.record(acct)
+            own.record(acct, events)
     events.fill(row.user_id, trade)
     events.position(row.user_id, pos_row)
     return trade

@@ -386,3 +386,22 @@ def test_exposure_gross_net():
     e = RiskMetricsCalculator.exposure({"A": 10, "B": -5}, {"A": D("100"), "B": D("200")}, D("10000"))
     assert (e.gross, e.net, e.long, e.short) == (D("2000"), D("0"), D("1000"), D("1000"))
     assert e.gross_pct_equity == D("20")
+
+
+def test_new_trip_is_a_rise_in_severity_today():
+    from datetime import date
+
+    from backend.domain.risk.circuit_breaker import BreakerState, TradingState, new_trip
+
+    today, yesterday = date(2026, 12, 3), date(2026, 12, 2)
+    reducing = BreakerState(trading_day=today, tripped=TradingState.REDUCING)
+    halted = BreakerState(trading_day=today, tripped=TradingState.HALTED)
+    assert new_trip({}, reducing) is TradingState.REDUCING
+    assert new_trip(reducing.to_dict(), reducing) is None  # still REDUCING: not a new trip
+    assert new_trip(reducing.to_dict(), halted) is TradingState.HALTED
+    assert new_trip(halted.to_dict(), reducing) is None  # never downwards
+    assert new_trip(BreakerState(trading_day=today).to_dict(), BreakerState(trading_day=today)) is None
+    # yesterday's HALTED was cleared by the new day: today's HALTED is a new trip
+    assert new_trip(BreakerState(trading_day=yesterday, tripped=TradingState.HALTED).to_dict(), halted) is (
+        TradingState.HALTED
+    )

@@ -323,7 +323,7 @@ def _place_basket_locked(
                         {**exc.details, "leg": i, "symbol": req.symbol},
                         code=exc.code,
                     ) from exc
-            broker.tally.record(acct)
+            broker.tally.record(acct, events)
             count_orders(acct, limits, len(rows))
             for row in rows:
                 settle_numerics(row)

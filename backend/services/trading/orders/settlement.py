@@ -209,7 +209,7 @@ def settle_expiry(day: date, prices: Mapping[str, Decimal] | None = None) -> dic
                 tally = tallies.setdefault(ins.expiry, TradeTally())
                 done.append(_book(acct, pos, ins, s, events, tally))
             for expiry in sorted(tallies):
-                tallies[expiry].record(acct)  # in this transaction: settled and counted, or neither
+                tallies[expiry].record(acct, events)  # in this transaction: settled and counted, or neither
             if done:
                 events.add(
                     acct.user_id,
