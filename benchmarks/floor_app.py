@@ -21,6 +21,7 @@ this I/O, could reach on the same server.
 from __future__ import annotations
 
 import functools
+import os
 from decimal import Decimal
 from typing import Any
 
@@ -139,7 +140,14 @@ def floor_order() -> Any:
     return jsonify({"id": order_id, "status": "filled", "average_price": str(price)}), 201
 
 
+def worker() -> Any:
+    """The gunicorn worker that holds this connection: ``bench_orders.py`` spreads its clients'
+    keep-alive connections evenly over the workers with it (see ``_balanced_sessions`` there)."""
+    return jsonify({"pid": os.getpid()})
+
+
 app = create_app()
+app.add_url_rule("/bench/worker", "bench_worker", worker, methods=["GET"])
 app.add_url_rule(
     "/bench/floor-order",
     "bench_floor_order",
