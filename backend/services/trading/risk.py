@@ -32,10 +32,11 @@ def breaker_for(limits: RiskLimits) -> TradingCircuitBreaker:
     return TradingCircuitBreaker(limits.max_consecutive_losses, limits.daily_loss_limit)
 
 
-def breaker_state(acct: TradingAccount) -> BreakerState:
-    """Persisted breaker state rolled to today (a new day resets counters and automatic trips)."""
+def breaker_state(acct: TradingAccount, limits: RiskLimits | None = None) -> BreakerState:
+    """Persisted breaker state rolled to today (a new day resets counters and automatic trips).
+    ``limits``: the account's :func:`limits_for`, when the caller has them already."""
     st = BreakerState.from_dict(acct.breaker_state or {})
-    return breaker_for(limits_for(acct)).roll_day(st, trading_day())
+    return breaker_for(limits or limits_for(acct)).roll_day(st, trading_day())
 
 
 def save_breaker(acct: TradingAccount, st: BreakerState) -> None:
@@ -102,7 +103,7 @@ def set_global_kill_switch(actor: Any, on: bool, reason: str = "") -> dict[str, 
 
 def risk_view(acct: TradingAccount) -> dict[str, Any]:
     limits = limits_for(acct)
-    st = breaker_state(acct)
+    st = breaker_state(acct, limits)
     global_kill = get_global_kill_switch()
     return {
         "account_id": acct.id,

@@ -117,7 +117,7 @@ def snapshot(
     snap = AccountSnapshot(
         available_cash=available,
         positions=positions,
-        breaker=risk.breaker_state(acct),
+        breaker=risk.breaker_state(acct, limits),
         day_unrealised_pnl=unrealised,
         global_kill=risk.get_global_kill_switch() if global_kill is None else global_kill,
         product_positions=by_product,
@@ -283,7 +283,7 @@ def send_to_broker(broker: Any, acct: TradingAccount, row: Order, req: OrderRequ
 def count_orders(acct: TradingAccount, limits: Any, n: int) -> None:
     """Count ``n`` accepted orders in today's breaker state (max_orders_per_day)."""
     breaker = risk.breaker_for(limits)
-    st = risk.breaker_state(acct)
+    st = risk.breaker_state(acct, limits)
     for _ in range(n):
         st = breaker.record_order(st, trading_day())
     risk.save_breaker(acct, st)
