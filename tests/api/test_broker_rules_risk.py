@@ -428,3 +428,54 @@ def test_consecutive_losses_trip_reducing_once(client, trader, market, app, even
     (trip,) = _trips(events)
     assert trip["state"] == "REDUCING" and trip["reason"] == "2 consecutive losing trades"
     assert trip["consecutive_losses"] == 2
+
+
+
+def _trip_reducing(client, h, market) -> int:
+    """Two losing SBIN trades against max_consecutive_losses 2: the account is REDUCING."""
+    _tighten(client, h, max_consecutive_losses=2)
+    for _ in range(2):
+        _place(client, h, symbol="SBIN", quantity=10)
+        market.set("SBIN", "780")
+        assert client.post(f"{P}/positions/SBIN/close", headers=h).status_code == 201
+        market.set("SBIN", "800")
+    acct = _account_id(client, h)
+    assert client.get(f"{P}/accounts/{acct}/risk", headers=h).get_json()["trading_state"] == "REDUCING"
+    return acct
+
+
+def test_the_admin_reset_tells_the_trader_and_trading_resumes(client, trader, admin, market, app, events):
+    """REDUCING after two losses in a row; an admin's reset sends the trader one ``breaker_reset``
+    event (was REDUCING, now ACTIVE), is audited with what it cleared, and a new BUY fills again."""
+    from backend.extensions import db
+    from backend.models.audit import AuditLog
+
+    _, h = trader
+    acct = _trip_reducing(client, h, market)
+    assert "trading_state" in _refused(client, h, symbol="INFY", quantity=1)
+    assert [ev for _, ev, _ in events if ev == "breaker_reset"] == []
+
+    r = client.post(f"/api/v1/admin/risk/accounts/{acct}/reset-breaker", headers=admin[1])
+    assert r.status_code == 200
+    (reset,) = [(uid, p) for uid, ev, p in events if ev == "breaker_reset"]
+    assert reset[0] == trader[0]
+    assert reset[1]["account_id"] == acct and reset[1]["by"] == "admin"
+    assert (reset[1]["was"], reset[1]["state"]) == ("REDUCING", "ACTIVE")
+    assert reset[1]["reason"] == "2 consecutive losing trades"
+    with app.app_context():
+        (row,) = db.session.scalars(select(AuditLog).where(AuditLog.action == "trading.breaker_reset")).all()
+        assert row.actor_id == admin[0]
+        assert row.details == {"was": "REDUCING", "reason": "2 consecutive losing trades"}
+    assert client.get(f"{P}/accounts/{acct}/risk", headers=h).get_json()["trading_state"] == "ACTIVE"
+    assert _place(client, h, symbol="INFY", quantity=1)["status"] == "filled"
+
+
+def test_the_reset_under_a_kill_switch_says_the_account_is_still_halted(client, trader, admin, market, events):
+    """The reset clears the automatic trip only: with the trader's own kill switch on, the event says
+    the account is still HALTED."""
+    _, h = trader
+    acct = _trip_reducing(client, h, market)
+    assert client.post(f"{P}/accounts/{acct}/kill-switch", json={"on": True}, headers=h).status_code == 200
+    assert client.post(f"/api/v1/admin/risk/accounts/{acct}/reset-breaker", headers=admin[1]).status_code == 200
+    (reset,) = [p for _, ev, p in events if ev == "breaker_reset"]
+    assert (reset["was"], reset["state"]) == ("REDUCING", "HALTED")

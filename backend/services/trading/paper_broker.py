@@ -134,7 +134,9 @@ class TradeTally:
             return
         limits = risk.limits_for(acct)
         before = acct.breaker_state
-        st = risk.breaker_for(limits).record_trade(risk.breaker_state(acct, limits), self.realised, trading_day())
+        st = risk.breaker_for(limits).record_trade(
+            risk.breaker_state(acct, limits), self.realised, trading_day()
+        )
         risk.save_breaker(acct, st)
         trip = new_trip(before, st)
         if trip is not None:

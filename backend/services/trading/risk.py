@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import select
@@ -10,6 +9,7 @@ from sqlalchemy import select
 from backend.domain.risk import BreakerState, RiskLimits, TradingCircuitBreaker, merge_limits
 from backend.domain.risk.limits import coerce_limit
 from backend.extensions import db
+from backend.models.base import utcnow
 from backend.models.trading import TradingAccount, TradingSettings
 from backend.observability import metrics
 from backend.services import audit
@@ -163,14 +163,38 @@ def set_kill_switch(user: Any, account_id: int, on: bool, reason: str = "") -> d
 
 
 def reset_trip(actor: Any, account_id: int) -> dict[str, Any]:
-    """Admin override of today's automatic trip (REDUCING/HALTED by losses)."""
+    """Admin override of today's automatic trip (REDUCING/HALTED by losses).
+
+    The trader was told of the trip (``breaker_tripped``), so they are told of its reset too: a
+    ``breaker_reset`` event after the commit, with the state the account trades in now (still HALTED
+    while its own or the global kill switch is on)."""
+    from backend.services.trading.common import Events
+
     acct = lock_account(account_id)
-    save_breaker(acct, replace(TradingCircuitBreaker.reset_trip(breaker_state(acct))))
+    before = breaker_state(acct)
+    st = TradingCircuitBreaker.reset_trip(before)
+    save_breaker(acct, st)
     audit.record(
         "trading.breaker_reset",
         actor_id=getattr(actor, "id", None),
         target_type="trading_account",
         target_id=account_id,
+        details={"was": str(before.tripped), "reason": before.trip_reason},
+    )
+    events = Events()
+    events.add(
+        acct.user_id,
+        "breaker_reset",
+        {
+            "account_id": acct.id,
+            "was": str(before.tripped),
+            "reason": before.trip_reason,
+            "state": str(TradingCircuitBreaker.effective_state(st, get_global_kill_switch())),
+            "by": "admin",
+            "trading_day": st.trading_day.isoformat() if st.trading_day else None,
+            "at": utcnow().isoformat(),
+        },
     )
     db.session.commit()
+    events.send()
     return risk_view(acct)
