@@ -430,7 +430,6 @@ def test_consecutive_losses_trip_reducing_once(client, trader, market, app, even
     assert trip["consecutive_losses"] == 2
 
 
-
 def _trip_reducing(client, h, market) -> int:
     """Two losing SBIN trades against max_consecutive_losses 2: the account is REDUCING."""
     _tighten(client, h, max_consecutive_losses=2)
