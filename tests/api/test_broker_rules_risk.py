@@ -419,12 +419,7 @@ def test_the_daily_loss_trip_tells_the_trader_and_is_audited(client, trader, mar
 def test_consecutive_losses_trip_reducing_once(client, trader, market, app, events):
     """Two losing trades against max_consecutive_losses 2: the second trips REDUCING, one event."""
     _, h = trader
-    _tighten(client, h, max_consecutive_losses=2)
-    for _ in range(2):
-        _place(client, h, symbol="SBIN", quantity=10)
-        market.set("SBIN", "780")
-        assert client.post(f"{P}/positions/SBIN/close", headers=h).status_code == 201
-        market.set("SBIN", "800")
+    _trip_reducing(client, h, market)
     (trip,) = _trips(events)
     assert trip["state"] == "REDUCING" and trip["reason"] == "2 consecutive losing trades"
     assert trip["consecutive_losses"] == 2
