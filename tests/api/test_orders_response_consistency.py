@@ -3,6 +3,7 @@ it must equal what the database stored, field for field, on SQLite and PostgreSQ
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from sqlalchemy import event
@@ -92,3 +93,104 @@ def test_placement_issues_no_reload_queries(client, trader, market, app):
         "update positions",
         "update trading_accounts",
     ], seen
+
+
+def test_order_on_a_held_position_bypasses_the_unit_of_work_and_equals_the_database(
+    client, trader, market, app, monkeypatch
+):
+    """The second order's rows (order, trade, position, account) are written by Core statements
+    (``row_writes``): the ORM has nothing left to flush, and what it keeps equals what was stored."""
+    from sqlalchemy.orm import Session
+
+    from backend.services.trading import row_writes
+
+    _, h = trader
+    first = client.post(URL, json=order_body(quantity=3), headers=h)  # a new position: the ORM path
+    assert first.status_code == 201
+    inserted: list[str] = []
+    real = row_writes._insert_row
+
+    def spy(session, obj, extra=None):
+        inserted.append(type(obj).__name__)
+        real(session, obj, extra)
+
+    monkeypatch.setattr(row_writes, "_insert_row", spy)
+    flushes: list[int] = []
+
+    def count(session, *_):
+        flushes.append(len(session.new) + len(session.dirty))
+
+    event.listen(Session, "before_flush", count)
+    try:
+        r = client.post(URL, json=order_body(quantity=4), headers=h)
+    finally:
+        event.remove(Session, "before_flush", count)
+    assert r.status_code == 201, r.get_json()
+    assert inserted == ["Order", "Trade"] and flushes == [], (inserted, flushes)
+    placed = r.get_json()
+    _same_as_stored(client, h, placed)
+    pos = client.get("/api/v1/portfolio/positions", headers=h).get_json()
+    rel = [p for p in (pos["items"] if isinstance(pos, dict) else pos) if p["symbol"] == "RELIANCE"]
+    assert rel and rel[0]["quantity"] == 7
+    check_invariants(app, placed["account_id"])
+
+
+def _utc(value):
+    """SQLite reads a plain ``DateTime(timezone=True)`` column back naive (stored as UTC)."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def test_flush_order_writes_every_pending_row_and_leaves_the_session_clean(app, trader):
+    """Directly: the Core path for an order, its trade and a moved position and account; and the
+    unit of work when anything else is pending. Either way each object is persistent, clean and
+    equal to its stored row (``updated_at`` included)."""
+    from sqlalchemy import inspect, select
+
+    from backend.extensions import db
+    from backend.models import LedgerEntry, Order, Position, Trade, User
+    from backend.services.trading.accounts import default_account
+    from backend.services.trading.row_writes import flush_order
+
+    uid, _ = trader
+    with app.app_context():
+        acct = default_account(db.session.get(User, uid))
+        pos = Position(account_id=acct.id, symbol="SBIN", product="D", quantity=1, cost_basis=Decimal(800))
+        db.session.add(pos)
+        db.session.commit()
+
+        def order(**kw):
+            base = dict(account_id=acct.id, user_id=uid, symbol="SBIN", side="BUY", type="MARKET")
+            return Order(**(base | dict(product="D", quantity=2, filled_quantity=2, status="filled") | kw))
+
+        # the Core path: an order, its trade, the position and the account moved by it
+        row = order(average_price=Decimal("801.255"))
+        trade = Trade(account_id=acct.id, order=row, symbol="SBIN", side="BUY", product="D")
+        trade.quantity, trade.price = 2, Decimal("801.255")
+        db.session.add_all([row, trade])
+        before = pos.updated_at
+        pos.quantity, pos.cost_basis = 3, Decimal("2402.51")
+        acct.cash = Decimal(acct.cash) - Decimal("1602.51")
+        flush_order(db.session(), row)
+        # and the unit of work, with an unrelated pending row
+        other = order(type="LIMIT", price=Decimal("700"), status="open", filled_quantity=0)
+        deposit = LedgerEntry(account_id=acct.id, kind="deposit", amount=Decimal(5), note="test")
+        db.session.add_all([other, deposit])
+        flush_order(db.session(), other)
+
+        objects = (row, trade, pos, acct, other, deposit)
+        assert not db.session.new and not db.session.dirty
+        for obj in objects:
+            state = inspect(obj)
+            assert state.persistent and not state.modified, obj
+        assert row.average_price == Decimal("801.2550") and trade.order_id == row.id
+        assert _utc(pos.updated_at) > _utc(before)
+        conn = db.session.connection()
+        for obj in objects:
+            table = type(obj).__table__
+            stored = conn.execute(select(table).where(table.c.id == obj.id)).one()._mapping
+            for col in table.c:
+                assert _utc(getattr(obj, col.key)) == _utc(stored[col]), (type(obj).__name__, col.key)
+        db.session.commit()
+        assert db.session.get(Position, pos.id).quantity == 3

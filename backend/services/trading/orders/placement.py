@@ -40,7 +40,6 @@ from backend.services.trading.common import (
     Events,
     commit_keeping,
     lock_account,
-    settle_numerics,
     trading_config,
     trading_day,
 )
@@ -55,6 +54,7 @@ from backend.services.trading.orders.prepare import (
     validate_request,
 )
 from backend.services.trading.paper_broker import set_status
+from backend.services.trading.row_writes import flush_order
 
 log = logging.getLogger(__name__)
 
@@ -435,8 +435,9 @@ def place_locked(
         # Counted after the broker call so the account row is written once, at the commit. Counting
         # commutes with a fill's loss bookkeeping, and both read the state the other left on ``acct``.
         count_orders(acct, limits, 1)
-        settle_numerics(row)
-        db.session.flush()  # every row of the order at once; then the events can carry their ids
+        # every row of the order at once (Core statements when nothing else is pending); then the
+        # events can carry their ids
+        flush_order(db.session(), row)
         events.render()
         commit_keeping(user, row)
     except IntegrityError:
