@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-import yaml
 
 from tests.services.trading_support import FakeMarket, check_invariants
 
@@ -42,22 +41,13 @@ class BookMarket(FakeMarket):
 
 
 @pytest.fixture
-def futures_desk(app, tmp_path):
+def futures_desk(app):
     """The simulated market's instruments (futures included) in the directory, then hand-set prices.
-    The operator's config raises ``max_order_value`` / ``max_position_value`` above one NIFTY lot's
-    notional (about 17.5 lakh; the shipped defaults, 10 and 20 lakh, are meant for cash equity)."""
+    The shipped risk limits: one NIFTY lot (about 17.5 lakh notional) is above the cash-equity
+    ``max_order_value`` (10 lakh) and within ``fno_max_order_value`` (50 lakh)."""
     from backend.services import market_data
     from backend.services.cache import get_cache
 
-    with open(app.config["TRADING_CONFIG"], encoding="utf-8") as fh:
-        cfg = yaml.safe_load(fh)
-    cfg["risk"].update(max_order_value=5_000_000, max_position_value=10_000_000)
-    path = tmp_path / "trading.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    old = app.config["TRADING_CONFIG"]
-    app.config["TRADING_CONFIG"] = str(path)
-    for k in ("trading_config", "trading_coordinator"):
-        app.extensions.pop(k, None)
     with app.app_context():
         market_data.set_provider(None, app)
         market_data.provider()  # the simulated provider lists its futures into the directory
@@ -68,9 +58,6 @@ def futures_desk(app, tmp_path):
         market_data.set_provider(None, app)
         get_cache(app).flush("quote")
         get_cache(app).flush("ltp")
-    app.config["TRADING_CONFIG"] = old
-    for k in ("trading_config", "trading_coordinator"):
-        app.extensions.pop(k, None)
 
 
 def _summary(client, h) -> dict:
@@ -182,3 +169,31 @@ def test_simulated_futures_are_quoted_above_the_index_and_found_by_the_chart_sea
     assert r.status_code == 200
     found = r.get_json()
     assert found and {x["type"] for x in found} == {"futures"}
+
+
+def test_shipped_limits_take_a_nifty_lot_and_refuse_four_naming_the_fno_limit(
+    app, client, trader, futures_desk
+):
+    """A trader on the shipped config: one NIFTY lot (65 x 27,000 = 17.55 lakh, above the cash-equity
+    max_order_value of 10 lakh) fills; four lots (70.2 lakh) are refused by fno_max_order_value
+    (50 lakh) with a 422 that names it, and nothing is booked."""
+    from backend.services import market_data
+
+    uid, h = trader
+    with app.app_context():
+        rows = market_data.search_instruments("NIFTY FUT", "FUT", 10, None).items
+        today = datetime.now(UTC).date()
+        fut = min((r for r in rows if r.expiry >= today), key=lambda r: r.expiry).trading_symbol
+    futures_desk.set("NIFTY", "26950")
+    futures_desk.set(fut, "27000")
+    assert _order(client, h, symbol=fut, side="BUY", quantity=65, price="27000")["status"] == "filled"
+    before = _summary(client, h)
+    body = {"symbol": fut, "side": "BUY", "type": "LIMIT", "product": "D", "quantity": 260, "price": "27000"}
+    r = client.post("/api/v1/orders", json=body, headers=h)
+    assert r.status_code == 422, r.get_json()
+    checks = r.get_json()["error"]["details"]["checks"]
+    (value,) = [c for c in checks if c["name"] == "max_order_value"]
+    assert (value["limit"], value["actual"]) == ("5000000", "7020000")
+    assert "fno_max_order_value" in value["reason"]
+    after = _summary(client, h)
+    assert (after["cash"], after["margin_used"]) == (before["cash"], before["margin_used"])

@@ -216,18 +216,28 @@ class MaxOrdersPerDayCheck:
         return []
 
 
+def _segment(i: OrderImpact) -> str:
+    """The risk limits' segment of an impact (EQ when the instrument is unknown: the instrument check
+    refuses that order anyway)."""
+    return i.instrument.segment if i.instrument is not None else "EQ"
+
+
 class MaxOrderValueCheck:
     """A limit on new risk: an exit larger than ``max_order_value`` is allowed whole (not sliced)."""
 
     name = "max_order_value"
 
     def run(self, ctx: CheckContext) -> list[CheckResult]:
-        lim = ctx.limits.max_order_value
-        return [
-            CheckResult(self.name, f"{i.request.symbol}: order value above limit", str(lim), str(i.notional))
-            for i in ctx.impacts
-            if i.notional > lim and not i.reduces_risk
-        ]
+        out = []
+        for i in ctx.impacts:
+            name, lim = ctx.limits.order_value_limit(_segment(i))
+            if i.notional > lim and not i.reduces_risk:
+                out.append(
+                    CheckResult(
+                        self.name, f"{i.request.symbol}: order value above {name}", str(lim), str(i.notional)
+                    )
+                )
+        return out
 
 
 class MaxPositionCheck:
@@ -256,12 +266,13 @@ class MaxPositionCheck:
                 )
             if i.ref_price is not None:
                 value = after * i.ref_price
-                if value > ctx.limits.max_position_value:
+                name, lim = ctx.limits.position_value_limit(_segment(i))
+                if value > lim:
                     out.append(
                         CheckResult(
                             self.name,
-                            f"{sym}: position value above limit (working orders included)",
-                            str(ctx.limits.max_position_value),
+                            f"{sym}: position value above {name} (working orders included)",
+                            str(lim),
                             str(value),
                         )
                     )

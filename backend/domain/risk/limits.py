@@ -24,6 +24,11 @@ class RiskLimits:
     max_order_value: Decimal = _f(Decimal("1000000"), _LOWER, Decimal)
     max_position_qty: int = _f(100000, _LOWER, int)
     max_position_value: Decimal = _f(Decimal("2000000"), _LOWER, Decimal)
+    # The same two limits for F&O (segment FO). A contract's notional is its lot times the index:
+    # one NIFTY lot is 65 x ~26,000 = ~17 lakh, above the cash-equity limits, so an F&O order is
+    # judged against these instead (the margin it blocks is checked by buying power).
+    fno_max_order_value: Decimal = _f(Decimal("5000000"), _LOWER, Decimal)
+    fno_max_position_value: Decimal = _f(Decimal("10000000"), _LOWER, Decimal)
     max_position_pct_equity: Decimal = _f(Decimal("20"), _LOWER, Decimal)  # used by the sizer
     risk_per_trade_pct: Decimal = _f(Decimal("1"), _LOWER, Decimal)
     price_collar_pct: Decimal = _f(Decimal("5"), _LOWER, Decimal)  # fat-finger band around ltp
@@ -34,6 +39,18 @@ class RiskLimits:
     allow_short_selling: bool = _f(True, _FALSE, bool)
     # Cash blocked for an intraday short, as % of its notional (100 = fully cash-collateralised).
     short_margin_pct: Decimal = _f(Decimal("100"), _HIGHER, Decimal)
+
+    def order_value_limit(self, segment: str) -> tuple[str, Decimal]:
+        """(limit name, value) bounding one order's notional in ``segment``."""
+        if segment == "FO":
+            return "fno_max_order_value", self.fno_max_order_value
+        return "max_order_value", self.max_order_value
+
+    def position_value_limit(self, segment: str) -> tuple[str, Decimal]:
+        """(limit name, value) bounding a position's notional in ``segment``."""
+        if segment == "FO":
+            return "fno_max_position_value", self.fno_max_position_value
+        return "max_position_value", self.max_position_value
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -114,6 +114,28 @@ def test_max_order_value():
     assert names(d) == ["max_order_value"] and d.failed[0].actual == "10000"
 
 
+def test_fno_orders_have_their_own_notional_limits():
+    """One NIFTY lot is 65 x 22,000 = 14.3 lakh notional: above the cash-equity max_order_value
+    (10 lakh) but within fno_max_order_value (50 lakh). Four lots (57.2 lakh) are not; the refusal
+    names the F&O limit. Positions: 7 lots (1.001 crore) pass max_position_value's 20 lakh but not
+    fno_max_position_value's 1 crore."""
+    fno = replace(LIM, allowed_segments=frozenset({"EQ", "FO"}))
+    rich = acct(cash="100000000")
+    one_lot = limit(Side.BUY, 65, "22000", symbol="NIFTYFUT", product=Product.D)
+    assert decide([one_lot], rich, fno).allowed
+    equity = decide([limit(Side.BUY, 1100, "1000")], rich, fno)  # 11 lakh of cash equity
+    assert names(equity) == ["max_order_value"] and "above max_order_value" in equity.failed[0].reason
+    four = decide([limit(Side.BUY, 260, "22000", symbol="NIFTYFUT", product=Product.D)], rich, fno)
+    assert names(four) == ["max_order_value"]
+    assert four.failed[0].limit == "5000000" and four.failed[0].actual == "5720000"
+    assert "above fno_max_order_value" in four.failed[0].reason
+    held = acct(cash="100000000", positions={"NIFTYFUT": 6 * 65})
+    big = decide([one_lot], held, fno)
+    assert names(big) == ["max_position"] and big.failed[0].limit == "10000000"
+    assert big.failed[0].actual == "10010000" and "fno_max_position_value" in big.failed[0].reason
+    assert decide([one_lot], acct(cash="100000000", positions={"NIFTYFUT": 5 * 65}), fno).allowed
+
+
 def test_max_position_qty_and_value():
     lim = replace(LIM, max_position_qty=100, max_position_value=D("95000"))
     d = decide([limit(Side.BUY, 10, "1000")], acct(positions={"RELIANCE": 95}), lim)
