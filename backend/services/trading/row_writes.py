@@ -2,11 +2,11 @@
 
 A filled paper order writes the same rows every time: INSERT its order and trades (RETURNING every
 column), UPDATE its position and account (RETURNING their ``onupdate`` columns), then the queued
-ledger rows. The unit of work spends more CPU sorting, diffing and post-fetching those few objects
-than the statements themselves cost (issue 13: ~0.6 ms of the ~2 ms an order spends above its I/O
-floor, ``docs/benchmarks.md``). :func:`flush_order` writes them directly when they are all the
-session has to write, and otherwise falls back to ``Session.flush()``, so a caller never depends on
-which path ran.
+ledger rows. Sorting, diffing and post-fetching those few objects in the unit of work costs CPU on
+top of the statements; written directly they cost 0.15-0.25 ms less per order (issue 13, measured in
+``docs/benchmarks.md``). :func:`flush_order` writes them directly when they are all the session has
+to write, and otherwise falls back to ``Session.flush()``, so a caller never depends on which path
+ran.
 
 Afterwards each object is exactly what a flush leaves: persistent, clean, holding the values the
 database stored (inserts read them back; updates write values :func:`settle_numerics` rounded to
@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Column, bindparam, insert, inspect, update
 from sqlalchemy.orm import Session, make_transient, make_transient_to_detached
+from sqlalchemy.orm.exc import StaleDataError
 
 from backend.models.trading import Order, Position, Trade, TradingAccount
 from backend.services.trading.common import settle_numerics
@@ -123,8 +124,10 @@ def _update_row(session: Session, obj: Any) -> None:
         pk = inspect(cls).primary_key[0]
         got = session.connection().execute(stmt, {**changed, "_pk": getattr(obj, pk.key)})
         if back:
-            row = got.one()
+            row = got.one()  # no row: raises, as the unit of work does for a vanished row
             values = {key: row[i] for i, (key, _) in enumerate(back)}
+        elif got.rowcount != 1:
+            raise StaleDataError(f"UPDATE of {cls.__tablename__} matched {got.rowcount} rows, expected 1")
     _attach(session, obj, values)
 
 
