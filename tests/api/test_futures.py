@@ -60,6 +60,19 @@ def futures_desk(app):
         get_cache(app).flush("ltp")
 
 
+def _near_nifty_future(app, desk) -> str:
+    """The nearest unexpired NIFTY future, priced at 27,000 with the index at 26,950."""
+    from backend.services import market_data
+
+    with app.app_context():
+        rows = market_data.search_instruments("NIFTY FUT", "FUT", 10, None).items
+        today = datetime.now(UTC).date()
+        fut = min((r for r in rows if r.expiry >= today), key=lambda r: r.expiry).trading_symbol
+    desk.set("NIFTY", "26950")
+    desk.set(fut, "27000")
+    return fut
+
+
 def _summary(client, h) -> dict:
     return client.get("/api/v1/portfolio", headers=h).get_json()
 
@@ -89,15 +102,8 @@ def test_futures_are_listed_with_lot_freeze_and_type(app, client, trader, future
 
 
 def test_buy_and_sell_a_nifty_future_charges_to_the_paisa_and_margin(app, client, trader, futures_desk):
-    from backend.services import market_data
-
     _, h = trader
-    with app.app_context():
-        rows = market_data.search_instruments("NIFTY FUT", "FUT", 10, None).items
-        today = datetime.now(UTC).date()
-        fut = min((r for r in rows if r.expiry >= today), key=lambda r: r.expiry).trading_symbol
-    futures_desk.set("NIFTY", "26950")
-    futures_desk.set(fut, "27000")
+    fut = _near_nifty_future(app, futures_desk)
     start = D(_summary(client, h)["cash"])
 
     buy = _order(client, h, symbol=fut, side="BUY", quantity=65, price="27000")
@@ -177,15 +183,8 @@ def test_shipped_limits_take_a_nifty_lot_and_refuse_four_naming_the_fno_limit(
     """A trader on the shipped config: one NIFTY lot (65 x 27,000 = 17.55 lakh, above the cash-equity
     max_order_value of 10 lakh) fills; four lots (70.2 lakh) are refused by fno_max_order_value
     (50 lakh) with a 422 that names it, and nothing is booked."""
-    from backend.services import market_data
-
-    uid, h = trader
-    with app.app_context():
-        rows = market_data.search_instruments("NIFTY FUT", "FUT", 10, None).items
-        today = datetime.now(UTC).date()
-        fut = min((r for r in rows if r.expiry >= today), key=lambda r: r.expiry).trading_symbol
-    futures_desk.set("NIFTY", "26950")
-    futures_desk.set(fut, "27000")
+    _, h = trader
+    fut = _near_nifty_future(app, futures_desk)
     assert _order(client, h, symbol=fut, side="BUY", quantity=65, price="27000")["status"] == "filled"
     before = _summary(client, h)
     body = {"symbol": fut, "side": "BUY", "type": "LIMIT", "product": "D", "quantity": 260, "price": "27000"}
