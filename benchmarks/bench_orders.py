@@ -287,12 +287,8 @@ KINDS = ("order", "order@rate", "floor", "floor@rate")
 
 
 def _merge(parts: list[Run]) -> Run:
-    return Run(
-        [x for r in parts for x in r.lat],
-        sum(r.errors for r in parts),
-        sum(r.elapsed for r in parts),
-        sum(r.client_cpu for r in parts),
-    )
+    """Rounds of one scenario as one run (their elapsed times add up)."""
+    return _run([(r.lat, r.errors, r.client_cpu) for r in parts], sum(r.elapsed for r in parts))
 
 
 def _interleaved(
@@ -411,7 +407,6 @@ def main() -> dict:
         health = _closed_loop("health", N_HEALTH, base, tokens)
         spent_health = _delta(cpu0, _cpu_seconds(proc.pid))
         runs, spent, pairs = _interleaved(proc.pid, base, tokens)
-        load_after = os.getloadavg()
         load_after = os.getloadavg()
     finally:
         proc.terminate()

@@ -121,8 +121,7 @@ def _update_row(session: Session, obj: Any) -> None:
     values: dict[str, Any] = {}
     if changed:
         stmt, back = _update(cls, frozenset(changed))
-        pk = inspect(cls).primary_key[0]
-        got = session.connection().execute(stmt, {**changed, "_pk": getattr(obj, pk.key)})
+        got = session.connection().execute(stmt, {**changed, "_pk": inspect(obj).identity[0]})
         if back:
             row = got.one()  # no row: raises, as the unit of work does for a vanished row
             values = {key: row[i] for i, (key, _) in enumerate(back)}
